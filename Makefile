@@ -1,0 +1,46 @@
+# The two commands a new user runs: `make demo` and `make test`. Everything installs itself.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_EC2_METADATA_DISABLED := true
+export PYTHONPATH := $(CURDIR)/lambda:$(CURDIR)
+
+.PHONY: setup test lint typecheck unit demo bench synth clean
+
+$(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+# Unit, infra (synth + cdk-nag + cfn-lint), local multi-region and chaos tests.
+test: lint typecheck
+	$(BIN)/pytest -q
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+synth: setup
+	npx --no-install cdk synth --quiet
+
+demo: setup
+	$(PY) -m ddbrep demo
+
+bench: setup
+	$(PY) -m ddbrep bench
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,122 @@
+"""boto3 behind the small surfaces the replicator needs: clients per region, handoff, dead letters."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from replicator.core.plan import TargetWrite
+from replicator.settings import Settings, Target
+
+# SQS accepts up to 1 MiB in AWS (256 KiB in older tooling): larger payloads go to S3 with a pointer.
+MAX_INLINE_MESSAGE_BYTES = 200 * 1024
+
+
+def describe_error(exc: BaseException) -> tuple[str | None, int | None, str]:
+    """(error code, HTTP status, message) of a failed call; code None means no answer (network)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return error.get("Code"), status, str(error.get("Message") or exc)
+    if isinstance(exc, BotoCoreError | OSError):
+        return None, None, f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__, None, str(exc)
+
+
+class AwsPorts:
+    """The replicator's I/O in AWS (or against local endpoints when REP_ENDPOINT_URLS is set)."""
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        self._settings = settings
+        self._session = session or boto3.session.Session()
+        # Retries are the replicator's own (counted, bounded, with handoff after the last one).
+        self._config = Config(
+            retries={"total_max_attempts": 1},
+            max_pool_connections=max(10, settings.max_workers),
+            connect_timeout=2,
+            read_timeout=5,
+        )
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str, role_arn: str | None = None) -> Any:
+        key = (service, region, role_arn)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._make_client(service, region, role_arn)
+            return self._clients[key]
+
+    def _make_client(self, service: str, region: str, role_arn: str | None) -> Any:
+        endpoint = self._settings.endpoint_urls.get(region)
+        if role_arn:
+            sts = self._session.client("sts", region_name=region, endpoint_url=endpoint)
+            creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="ddb-replicator")["Credentials"]
+            return self._session.client(
+                service,
+                region_name=region,
+                endpoint_url=endpoint,
+                config=self._config,
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+        return self._session.client(service, region_name=region, endpoint_url=endpoint, config=self._config)
+
+    def dynamodb(self, region: str, role_arn: str | None = None) -> Any:
+        return self.client("dynamodb", region, role_arn)
+
+    def target_dynamodb(self, target: Target) -> Any:
+        return self.dynamodb(target.region, target.role_arn)
+
+    def local_dynamodb(self) -> Any:
+        return self.dynamodb(self._settings.local_region)
+
+    # --- handoff (one SQS queue per target, in the local region) ---------------------------------
+
+    def handoff(self, target: Target, write: TargetWrite, reason: str) -> None:
+        if not target.handoff_queue_url:
+            raise RuntimeError(f"no handoff queue configured for target {target.region}")
+        body = json.dumps({"v": 1, "reason": reason, "handed_off_at": time.time(), "write": write.to_json()})
+        if len(body.encode()) > MAX_INLINE_MESSAGE_BYTES:
+            key = f"handoff/{target.region}/{uuid.uuid4()}.json"
+            self.client("s3", self._settings.local_region).put_object(
+                Bucket=self._settings.dead_letter_bucket, Key=key, Body=body.encode()
+            )
+            body = json.dumps({"v": 1, "s3": {"bucket": self._settings.dead_letter_bucket, "key": key}})
+        self.client("sqs", self._settings.local_region).send_message(
+            QueueUrl=target.handoff_queue_url, MessageBody=body
+        )
+
+    def load_handoff(self, body: str) -> Mapping[str, Any]:
+        """The handoff message's content, following an S3 pointer when it has one."""
+        doc = json.loads(body)
+        pointer = doc.get("s3")
+        if pointer:
+            obj = self.client("s3", self._settings.local_region).get_object(
+                Bucket=pointer["bucket"], Key=pointer["key"]
+            )
+            doc = json.loads(obj["Body"].read())
+        return doc
+
+    # --- dead-letter store (S3, local region) -----------------------------------------------------
+
+    def dead_letter(self, entry: Mapping[str, Any]) -> str:
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        name = entry.get("sequence_number") or uuid.uuid4().hex
+        target = entry.get("target_region") or "source"
+        key = f"dead-letters/{self._settings.local_region}/{day}/{name}-{target}-{uuid.uuid4().hex[:8]}.json"
+        self.client("s3", self._settings.local_region).put_object(
+            Bucket=self._settings.dead_letter_bucket,
+            Key=key,
+            Body=json.dumps(entry, default=str).encode(),
+            ContentType="application/json",
+        )
+        return key

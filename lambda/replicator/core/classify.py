@@ -1,0 +1,160 @@
+"""Classification of one stream record into what the replicator must do (DESIGN.md sections 4-5).
+
+Pure: no I/O. Given a record and the local deployment's facts, returns one decision:
+
+- Replicate: a change to send to every target (a local write, a tombstone, or a one-way change);
+- Adopt: stamp an unstamped local write in place, so the stamped version replicates (mesh);
+- WriteLocalTombstone: turn a hard DeleteItem into a tombstone in the local table (mesh);
+- Skip: nothing to do, for a named reason (echo, TTL removal, tombstone expiry, no change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from replicator.core.metadata import (
+    LOWEST,
+    AttributeNames,
+    Version,
+    WireItem,
+    is_tombstone,
+    pad_sequence,
+    region_of,
+    stamp,
+    tombstone_for,
+    user_attributes,
+    version_of,
+)
+from replicator.core.records import StreamRecord
+
+MESH = "mesh"
+ONE_WAY = "one-way"
+
+
+class SkipReason(StrEnum):
+    ECHO = "echo"
+    TTL = "ttl"
+    TOMBSTONE_EXPIRY = "tombstone_expiry"
+    NO_CHANGE = "no_change"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What classification needs to know about the deployment."""
+
+    local_region: str
+    topology: str
+    names: AttributeNames
+    tombstone_retention_seconds: int
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """Send ``item`` (already carrying ``version``) to every target."""
+
+    keys: WireItem
+    item: WireItem
+    version: Version
+    old_image: WireItem | None
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """Stamp ``version`` on the local item, if it is still as ``expected`` (None: still unstamped)."""
+
+    keys: WireItem
+    version: Version
+    expected: Version | None
+
+
+@dataclass(frozen=True)
+class WriteLocalTombstone:
+    """Replace a hard-deleted local item by a tombstone carrying ``item``'s version."""
+
+    keys: WireItem
+    item: WireItem
+    version: Version
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: SkipReason
+
+
+Decision = Replicate | Adopt | WriteLocalTombstone | Skip
+
+
+def _next_version(record: StreamRecord, previous: Version, region: str) -> Version:
+    """A local version newer than both the record's time and the version it replaces."""
+    return Version(max(record.creation_time_us, previous.ts + 1), region)
+
+
+def classify(record: StreamRecord, ctx: Context) -> Decision:
+    if record.event_name == "REMOVE":
+        return _classify_remove(record, ctx)
+    if ctx.topology == ONE_WAY:
+        return _classify_one_way_write(record, ctx)
+    return _classify_mesh_write(record, ctx)
+
+
+def _classify_remove(record: StreamRecord, ctx: Context) -> Decision:
+    names = ctx.names
+    if is_tombstone(record.old_image, names):
+        # TTL (or a person) removed a tombstone: every region expires its own copy.
+        return Skip(SkipReason.TOMBSTONE_EXPIRY)
+    if record.is_ttl_removal:
+        # Every region expires its own copy from the same replicated TTL value.
+        return Skip(SkipReason.TTL)
+    if ctx.topology == ONE_WAY:
+        version = _one_way_version(record, ctx)
+        item = tombstone_for(record.keys, version, ctx.tombstone_retention_seconds, names)
+        return Replicate(record.keys, item, version, record.old_image)
+    previous = version_of(record.old_image, names) if record.old_image else LOWEST
+    version = _next_version(record, previous, ctx.local_region)
+    item = tombstone_for(record.keys, version, ctx.tombstone_retention_seconds, names)
+    return WriteLocalTombstone(record.keys, item, version)
+
+
+def _one_way_version(record: StreamRecord, ctx: Context) -> Version:
+    return Version(record.creation_time_us, ctx.local_region, pad_sequence(record.sequence_number))
+
+
+def _unchanged(record: StreamRecord) -> bool:
+    # moto emits MODIFY for a write that changes nothing (AWS does not): nothing to replicate.
+    return record.event_name == "MODIFY" and record.new_image == record.old_image
+
+
+def _classify_one_way_write(record: StreamRecord, ctx: Context) -> Decision:
+    if _unchanged(record):
+        return Skip(SkipReason.NO_CHANGE)
+    assert record.new_image is not None  # parse_record guarantees it for INSERT/MODIFY
+    version = _one_way_version(record, ctx)
+    return Replicate(record.keys, stamp(record.new_image, version, ctx.names), version, record.old_image)
+
+
+def _classify_mesh_write(record: StreamRecord, ctx: Context) -> Decision:
+    names = ctx.names
+    new_image = record.new_image
+    assert new_image is not None  # parse_record guarantees it for INSERT/MODIFY
+    writer = region_of(new_image, names)
+    if writer is not None and writer != ctx.local_region:
+        # A replicated write arriving here (or an unstamped update of another region's item,
+        # which cannot be told apart: documented limitation).
+        return Skip(SkipReason.ECHO)
+    if _unchanged(record):
+        return Skip(SkipReason.NO_CHANGE)
+    new_version = version_of(new_image, names)
+    if writer is None or names.ts not in new_image:
+        # An unstamped insert or full put: adopt it; the stamped version then replicates.
+        previous = version_of(record.old_image, names)
+        return Adopt(record.keys, _next_version(record, previous, ctx.local_region), expected=None)
+    if record.event_name == "MODIFY" and record.old_image is not None:
+        old_version = version_of(record.old_image, names)
+        if old_version == new_version and user_attributes(record.old_image, names) != user_attributes(
+            new_image, names
+        ):
+            # An unstamped UpdateItem of a local item kept the old stamp: re-stamp it.
+            return Adopt(record.keys, _next_version(record, old_version, ctx.local_region), old_version)
+    version = Version(new_version.ts, ctx.local_region, pad_sequence(record.sequence_number))
+    return Replicate(record.keys, stamp(new_image, version, names), version, record.old_image)

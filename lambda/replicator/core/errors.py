@@ -1,0 +1,64 @@
+"""How the replicator treats each kind of failure of a write (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    STALE = "stale"  # the target already holds a newer or equal version: success
+    RETRYABLE = "retryable"  # throttling, 5xx, network: retry with backoff, then hand off
+    CONFIGURATION = "configuration"  # missing table, access denied: hand off and alarm, never drop
+    PERMANENT = "permanent"  # the write itself is invalid: dead-letter store with the reason
+
+
+_STALE = {"ConditionalCheckFailedException"}
+_RETRYABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "LimitExceededException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+}
+_CONFIGURATION = {
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "MissingAuthenticationTokenException",
+    "IncompleteSignature",
+}
+_PERMANENT = {
+    "ValidationException",
+    "ItemCollectionSizeLimitExceededException",
+    "SerializationException",
+}
+
+
+def classify_error(code: str | None, http_status: int | None = None) -> ErrorKind:
+    """The kind of a failed write from its error code (None: a network failure, no answer)."""
+    if code in _STALE:
+        return ErrorKind.STALE
+    if code in _PERMANENT:
+        return ErrorKind.PERMANENT
+    if code in _CONFIGURATION:
+        return ErrorKind.CONFIGURATION
+    if code in _RETRYABLE or code is None:
+        return ErrorKind.RETRYABLE
+    if http_status is not None and http_status >= 500:
+        return ErrorKind.RETRYABLE
+    if http_status in (401, 403):
+        return ErrorKind.CONFIGURATION
+    # An unknown 4xx: retrying will not help, and dropping is not allowed.
+    return ErrorKind.CONFIGURATION

@@ -1,0 +1,133 @@
+"""Item metadata and versions: the vocabulary of the replication protocol (DESIGN.md section 2).
+
+Items stay in DynamoDB's wire format (``{"S": "..."}``) everywhere; only the few metadata values
+that decisions need are read out of it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+WireItem = Mapping[str, Mapping[str, Any]]
+
+# AWS stream sequence numbers are 21 to 40 digits: zero-padded to 40 they compare as strings.
+SEQUENCE_WIDTH = 40
+
+
+@dataclass(frozen=True)
+class AttributeNames:
+    """Names of the metadata attributes (one prefix, configurable)."""
+
+    region: str = "rep_region"
+    ts: str = "rep_ts"
+    deleted: str = "rep_deleted"
+    expires: str = "rep_expires"
+    seq: str = "rep_seq"
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "rep_", ttl: str | None = None) -> AttributeNames:
+        return cls(
+            region=f"{prefix}region",
+            ts=f"{prefix}ts",
+            deleted=f"{prefix}deleted",
+            expires=ttl or f"{prefix}expires",
+            seq=f"{prefix}seq",
+        )
+
+    @property
+    def protocol(self) -> tuple[str, ...]:
+        """The attributes the protocol owns (the TTL attribute may be the application's own)."""
+        return (self.region, self.ts, self.deleted, self.seq)
+
+
+class Version(NamedTuple):
+    """A write's version ``(rep_ts, rep_region, rep_seq)``, ordered lexicographically.
+
+    ``seq`` (the source stream's zero-padded sequence number, or "") only breaks ties between two
+    writes of the same region with the same timestamp, which can only come from the same stream.
+    """
+
+    ts: int
+    region: str
+    seq: str = ""
+
+
+LOWEST = Version(-1, "", "")
+
+
+class MetadataError(ValueError):
+    """An item's metadata is unreadable (for example a non-numeric rep_ts)."""
+
+
+def pad_sequence(sequence_number: str) -> str:
+    if not sequence_number.isdigit():
+        raise MetadataError(f"sequence number {sequence_number!r} is not a string of digits")
+    return sequence_number.zfill(SEQUENCE_WIDTH)
+
+
+def version_of(item: WireItem | None, names: AttributeNames) -> Version:
+    """The version an item carries; LOWEST for a missing item or one without metadata."""
+    if not item or names.ts not in item:
+        return LOWEST
+    raw_ts = item[names.ts].get("N")
+    try:
+        ts = int(raw_ts) if raw_ts is not None else None
+    except (TypeError, ValueError):
+        ts = None
+    if ts is None:
+        raise MetadataError(f"{names.ts} must be a number (N) of microseconds, got {dict(item[names.ts])!r}")
+    region = item.get(names.region, {}).get("S", "")
+    seq = item.get(names.seq, {}).get("S", "")
+    return Version(ts, str(region), str(seq))
+
+
+def is_stamped(item: WireItem | None, names: AttributeNames) -> bool:
+    return bool(item) and names.ts in item and names.region in item  # type: ignore[operator]
+
+
+def region_of(item: WireItem | None, names: AttributeNames) -> str | None:
+    if not item or names.region not in item:
+        return None
+    value = item[names.region].get("S")
+    return str(value) if value is not None else None
+
+
+def is_tombstone(item: WireItem | None, names: AttributeNames) -> bool:
+    return bool(item) and item.get(names.deleted, {}).get("BOOL") is True  # type: ignore[union-attr]
+
+
+def stamp(item: WireItem, version: Version, names: AttributeNames) -> dict[str, Any]:
+    """A copy of ``item`` carrying ``version`` (``rep_seq`` only when the version has one)."""
+    stamped = {k: v for k, v in item.items() if k != names.seq}
+    stamped[names.ts] = {"N": str(version.ts)}
+    stamped[names.region] = {"S": version.region}
+    if version.seq:
+        stamped[names.seq] = {"S": version.seq}
+    return stamped
+
+
+def tombstone(keys: WireItem, version: Version, expires_at: int, names: AttributeNames) -> dict[str, Any]:
+    """The item that stands for a delete: keys, version, deleted flag and TTL."""
+    item = stamp(keys, version, names)
+    item[names.deleted] = {"BOOL": True}
+    item[names.expires] = {"N": str(expires_at)}
+    return item
+
+
+def tombstone_for(
+    keys: WireItem, version: Version, retention_seconds: int, names: AttributeNames
+) -> dict[str, Any]:
+    """A tombstone that expires ``retention_seconds`` after its version's time.
+
+    Derived from the version, not the wall clock: a retried or replayed change yields the same item.
+    """
+    return tombstone(keys, version, version.ts // 1_000_000 + retention_seconds, names)
+
+
+def user_attributes(item: WireItem | None, names: AttributeNames) -> dict[str, Any]:
+    """The item without the protocol's metadata (what the application sees)."""
+    if not item:
+        return {}
+    return {k: v for k, v in item.items() if k not in names.protocol}

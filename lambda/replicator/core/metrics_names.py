@@ -1,0 +1,59 @@
+"""The metric names and dimensions the functions emit (EMF). The dashboard and alarms use these.
+
+Per region pair (dimensions ``SourceRegion``, ``TargetRegion``): ReplicationLatency (Milliseconds),
+RecordsReplicated, StaleSkipped, TombstonesWritten, HandedOff, HandoffReplayed, HandoffReplayFailed,
+DeadLettered, TargetWriteRetries, FilteredOut.
+Per source (dimension ``SourceRegion``): EchoSkipped, TtlSkipped, TombstoneExpirySkipped,
+NoChangeSkipped, RecordsAdopted, LocalTombstonesWritten, MalformedRecords, RecordsReceived,
+LocalWriteSuperseded (an adoption or local tombstone found the item already changed again).
+No ``service`` dimension is emitted.
+"""
+
+SOURCE_REGION = "SourceRegion"
+TARGET_REGION = "TargetRegion"
+
+REPLICATION_LATENCY = "ReplicationLatency"
+RECORDS_REPLICATED = "RecordsReplicated"
+STALE_SKIPPED = "StaleSkipped"
+TOMBSTONES_WRITTEN = "TombstonesWritten"
+HANDED_OFF = "HandedOff"
+HANDOFF_REPLAYED = "HandoffReplayed"
+HANDOFF_REPLAY_FAILED = "HandoffReplayFailed"
+DEAD_LETTERED = "DeadLettered"
+TARGET_WRITE_RETRIES = "TargetWriteRetries"
+FILTERED_OUT = "FilteredOut"
+
+PAIR_METRICS = (
+    REPLICATION_LATENCY,
+    RECORDS_REPLICATED,
+    STALE_SKIPPED,
+    TOMBSTONES_WRITTEN,
+    HANDED_OFF,
+    HANDOFF_REPLAYED,
+    HANDOFF_REPLAY_FAILED,
+    DEAD_LETTERED,
+    TARGET_WRITE_RETRIES,
+    FILTERED_OUT,
+)
+
+ECHO_SKIPPED = "EchoSkipped"
+TTL_SKIPPED = "TtlSkipped"
+TOMBSTONE_EXPIRY_SKIPPED = "TombstoneExpirySkipped"
+NO_CHANGE_SKIPPED = "NoChangeSkipped"
+RECORDS_ADOPTED = "RecordsAdopted"
+LOCAL_TOMBSTONES_WRITTEN = "LocalTombstonesWritten"
+MALFORMED_RECORDS = "MalformedRecords"
+RECORDS_RECEIVED = "RecordsReceived"
+LOCAL_WRITE_SUPERSEDED = "LocalWriteSuperseded"
+
+SOURCE_METRICS = (
+    ECHO_SKIPPED,
+    TTL_SKIPPED,
+    TOMBSTONE_EXPIRY_SKIPPED,
+    NO_CHANGE_SKIPPED,
+    RECORDS_ADOPTED,
+    LOCAL_TOMBSTONES_WRITTEN,
+    MALFORMED_RECORDS,
+    RECORDS_RECEIVED,
+    LOCAL_WRITE_SUPERSEDED,
+)

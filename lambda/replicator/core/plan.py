@@ -1,0 +1,82 @@
+"""What to write to each target for a coalesced change (partial replication included)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from replicator.core.classify import ONE_WAY
+from replicator.core.coalesce import KeyChange
+from replicator.core.metadata import AttributeNames, Version, WireItem, is_tombstone, tombstone_for
+
+
+@dataclass(frozen=True)
+class TargetWrite:
+    """One conditional put to one target: the unit of fan-out, handoff and replay."""
+
+    region: str
+    table: str
+    item: WireItem
+    version: Version
+    keys: WireItem
+
+    def is_tombstone(self, names: AttributeNames) -> bool:
+        return is_tombstone(self.item, names)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "table": self.table,
+            "item": dict(self.item),
+            "keys": dict(self.keys),
+            "version": {"ts": self.version.ts, "region": self.version.region, "seq": self.version.seq},
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> TargetWrite:
+        v = doc["version"]
+        return cls(
+            region=doc["region"],
+            table=doc["table"],
+            item=doc["item"],
+            keys=doc["keys"],
+            version=Version(int(v["ts"]), str(v["region"]), str(v.get("seq", ""))),
+        )
+
+
+def _matches(item_filter: Mapping[str, Any], item: WireItem | None) -> bool:
+    from replicator.core.pattern import matches
+
+    return item is not None and matches(item_filter, item)
+
+
+def plan_write(
+    key_change: KeyChange,
+    region: str,
+    table: str,
+    item_filter: Mapping[str, Any] | None,
+    topology: str,
+    retention_seconds: int,
+    names: AttributeNames,
+) -> TargetWrite | None:
+    """The write that brings one target up to this change, or None when the target needs nothing.
+
+    With an item filter, a live item that does not match is sent as a tombstone of the same version,
+    so a copy that matched before does not stay behind. In one-way, where one stream orders every
+    change of a key, a change whose state before the batch did not match either needs nothing.
+    (In mesh, another region's view of the previous state can differ, so the tombstone is always sent.)
+    """
+    change = key_change.change
+    item = change.item
+    if item_filter is not None and not is_tombstone(item, names) and not _matches(item_filter, item):
+        before = key_change.first_old_image
+        if (
+            topology == ONE_WAY
+            and isinstance(before, Mapping)
+            and not is_tombstone(before, names)
+            and not _matches(item_filter, before)
+        ):
+            return None
+        item = tombstone_for(change.keys, change.version, retention_seconds, names)
+    return TargetWrite(region=region, table=table, item=item, version=change.version, keys=change.keys)

@@ -1,0 +1,108 @@
+"""A typed, validated view of one DynamoDB stream record as Lambda delivers it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from replicator.core.metadata import WireItem
+
+EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
+TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+
+
+class MalformedRecord(ValueError):
+    """A stream record the replicator cannot interpret; it goes to the dead-letter store with this reason."""
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """The parts of a stream record the protocol decides on."""
+
+    event_name: str
+    keys: WireItem
+    new_image: WireItem | None
+    old_image: WireItem | None
+    sequence_number: str
+    approximate_creation_time: float  # seconds since the epoch (AWS: whole seconds)
+    user_identity: Mapping[str, Any] | None
+    view_type: str
+    raw: Mapping[str, Any]
+
+    @property
+    def key_id(self) -> str:
+        """A canonical string for the item's key (wire format, sorted attribute names)."""
+        return key_id(self.keys)
+
+    @property
+    def is_ttl_removal(self) -> bool:
+        identity = self.user_identity or {}
+        return identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL
+
+    @property
+    def creation_time_us(self) -> int:
+        return round(self.approximate_creation_time * 1_000_000)
+
+
+def key_id(keys: WireItem) -> str:
+    return json.dumps(keys, sort_keys=True, separators=(",", ":"))
+
+
+def _image(dynamodb: Mapping[str, Any], name: str) -> WireItem | None:
+    image = dynamodb.get(name)
+    if image is None:
+        return None
+    if not isinstance(image, dict):
+        raise MalformedRecord(f"dynamodb.{name} must be an object in DynamoDB JSON")
+    return image
+
+
+def parse_record(raw: Mapping[str, Any]) -> StreamRecord:
+    """Validate and view one record of a Lambda DynamoDB stream event; MalformedRecord says what is wrong."""
+    if not isinstance(raw, Mapping):
+        raise MalformedRecord("record is not a JSON object")
+    event_name = raw.get("eventName")
+    if event_name not in EVENT_NAMES:
+        raise MalformedRecord(f"unknown eventName {event_name!r}; expected one of {EVENT_NAMES}")
+    dynamodb = raw.get("dynamodb")
+    if not isinstance(dynamodb, Mapping):
+        raise MalformedRecord("record has no 'dynamodb' object")
+    keys = dynamodb.get("Keys")
+    if not isinstance(keys, Mapping) or not keys:
+        raise MalformedRecord("record has no dynamodb.Keys")
+    sequence_number = dynamodb.get("SequenceNumber")
+    if not isinstance(sequence_number, str) or not sequence_number.isdigit():
+        raise MalformedRecord(f"dynamodb.SequenceNumber {sequence_number!r} is not a string of digits")
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise MalformedRecord(f"dynamodb.ApproximateCreationDateTime {created!r} is not a number")
+    view_type = str(dynamodb.get("StreamViewType", "NEW_AND_OLD_IMAGES"))
+    new_image = _image(dynamodb, "NewImage")
+    old_image = _image(dynamodb, "OldImage")
+    if event_name in ("INSERT", "MODIFY") and new_image is None:
+        raise MalformedRecord(
+            f"{event_name} record has no NewImage; the stream view type must be NEW_AND_OLD_IMAGES "
+            f"(it is {view_type})"
+        )
+    if event_name == "MODIFY" and old_image is None:
+        raise MalformedRecord(
+            "MODIFY record has no OldImage; the stream view type must be NEW_AND_OLD_IMAGES "
+            f"(it is {view_type})"
+        )
+    for image_name, image in (("NewImage", new_image), ("OldImage", old_image)):
+        if image is not None and any(k not in image for k in keys):
+            raise MalformedRecord(f"dynamodb.{image_name} lacks key attributes {sorted(keys)}")
+    identity = raw.get("userIdentity")
+    return StreamRecord(
+        event_name=event_name,
+        keys=keys,
+        new_image=new_image,
+        old_image=old_image,
+        sequence_number=sequence_number,
+        approximate_creation_time=float(created),
+        user_identity=identity if isinstance(identity, Mapping) else None,
+        view_type=view_type,
+        raw=raw,
+    )

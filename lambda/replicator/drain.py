@@ -1,0 +1,53 @@
+"""The drain function: replays one target's handoff queue through the same conditional write.
+
+An SQS batch in, a partial batch response out. A message whose write still fails goes back to the
+queue (it becomes visible again after the visibility timeout: that is the backoff); a write the
+target rejects for good goes to the dead-letter store. Order does not matter: every write is a
+conditional last-writer-wins put.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from replicator.adapters import AwsPorts
+from replicator.core import metrics_names as m
+from replicator.drain_core import Drainer, DrainFailed
+from replicator.settings import Settings, SettingsError
+
+settings = Settings.from_env()
+if not settings.drain_target_region:
+    raise SettingsError("REP_DRAIN_TARGET_REGION is required for the drain function")
+target = settings.target(settings.drain_target_region)
+logger = Logger(service="ddb-replicator-drain")
+metrics = Metrics(namespace=settings.namespace)
+metrics.set_default_dimensions(**{m.SOURCE_REGION: settings.local_region, m.TARGET_REGION: target.region})
+ports = AwsPorts(settings)
+drainer = Drainer(settings, target, ports)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def replay(record: SQSRecord) -> str:
+    try:
+        result = drainer.replay(record.body, message_id=record.message_id)
+    except DrainFailed:
+        metrics.add_metric(name=m.HANDOFF_REPLAY_FAILED, unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name=result.metric, unit=MetricUnit.Count, value=1)
+    if result.latency_ms is not None:
+        metrics.add_metric(name=m.REPLICATION_LATENCY, unit=MetricUnit.Milliseconds, value=result.latency_ms)
+    return result.metric
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(
+        process_partial_response(event=event, record_handler=replay, processor=processor, context=context)
+    )

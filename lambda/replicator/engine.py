@@ -1,0 +1,324 @@
+"""One batch of stream records, end to end: decide (pure core), then write (through ports).
+
+parse -> classify -> local actions (adopt, local tombstone) -> coalesce -> plan per target ->
+parallel conditional writes with retries -> handoff / dead-letter -> outcome (failures + counts).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from replicator.adapters import describe_error
+from replicator.core import metrics_names as m
+from replicator.core.classify import (
+    Adopt,
+    Context,
+    Decision,
+    Replicate,
+    Skip,
+    SkipReason,
+    WriteLocalTombstone,
+    classify,
+)
+from replicator.core.coalesce import KeyChange, coalesce
+from replicator.core.conditions import adoption_update, guarded_put, local_tombstone_put
+from replicator.core.errors import ErrorKind, classify_error
+from replicator.core.metadata import MetadataError
+from replicator.core.plan import TargetWrite, plan_write
+from replicator.core.records import MalformedRecord, StreamRecord, parse_record
+from replicator.settings import Settings, Target
+
+_SKIP_METRICS = {
+    SkipReason.ECHO: m.ECHO_SKIPPED,
+    SkipReason.TTL: m.TTL_SKIPPED,
+    SkipReason.TOMBSTONE_EXPIRY: m.TOMBSTONE_EXPIRY_SKIPPED,
+    SkipReason.NO_CHANGE: m.NO_CHANGE_SKIPPED,
+}
+
+
+class Ports(Protocol):
+    """The I/O the engine needs; AwsPorts in Lambda, fakes in unit tests."""
+
+    def target_dynamodb(self, target: Target) -> Any: ...
+    def local_dynamodb(self) -> Any: ...
+    def handoff(self, target: Target, write: TargetWrite, reason: str) -> None: ...
+    def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
+
+
+@dataclass
+class WriteResult:
+    kind: ErrorKind | None  # None: applied
+    retries: int = 0
+    error: str = ""
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did: the sequence numbers to report as failures, and the counts behind the metrics."""
+
+    failed_sequence_numbers: set[str] = field(default_factory=set)
+    source_counts: Counter[str] = field(default_factory=Counter)
+    pair_counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    latencies_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def count(self, metric: str, target: str | None = None, n: int = 1) -> None:
+        if target is None:
+            self.source_counts[metric] += n
+        else:
+            self.pair_counts[target][metric] += n
+
+
+def write_with_retries(
+    call: Callable[[], Any],
+    attempts: int,
+    base_delay_ms: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WriteResult:
+    """Run one conditional write; retry retryable failures with exponential backoff and full jitter."""
+    retries = 0
+    while True:
+        try:
+            call()
+            return WriteResult(None, retries)
+        except Exception as exc:  # classified below; nothing escapes unclassified
+            code, status, message = describe_error(exc)
+            kind = classify_error(code, status)
+            if kind is not ErrorKind.RETRYABLE or retries + 1 >= attempts:
+                return WriteResult(kind, retries, f"{code or 'NetworkError'}: {message}")
+            delay = base_delay_ms * (2**retries) / 1000.0
+            sleep(random.uniform(0, delay))
+            retries += 1
+
+
+class Replicator:
+    """Applies batches of stream records from the local table to every target."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ports: Ports,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.clock = clock
+        self.sleep = sleep
+        self.context = Context(
+            local_region=settings.local_region,
+            topology=settings.topology,
+            names=settings.names,
+            tombstone_retention_seconds=settings.tombstone_retention_seconds,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="fanout")
+
+    # --- the batch ---------------------------------------------------------------------------------
+
+    def process_batch(self, raw_records: Sequence[Mapping[str, Any]]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        outcome.count(m.RECORDS_RECEIVED, n=len(raw_records))
+        decided: list[tuple[StreamRecord, Decision]] = []
+        for raw in raw_records:
+            parsed = self._decide(raw, outcome)
+            if parsed is not None:
+                decided.append(parsed)
+        replicate: list[tuple[str, Replicate]] = []
+        raw_by_sequence: dict[str, Mapping[str, Any]] = {}
+        for record, decision in decided:
+            raw_by_sequence[record.sequence_number] = record.raw
+            if isinstance(decision, Skip):
+                outcome.count(_SKIP_METRICS[decision.reason])
+            elif isinstance(decision, Replicate):
+                replicate.append((record.sequence_number, decision))
+            else:
+                self._apply_locally(record, decision, outcome)
+        self._fan_out(coalesce(replicate), raw_by_sequence, outcome)
+        return outcome
+
+    def _decide(self, raw: Mapping[str, Any], outcome: BatchOutcome) -> tuple[StreamRecord, Decision] | None:
+        try:
+            record = parse_record(raw)
+            return record, classify(record, self.context)
+        except (MalformedRecord, MetadataError) as err:
+            outcome.count(m.MALFORMED_RECORDS)
+            self._dead_letter(
+                {"reason": "malformed_record", "error": str(err), "record": raw},
+                _sequence_number_of(raw),
+                outcome,
+                target=None,
+            )
+            return None
+
+    def _dead_letter(
+        self,
+        entry: dict[str, Any],
+        failure_sequence_number: str | None,
+        outcome: BatchOutcome,
+        target: str | None,
+    ) -> None:
+        entry = {
+            **entry,
+            "source_region": self.settings.local_region,
+            "target_region": target,
+            "sequence_number": failure_sequence_number,
+            "dead_lettered_at": self.clock(),
+        }
+        try:
+            self.ports.dead_letter(entry)
+            outcome.count(m.DEAD_LETTERED, target or self.settings.local_region)
+        except Exception:
+            if failure_sequence_number is None:
+                # Lambda can only resume from a sequence number: fail the whole batch instead.
+                raise
+            outcome.failed_sequence_numbers.add(failure_sequence_number)
+
+    # --- local actions (mesh): adopt unstamped writes, tombstone hard deletes ----------------------
+
+    def _apply_locally(
+        self, record: StreamRecord, decision: Adopt | WriteLocalTombstone, outcome: BatchOutcome
+    ) -> None:
+        names = self.settings.names
+        table = self.settings.source_table
+        partition_key = next(iter(record.keys))
+        client = self.ports.local_dynamodb()
+        if isinstance(decision, Adopt):
+            request = adoption_update(
+                table, decision.keys, decision.version, decision.expected, partition_key, names
+            )
+            result = self._retrying(lambda: client.update_item(**request))
+            applied_metric = m.RECORDS_ADOPTED
+        else:
+            request = local_tombstone_put(table, decision.item, decision.version, partition_key, names)
+            result = self._retrying(lambda: client.put_item(**request))
+            applied_metric = m.LOCAL_TOMBSTONES_WRITTEN
+        if result.kind is None:
+            outcome.count(applied_metric)
+        elif result.kind is ErrorKind.STALE:
+            outcome.count(m.LOCAL_WRITE_SUPERSEDED)
+        elif result.kind is ErrorKind.PERMANENT:
+            self._dead_letter(
+                {"reason": "local_write_rejected", "error": result.error, "record": record.raw},
+                record.sequence_number,
+                outcome,
+                target=None,
+            )
+        else:
+            # Our own region's table is failing: let Lambda retry from this record.
+            outcome.failed_sequence_numbers.add(record.sequence_number)
+
+    def _retrying(self, call: Callable[[], Any]) -> WriteResult:
+        return write_with_retries(
+            call, self.settings.write_attempts, self.settings.retry_base_delay_ms, self.sleep
+        )
+
+    # --- fan-out to every target ---------------------------------------------------------------------
+
+    def _fan_out(
+        self,
+        changes: Mapping[str, KeyChange],
+        raw_by_sequence: Mapping[str, Mapping[str, Any]],
+        outcome: BatchOutcome,
+    ) -> None:
+        lock = threading.Lock()
+        down: dict[str, str] = {}  # target region -> why: later writes of this batch go straight to handoff
+        jobs = []
+        for key_change in changes.values():
+            for target in self.settings.targets:
+                write = plan_write(
+                    key_change,
+                    target.region,
+                    target.table,
+                    target.item_filter,
+                    self.settings.topology,
+                    self.settings.tombstone_retention_seconds,
+                    self.settings.names,
+                )
+                if write is None:
+                    outcome.count(m.FILTERED_OUT, target.region)
+                    continue
+                jobs.append((key_change, target, write))
+
+        def run(key_change: KeyChange, target: Target, write: TargetWrite) -> None:
+            if target.region in down:
+                result = WriteResult(ErrorKind.RETRYABLE, 0, f"skipped: {down[target.region]}")
+            else:
+                client = self.ports.target_dynamodb(target)
+                request = guarded_put(write.table, write.item, write.version, self.settings.names)
+                result = self._retrying(lambda: client.put_item(**request))
+            self._settle(key_change, target, write, result, raw_by_sequence, outcome, lock, down)
+
+        futures = [self._pool.submit(run, *job) for job in jobs]
+        for future in futures:
+            future.result()
+
+    def _settle(
+        self,
+        key_change: KeyChange,
+        target: Target,
+        write: TargetWrite,
+        result: WriteResult,
+        raw_by_sequence: Mapping[str, Mapping[str, Any]],
+        outcome: BatchOutcome,
+        lock: threading.Lock,
+        down: dict[str, str],
+    ) -> None:
+        names = self.settings.names
+        region = target.region
+        if result.kind is None:
+            with lock:
+                outcome.count(m.RECORDS_REPLICATED, region)
+                if write.is_tombstone(names):
+                    outcome.count(m.TOMBSTONES_WRITTEN, region)
+                outcome.latencies_ms[region].append(max(0.0, self.clock() * 1000 - write.version.ts / 1000))
+                outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
+            return
+        if result.kind is ErrorKind.STALE:
+            with lock:
+                outcome.count(m.STALE_SKIPPED, region)
+                outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
+            return
+        with lock:
+            outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
+        if result.kind is ErrorKind.PERMANENT:
+            raw = raw_by_sequence.get(key_change.winning_sequence_number)
+            with lock:
+                self._dead_letter(
+                    {
+                        "reason": "target_write_rejected",
+                        "error": result.error,
+                        "write": write.to_json(),
+                        "record": raw,
+                    },
+                    key_change.earliest_sequence_number,
+                    outcome,
+                    target=region,
+                )
+            return
+        # Retryable failures that outlived their retries, and configuration faults: hand off.
+        with lock:
+            down.setdefault(region, result.error)
+        try:
+            self.ports.handoff(target, write, f"{result.kind.value}: {result.error}")
+            with lock:
+                outcome.count(m.HANDED_OFF, region)
+        except Exception:
+            with lock:
+                outcome.failed_sequence_numbers.add(key_change.earliest_sequence_number)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _sequence_number_of(raw: Any) -> str | None:
+    try:
+        value = raw["dynamodb"]["SequenceNumber"]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) and value.isdigit() else None

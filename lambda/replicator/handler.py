@@ -1,0 +1,81 @@
+"""The replicator function: a DynamoDB stream batch in, a partial batch response out.
+
+parse -> process -> report. The work is batch-level (coalescing per key, parallel fan-out), so it
+runs once in the processor's prepare step; the per-record handler then only reports each record's
+outcome, and Powertools builds ``batchItemFailures`` from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from replicator.adapters import AwsPorts
+from replicator.core import metrics_names as m
+from replicator.engine import BatchOutcome, Replicator
+from replicator.settings import Settings
+
+settings = Settings.from_env()
+logger = Logger(service="ddb-replicator")
+metrics = Metrics(namespace=settings.namespace)
+metrics.set_default_dimensions(**{m.SOURCE_REGION: settings.local_region})
+replicator = Replicator(settings, AwsPorts(settings))
+
+
+class RecordNotReplicated(Exception):
+    """This record's key could not be applied or handed off: Lambda retries from its sequence number."""
+
+
+class ReplicationBatchProcessor(BatchProcessor):
+    """Powertools' DynamoDB batch processor, with the batch-level replication run before the records."""
+
+    outcome: BatchOutcome
+
+    def __init__(self) -> None:
+        super().__init__(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.outcome = replicator.process_batch(self.records)
+
+
+processor = ReplicationBatchProcessor()
+
+
+def report_record(record: DynamoDBRecord) -> None:
+    sequence_number = record.dynamodb.sequence_number if record.dynamodb else None
+    if sequence_number in processor.outcome.failed_sequence_numbers:
+        raise RecordNotReplicated(f"sequence number {sequence_number} not replicated; Lambda will retry")
+
+
+def emit_metrics(outcome: BatchOutcome) -> None:
+    for name, value in outcome.source_counts.items():
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for target_region in set(outcome.pair_counts) | set(outcome.latencies_ms):
+        pair = EphemeralMetrics(namespace=settings.namespace)
+        pair.add_dimension(m.SOURCE_REGION, settings.local_region)
+        pair.add_dimension(m.TARGET_REGION, target_region)
+        for name, value in outcome.pair_counts.get(target_region, {}).items():
+            if value:
+                pair.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        for latency in outcome.latencies_ms.get(target_region, []):
+            pair.add_metric(name=m.REPLICATION_LATENCY, unit=MetricUnit.Milliseconds, value=latency)
+        pair.flush_metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=report_record, processor=processor, context=context
+    )
+    emit_metrics(processor.outcome)
+    if response.get("batchItemFailures"):
+        logger.warning("batch partially failed", extra={"failures": response["batchItemFailures"]})
+    return dict(response)
