@@ -28,7 +28,7 @@ from replicator.core.classify import (
     classify,
 )
 from replicator.core.coalesce import KeyChange, coalesce
-from replicator.core.conditions import adoption_update, guarded_put, local_tombstone_put
+from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind, classify_error
 from replicator.core.metadata import MetadataError
 from replicator.core.plan import TargetWrite, plan_write
@@ -184,20 +184,12 @@ class Replicator:
     def _apply_locally(
         self, record: StreamRecord, decision: Adopt | WriteLocalTombstone, outcome: BatchOutcome
     ) -> None:
-        names = self.settings.names
-        table = self.settings.source_table
-        partition_key = next(iter(record.keys))
         client = self.ports.local_dynamodb()
-        if isinstance(decision, Adopt):
-            request = adoption_update(
-                table, decision.keys, decision.version, decision.expected, partition_key, names
-            )
-            result = self._retrying(lambda: client.update_item(**request))
-            applied_metric = m.RECORDS_ADOPTED
-        else:
-            request = local_tombstone_put(table, decision.item, decision.version, partition_key, names)
-            result = self._retrying(lambda: client.put_item(**request))
-            applied_metric = m.LOCAL_TOMBSTONES_WRITTEN
+        request = guarded_put(
+            self.settings.source_table, decision.item, decision.version, self.settings.names
+        )
+        result = self._retrying(lambda: client.put_item(**request))
+        applied_metric = m.RECORDS_ADOPTED if isinstance(decision, Adopt) else m.LOCAL_TOMBSTONES_WRITTEN
         if result.kind is None:
             outcome.count(applied_metric)
         elif result.kind is ErrorKind.STALE:

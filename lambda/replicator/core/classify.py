@@ -61,11 +61,16 @@ class Replicate:
 
 @dataclass(frozen=True)
 class Adopt:
-    """Stamp ``version`` on the local item, if it is still as ``expected`` (None: still unstamped)."""
+    """Write the unstamped change back to the local table as ``item``, stamped with ``version``.
+
+    A put of the record's image, not an in-place stamp: if a replicated write lands on the unstamped
+    item before adoption, the conditional put still lets the greater version win, and the unstamped
+    write's content is not lost. (A later unstamped write is adopted from its own, later record.)
+    """
 
     keys: WireItem
+    item: WireItem
     version: Version
-    expected: Version | None
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,13 @@ def classify(record: StreamRecord, ctx: Context) -> Decision:
 
 def _classify_remove(record: StreamRecord, ctx: Context) -> Decision:
     names = ctx.names
-    if is_tombstone(record.old_image, names):
-        # TTL (or a person) removed a tombstone: every region expires its own copy.
-        return Skip(SkipReason.TOMBSTONE_EXPIRY)
     if record.is_ttl_removal:
-        # Every region expires its own copy from the same replicated TTL value.
+        # Every region expires its own copy (and its own tombstones) from the same replicated TTL value.
+        if is_tombstone(record.old_image, names):
+            return Skip(SkipReason.TOMBSTONE_EXPIRY)
         return Skip(SkipReason.TTL)
+    # Any other REMOVE is a hard delete, even of a tombstone: skipping it would let an older write
+    # arriving later recreate the item in this region only.
     if ctx.topology == ONE_WAY:
         version = _one_way_version(record, ctx)
         item = tombstone_for(record.keys, version, ctx.tombstone_retention_seconds, names)
@@ -147,14 +153,15 @@ def _classify_mesh_write(record: StreamRecord, ctx: Context) -> Decision:
     new_version = version_of(new_image, names)
     if writer is None or names.ts not in new_image:
         # An unstamped insert or full put: adopt it; the stamped version then replicates.
-        previous = version_of(record.old_image, names)
-        return Adopt(record.keys, _next_version(record, previous, ctx.local_region), expected=None)
+        version = _next_version(record, version_of(record.old_image, names), ctx.local_region)
+        return Adopt(record.keys, stamp(new_image, version, names), version)
     if record.event_name == "MODIFY" and record.old_image is not None:
         old_version = version_of(record.old_image, names)
         if old_version == new_version and user_attributes(record.old_image, names) != user_attributes(
             new_image, names
         ):
             # An unstamped UpdateItem of a local item kept the old stamp: re-stamp it.
-            return Adopt(record.keys, _next_version(record, old_version, ctx.local_region), old_version)
+            version = _next_version(record, old_version, ctx.local_region)
+            return Adopt(record.keys, stamp(new_image, version, names), version)
     version = Version(new_version.ts, ctx.local_region, pad_sequence(record.sequence_number))
     return Replicate(record.keys, stamp(new_image, version, names), version, record.old_image)

@@ -1,0 +1,216 @@
+"""The client helper: what applications use instead of raw PutItem / UpdateItem / DeleteItem (mesh).
+
+It keeps the write contract (README, "The write contract") so the event filter can tell local writes
+from replicated ones and last-writer-wins has a version to compare:
+
+- every write stamps ``rep_region`` (this region) and ``rep_ts`` (now, microseconds, never going
+  backwards within the process);
+- a delete writes a tombstone (keys + stamps + ``rep_deleted`` + the TTL attribute), never DeleteItem:
+  without tombstones a delete racing an older write elsewhere would resurrect the item in one region;
+- reads hide tombstones.
+
+Writes are conditional on the stored version being older, so a local write never overwrites a newer
+version that replication already brought in. When the stored version is newer (a clock behind
+another region's), the write is re-stamped just above it and retried: a write made after another
+one in this region always wins here, as a plain PutItem would. ``on_conflict="raise"`` gives the
+strict last-writer-wins answer instead.
+
+Items are in DynamoDB's wire format (``{"S": "..."}``), as the low-level boto3 client takes them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from replicator.core.conditions import guarded_put, version_guard
+from replicator.core.metadata import (
+    AttributeNames,
+    Version,
+    is_tombstone,
+    stamp,
+    tombstone_for,
+    version_of,
+)
+
+DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+
+
+class ConflictLost(Exception):
+    """A newer version of the item exists (only with ``on_conflict="raise"``)."""
+
+    def __init__(self, stored: Version) -> None:
+        super().__init__(f"a newer version exists: {stored}")
+        self.stored = stored
+
+
+class MonotonicClock:
+    """Microseconds since the epoch, strictly increasing within the process (thread-safe)."""
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self._now = now
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self._last = max(int(self._now() * 1_000_000), self._last + 1)
+            return self._last
+
+
+_CLOCK = MonotonicClock()
+_SET = re.compile(r"\bSET\b", re.IGNORECASE)
+_REMOVE = re.compile(r"\bREMOVE\b", re.IGNORECASE)
+
+
+def _is_conditional_failure(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class ReplicatedTable:
+    """One replicated table in one region, seen through the write contract."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        region: str,
+        *,
+        prefix: str = "rep_",
+        ttl_attribute: str | None = None,
+        tombstone_retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+        clock: Callable[[], int] = _CLOCK,
+        on_conflict: str = "win",
+        max_attempts: int = 5,
+    ) -> None:
+        if on_conflict not in ("win", "raise"):
+            raise ValueError("on_conflict must be 'win' or 'raise'")
+        self.client = client
+        self.table_name = table_name
+        self.region = region
+        self.names = AttributeNames.with_prefix(prefix, ttl=ttl_attribute)
+        self.retention = tombstone_retention_seconds
+        self.clock = clock
+        self.on_conflict = on_conflict
+        self.max_attempts = max_attempts
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def put_item(self, item: Mapping[str, Any], keys: tuple[str, ...] | None = None) -> Version:
+        """Write ``item`` (wire format) stamped with a new version; returns the version written."""
+        return self._guarded(lambda version: stamp(item, version, self.names), self._keys(item, keys))
+
+    def delete_item(self, key: Mapping[str, Any]) -> Version:
+        """Delete by writing a tombstone (replicated like any write, expired by TTL after retention)."""
+        return self._guarded(lambda version: tombstone_for(key, version, self.retention, self.names), key)
+
+    def update_item(
+        self,
+        key: Mapping[str, Any],
+        update_expression: str,
+        expression_attribute_names: Mapping[str, str] | None = None,
+        expression_attribute_values: Mapping[str, Any] | None = None,
+    ) -> Version:
+        """UpdateItem with the stamps added to ``update_expression`` (SET / REMOVE clauses merged).
+
+        Updating a tombstoned key brings the item back with only the updated attributes, as an update
+        of a deleted item does in DynamoDB.
+        """
+        names = self.names
+        ours_set = "#__rts = :__rts, #__rreg = :__rreg"
+        ours_remove = "#__rdel, #__rseq"
+        expression = (
+            _SET.sub(f"SET {ours_set},", update_expression, count=1)
+            if _SET.search(update_expression)
+            else f"SET {ours_set} {update_expression}"
+        )
+        expression = (
+            _REMOVE.sub(f"REMOVE {ours_remove},", expression, count=1)
+            if _REMOVE.search(expression)
+            else f"{expression} REMOVE {ours_remove}"
+        )
+
+        def request(version: Version) -> dict[str, Any]:
+            guard, guard_names, guard_values = version_guard(version, names, tag="__r")
+            return {
+                "TableName": self.table_name,
+                "Key": dict(key),
+                "UpdateExpression": expression,
+                "ConditionExpression": guard,
+                "ExpressionAttributeNames": {
+                    **(expression_attribute_names or {}),
+                    **guard_names,
+                    "#__rdel": names.deleted,
+                    "#__rseq": names.seq,
+                },
+                "ExpressionAttributeValues": {**(expression_attribute_values or {}), **guard_values},
+            }
+
+        return self._write(self.client.update_item, request, key)
+
+    def _guarded(self, build: Callable[[Version], dict[str, Any]], key: Mapping[str, Any]) -> Version:
+        return self._write(
+            self.client.put_item,
+            lambda version: guarded_put(self.table_name, build(version), version, self.names),
+            key,
+        )
+
+    def _write(
+        self,
+        call: Callable[..., Any],
+        request: Callable[[Version], dict[str, Any]],
+        key: Mapping[str, Any],
+    ) -> Version:
+        floor = 0
+        for _ in range(self.max_attempts):
+            version = Version(max(self.clock(), floor), self.region)
+            try:
+                call(**request(version))
+                return version
+            except ClientError as err:
+                if not _is_conditional_failure(err):
+                    raise
+            stored = self._stored_version(key)
+            if self.on_conflict == "raise":
+                raise ConflictLost(stored)
+            # Our clock is behind the stored version's writer: stamp just above it and try again.
+            floor = stored.ts + 1
+        raise ConflictLost(self._stored_version(key))
+
+    def _stored_version(self, key: Mapping[str, Any]) -> Version:
+        response = self.client.get_item(TableName=self.table_name, Key=dict(key), ConsistentRead=True)
+        return version_of(response.get("Item"), self.names)
+
+    def _keys(self, item: Mapping[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:
+        if keys is None:
+            keys = self._key_names()
+        return {k: item[k] for k in keys}
+
+    def _key_names(self) -> tuple[str, ...]:
+        cached = getattr(self, "_cached_key_names", None)
+        if cached is None:
+            schema = self.client.describe_table(TableName=self.table_name)["Table"]["KeySchema"]
+            cached = tuple(k["AttributeName"] for k in schema)
+            self._cached_key_names = cached
+        return cached
+
+    # --- reads (tombstones hidden) -------------------------------------------------------------------
+
+    def get_item(self, key: Mapping[str, Any], **kwargs: Any) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=self.table_name, Key=dict(key), **kwargs).get("Item")
+        return None if item is None or is_tombstone(item, self.names) else item
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        return self._hide(self.client.query(TableName=self.table_name, **kwargs))
+
+    def scan(self, **kwargs: Any) -> dict[str, Any]:
+        return self._hide(self.client.scan(TableName=self.table_name, **kwargs))
+
+    def _hide(self, response: dict[str, Any]) -> dict[str, Any]:
+        items = [i for i in response.get("Items", []) if not is_tombstone(i, self.names)]
+        return {**response, "Items": items, "Count": len(items)}
