@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddbrep.client import ReplicatedTable
 from replicator.core.metadata import AttributeNames, Version, is_tombstone, user_attributes, version_of
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer
 from replicator.engine import Replicator
 from replicator.settings import Settings, Target
-
-from ddbrep.client import ReplicatedTable
 from tests.unit.memtable import MemTable
 
 NAMES = AttributeNames()
@@ -57,7 +56,9 @@ class _Unreachable:
 
 
 def settings_for(region: str, regions: list[str], topology: str = "mesh", **overrides: Any) -> Settings:
-    targets = tuple(Target(region=r, table="orders", handoff_queue_url=f"q-{r}") for r in regions if r != region)
+    targets = tuple(
+        Target(region=r, table="orders", handoff_queue_url=f"q-{r}") for r in regions if r != region
+    )
     values: dict[str, Any] = {
         "local_region": region,
         "topology": topology,
@@ -162,6 +163,8 @@ class Mesh:
                 if key not in best or v > best[key][0]:
                     best[key] = (v, image)
         return {
-            k: None if is_tombstone(img, NAMES) else (v, json.dumps(user_attributes(img, NAMES), sort_keys=True))
+            k: None
+            if is_tombstone(img, NAMES)
+            else (v, json.dumps(user_attributes(img, NAMES), sort_keys=True))
             for k, (v, img) in best.items()
         }

@@ -62,7 +62,11 @@ def run(mesh: Mesh, ops: list[tuple[Any, ...]], skew: list[int]) -> None:
     mesh.recover_and_replay_handoffs()
 
 
-@settings(max_examples=int(os.environ.get("MODEL_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("MODEL_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(ops=st.lists(op, max_size=40), skew=skews)
 def test_mesh_converges_to_the_greatest_version_per_key(ops: list[tuple[Any, ...]], skew: list[int]) -> None:
     # Given three regions in mesh, When any writes/deletes happen anywhere and every replicator drains
@@ -75,7 +79,11 @@ def test_mesh_converges_to_the_greatest_version_per_key(ops: list[tuple[Any, ...
     assert states[0] == expected
 
 
-@settings(max_examples=int(os.environ.get("MODEL_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("MODEL_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(ops=st.lists(op, max_size=40), skew=skews)
 def test_no_replicated_write_causes_another_replication(ops: list[tuple[Any, ...]], skew: list[int]) -> None:
     # Given a mesh that has drained
@@ -83,9 +91,7 @@ def test_no_replicated_write_causes_another_replication(ops: list[tuple[Any, ...
     run(mesh, ops, skew)
     # Then every target write the replicators made is seen by the target's replicator as an echo:
     # the number of replicated writes equals the number of echo skips (nothing bounced back)
-    replicated = sum(
-        1 for r in REGIONS for rec in mesh.tables[r].stream if _written_by_other_region(rec, r)
-    )
+    replicated = sum(1 for r in REGIONS for rec in mesh.tables[r].stream if _written_by_other_region(rec, r))
     echoes = _count_echoes(mesh)
     assert echoes == replicated
 
@@ -109,9 +115,15 @@ def _count_echoes(mesh: Mesh) -> int:
     return total
 
 
-@settings(max_examples=int(os.environ.get("MODEL_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("MODEL_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(ops=st.lists(op, max_size=30), skew=skews, batch=st.integers(1, 7))
-def test_coalescing_never_changes_the_outcome(ops: list[tuple[Any, ...]], skew: list[int], batch: int) -> None:
+def test_coalescing_never_changes_the_outcome(
+    ops: list[tuple[Any, ...]], skew: list[int], batch: int
+) -> None:
     # Given the same history, replicated once in big batches (coalesced per key) and once record by record
     apps_ops = [o for o in ops if o[0] not in ("deliver", "redeliver")]
     big, small = Mesh(REGIONS), Mesh(REGIONS)

@@ -1,0 +1,65 @@
+"""Builders of Lambda-shaped DynamoDB stream records for tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+_seq = itertools.count(1)
+T0 = 1_700_000_000.0
+
+
+def item(pk: str, region: str | None = None, ts: int | None = None, **attrs: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"pk": {"S": pk}}
+    for name, value in attrs.items():
+        out[name] = (
+            {"N": str(value)} if isinstance(value, int) and not isinstance(value, bool) else {"S": value}
+        )
+    if region is not None:
+        out["rep_region"] = {"S": region}
+    if ts is not None:
+        out["rep_ts"] = {"N": str(ts)}
+    return out
+
+
+def tombstone_item(pk: str, region: str, ts: int) -> dict[str, Any]:
+    out = item(pk, region, ts)
+    out["rep_deleted"] = {"BOOL": True}
+    out["rep_expires"] = {"N": str(ts // 1_000_000 + 604800)}
+    return out
+
+
+def record(
+    event_name: str,
+    new: dict[str, Any] | None = None,
+    old: dict[str, Any] | None = None,
+    *,
+    seq: int | None = None,
+    created: float = T0,
+    ttl: bool = False,
+    region: str = "us-east-1",
+) -> dict[str, Any]:
+    image = new or old or {}
+    dynamodb: dict[str, Any] = {
+        "ApproximateCreationDateTime": created,
+        "Keys": {"pk": image["pk"]},
+        "SequenceNumber": str(100_000_000_000_000_000_000 + (seq if seq is not None else next(_seq))),
+        "SizeBytes": 64,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new is not None:
+        dynamodb["NewImage"] = new
+    if old is not None:
+        dynamodb["OldImage"] = old
+    out: dict[str, Any] = {
+        "eventID": f"evt-{dynamodb['SequenceNumber']}",
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "eventSourceARN": f"arn:aws:dynamodb:{region}:111111111111:table/orders/stream/2026-01-01",
+        "dynamodb": dynamodb,
+    }
+    if ttl:
+        out["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return out
