@@ -1,0 +1,705 @@
+"""cdk.json context -> a validated, frozen deployment plan. Pure: no CDK, no AWS, no environment.
+
+The ``replication`` context block (docs/CONFIGURATION.md documents every key) becomes a
+:class:`ReplicationConfig`: one :class:`RegionPlan` per region with every physical name already
+computed, so stacks only wire constructs and the synthesized templates carry literal names, ARNs and
+URLs (the local runtime reads them back). Every bad value raises :class:`ConfigError` naming the key
+and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stacks import defaults
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[\w-]{1,256}$")
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+ATTRIBUTE_NAME = re.compile(r"^.{1,255}$")
+ACCOUNT = re.compile(r"^\d{12}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PAIR_SEPARATOR = "->"
+
+
+class ConfigError(ValueError):
+    """A context value is missing or invalid; the message names the key and how to fix it."""
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: str  # S, N or B
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The one event source mapping of a source table (DESIGN.md section 1: one mapping fans out)."""
+
+    batch_size: int = defaults.BATCH_SIZE
+    batching_window_seconds: int = defaults.BATCHING_WINDOW_SECONDS
+    parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
+    retry_attempts: int = defaults.RETRY_ATTEMPTS
+    max_record_age_seconds: int = defaults.MAX_RECORD_AGE_SECONDS
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    memory_mb: int = defaults.FUNCTION_MEMORY_MB
+    timeout_seconds: int = defaults.FUNCTION_TIMEOUT_SECONDS
+    max_workers: int = defaults.MAX_WORKERS
+    write_attempts: int = defaults.WRITE_ATTEMPTS
+    retry_base_delay_ms: int = defaults.RETRY_BASE_DELAY_MS
+    log_retention_days: int = defaults.LOG_RETENTION_DAYS
+    metrics_namespace: str = defaults.METRICS_NAMESPACE
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    email: str | None = None
+    topic_arns: Mapping[str, str] | None = None  # region -> existing topic in that region
+    iterator_age_seconds: int = defaults.ITERATOR_AGE_ALARM_SECONDS
+    latency_p99_ms: int = defaults.LATENCY_P99_ALARM_MS
+    handoff_age_seconds: int = defaults.HANDOFF_AGE_ALARM_SECONDS
+    function_errors_max: int = defaults.FUNCTION_ERRORS_ALARM_MAX
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """One source -> target pair, seen from the source region (which hosts its handoff queue)."""
+
+    source_region: str
+    region: str
+    table: str
+    table_account: str
+    role_arn: str | None
+    item_filter: Mapping[str, Any] | None
+    handoff_queue_name: str
+    handoff_dlq_name: str
+    handoff_queue_url: str
+    drain_function_name: str
+
+    def as_env(self) -> dict[str, Any]:
+        """This target's entry of REP_TARGETS (lambda/replicator/settings.py)."""
+        return {
+            "region": self.region,
+            "table": self.table,
+            "handoff_queue_url": self.handoff_queue_url,
+            "role_arn": self.role_arn,
+            "item_filter": self.item_filter,
+        }
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """Everything one region's stack deploys."""
+
+    region: str
+    account: str
+    table_name: str
+    adopt_existing: bool
+    targets: tuple[TargetPlan, ...]  # empty: this region only receives (one-way replica)
+    stream: StreamSettings
+    dead_letter_bucket: str
+    replicator_function_name: str
+    alarm_topic_arn: str | None
+    alarm_topic_name: str
+
+    @property
+    def is_source(self) -> bool:
+        return bool(self.targets)
+
+    @property
+    def stack_id(self) -> str:
+        return f"{defaults.STACK_ID_PREFIX}{self.region}"
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    account: str
+    topology: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None
+    regions: tuple[RegionPlan, ...]
+    attribute_prefix: str
+    ttl_attribute: str
+    tombstone_retention_seconds: int
+    point_in_time_recovery: bool
+    deletion_protection: bool
+    function: FunctionSettings
+    alarms: AlarmSettings
+    dashboard_region: str
+    dashboard_name: str
+
+    def region(self, name: str) -> RegionPlan:
+        for plan in self.regions:
+            if plan.region == name:
+                return plan
+        raise KeyError(name)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(plan.region for plan in self.regions)
+
+    def event_filters(self, plan: RegionPlan) -> list[dict[str, Any]]:
+        """DESIGN.md section 6: mesh sources skip echoes before invocation; one-way needs no filter."""
+        if self.topology != "mesh":
+            return []
+        attribute = f"{self.attribute_prefix}region"
+        return [
+            {"dynamodb": {"NewImage": {attribute: {"S": [plan.region]}}}},
+            {"dynamodb": {"NewImage": {attribute: {"S": [{"exists": False}]}}}},
+        ]
+
+    def replicator_environment(self, plan: RegionPlan) -> dict[str, str]:
+        """The replicator's Lambda environment: every value a literal string (see settings.py)."""
+        return {
+            "REP_LOCAL_REGION": plan.region,
+            "REP_TOPOLOGY": self.topology,
+            "REP_SOURCE_TABLE": plan.table_name,
+            "REP_TARGETS": json.dumps([t.as_env() for t in plan.targets], sort_keys=True),
+            "REP_ATTRIBUTE_PREFIX": self.attribute_prefix,
+            "REP_TTL_ATTRIBUTE": self.ttl_attribute,
+            "REP_TOMBSTONE_RETENTION_SECONDS": str(self.tombstone_retention_seconds),
+            "REP_DEAD_LETTER_BUCKET": plan.dead_letter_bucket,
+            "REP_MAX_WORKERS": str(self.function.max_workers),
+            "REP_WRITE_ATTEMPTS": str(self.function.write_attempts),
+            "REP_RETRY_BASE_DELAY_MS": str(self.function.retry_base_delay_ms),
+            "POWERTOOLS_METRICS_NAMESPACE": self.function.metrics_namespace,
+        }
+
+    def drain_environment(self, plan: RegionPlan, target: TargetPlan) -> dict[str, str]:
+        return {**self.replicator_environment(plan), "REP_DRAIN_TARGET_REGION": target.region}
+
+
+# ------------------------------------------------------------------------------------------- parsing
+
+
+class _Block:
+    """A JSON object under a dotted path; remembers which keys were read to reject unknown ones."""
+
+    def __init__(self, raw: Any, path: str, allowed: Mapping[str, str]) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must be a JSON object, got {type(raw).__name__}: {raw!r}")
+        unknown = sorted(set(raw) - set(allowed))
+        if unknown:
+            key = unknown[0]
+            hint = _MOVED_KEYS.get(key)
+            fix = hint if hint else f"use one of: {', '.join(sorted(allowed))} (docs/CONFIGURATION.md)"
+            raise ConfigError(f"{path}.{key} is not a known key. Fix: {fix}")
+        self.raw: dict[str, Any] = raw
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.raw.get(name)
+        return default if value is None else value
+
+    def integer(self, name: str, default: int, low: int, high: int, why: str = "") -> int:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.key(name)} = {value!r} must be an integer. Fix: e.g. {default}")
+        if not low <= value <= high:
+            reason = f" ({why})" if why else ""
+            raise ConfigError(
+                f"{self.key(name)} = {value} is out of range{reason}. Fix: use a value from {low} to {high}"
+            )
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)} = {value!r} must be true or false")
+        return value
+
+    def string(self, name: str, default: str | None = None, pattern: re.Pattern[str] | None = None) -> str:
+        value = self.get(name, default)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.key(name)} = {value!r} must be a non-empty string")
+        if pattern is not None and not pattern.match(value):
+            raise ConfigError(
+                f"{self.key(name)} = {value!r} is malformed. Fix: it must match {pattern.pattern}"
+            )
+        return value
+
+    def block(self, name: str, allowed: Mapping[str, str]) -> _Block:
+        return _Block(self.get(name, {}), self.key(name), allowed)
+
+
+# Keys that users put in the wrong place, with where they belong.
+_MOVED_KEYS = {
+    "batch_size": "batch_size is a setting of the source's single event source mapping: "
+    "put it under replication.stream or replication.sources.<region>",
+    "batching_window_seconds": "put it under replication.stream or replication.sources.<region>",
+    "parallelization_factor": "put it under replication.stream or replication.sources.<region>",
+    "retry_attempts": "put it under replication.stream or replication.sources.<region>",
+}
+
+_TOP_KEYS = {
+    "account": "12-digit account id",
+    "topology": "mesh | one-way",
+    "regions": "mesh: every region",
+    "source": "one-way: the source region",
+    "replicas": "one-way: the replica regions",
+    "table": "table settings",
+    "attribute_prefix": "metadata attribute prefix",
+    "tombstone_retention_days": "tombstone lifetime",
+    "stream": "event source mapping defaults",
+    "sources": "per source region mapping overrides",
+    "pairs": "per source->target settings",
+    "function": "replicator function settings",
+    "alarms": "alarm thresholds and notifications",
+    "dashboard_region": "region hosting the dashboard",
+}
+_TABLE_KEYS = {
+    "name": "",
+    "partition_key": "",
+    "sort_key": "",
+    "ttl_attribute": "",
+    "adopt_existing": "",
+    "point_in_time_recovery": "",
+    "deletion_protection": "",
+}
+_KEY_KEYS = {"name": "", "type": ""}
+_STREAM_KEYS = {
+    "batch_size": "",
+    "batching_window_seconds": "",
+    "parallelization_factor": "",
+    "retry_attempts": "",
+    "max_record_age_seconds": "",
+}
+_PAIR_KEYS = {"item_filter": "", "role_arn": ""}
+_FUNCTION_KEYS = {
+    "memory_mb": "",
+    "timeout_seconds": "",
+    "max_workers": "",
+    "write_attempts": "",
+    "retry_base_delay_ms": "",
+    "log_retention_days": "",
+    "metrics_namespace": "",
+}
+_ALARM_KEYS = {
+    "email": "",
+    "topic_arns": "",
+    "iterator_age_seconds": "",
+    "latency_p99_ms": "",
+    "handoff_age_seconds": "",
+    "function_errors_max": "",
+}
+
+
+def parse_context(value: Any) -> Any:
+    """Context given with ``-c key=value`` arrives as a string: JSON objects are decoded."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(("{", "[")):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"context value {text[:40]!r}... is not valid JSON: {err}") from None
+    return value
+
+
+def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
+    """Validate the ``replication`` context block (a dict or its JSON text) into a deployment plan."""
+    if replication is None:
+        raise ConfigError(
+            f"context key {defaults.CONTEXT_KEY!r} is missing. Fix: add a {defaults.CONTEXT_KEY!r} block "
+            "to cdk.json (docs/CONFIGURATION.md) or pass -c replication='{...}'"
+        )
+    root = _Block(parse_context(replication), defaults.CONTEXT_KEY, _TOP_KEYS)
+    account = _account(root, parse_context(account))
+    topology = root.get("topology", "mesh")
+    if topology not in defaults.TOPOLOGIES:
+        raise ConfigError(
+            f"{root.key('topology')} = {topology!r} is not a topology. "
+            f"Fix: use one of {', '.join(defaults.TOPOLOGIES)}"
+        )
+    sources, receivers = _regions(root, topology)
+    all_regions = tuple(dict.fromkeys([*sources, *receivers]))
+
+    table = root.block("table", _TABLE_KEYS)
+    table_names = _table_names(table, all_regions)
+    partition_key = _key_attribute(table, "partition_key", required=True)
+    assert partition_key is not None  # required=True raised otherwise
+    sort_key = _key_attribute(table, "sort_key", required=False)
+    adopt = _region_list(table, "adopt_existing", all_regions, minimum=0)
+    prefix = root.string("attribute_prefix", defaults.ATTRIBUTE_PREFIX, re.compile(r"^[A-Za-z0-9_.-]{1,64}$"))
+    ttl_attribute = table.string("ttl_attribute", f"{prefix}expires", ATTRIBUTE_NAME)
+    retention_days = root.integer(
+        "tombstone_retention_days",
+        defaults.TOMBSTONE_RETENTION_DAYS,
+        2,
+        3650,
+        "longer than the stream's 24 h",
+    )
+
+    stream_defaults = _stream(root.block("stream", _STREAM_KEYS), StreamSettings())
+    source_blocks = _source_overrides(root, sources, stream_defaults)
+    pairs = _pairs(root, sources, receivers, topology)
+    function = _function(root.block("function", _FUNCTION_KEYS))
+    alarms = _alarms(root.block("alarms", _ALARM_KEYS), all_regions)
+    dashboard_region = root.string("dashboard_region", all_regions[0])
+    if dashboard_region not in all_regions:
+        raise ConfigError(
+            f"{root.key('dashboard_region')} = {dashboard_region!r} is not one of the deployment's regions. "
+            f"Fix: use one of {', '.join(all_regions)}"
+        )
+
+    plans = []
+    for region in all_regions:
+        table_name = table_names[region]
+        targets = tuple(
+            _target_plan(
+                region, target, table_names[target], account, table_name, pairs.get((region, target))
+            )
+            for target in (receivers if topology == "one-way" else all_regions)
+            if target != region and region in sources
+        )
+        topic_arn = (alarms.topic_arns or {}).get(region)
+        plans.append(
+            RegionPlan(
+                region=region,
+                account=account,
+                table_name=table_name,
+                adopt_existing=region in adopt,
+                targets=targets,
+                stream=source_blocks.get(region, stream_defaults),
+                dead_letter_bucket=_bucket_name(table_name, account, region),
+                replicator_function_name=_name(f"{_slug(table_name)}-replicator", 64),
+                alarm_topic_arn=topic_arn,
+                alarm_topic_name=_name(f"{_slug(table_name)}-replication-alarms", 256),
+            )
+        )
+    dashboard_table = table_names[dashboard_region]
+    return ReplicationConfig(
+        account=account,
+        topology=topology,
+        partition_key=partition_key,
+        sort_key=sort_key,
+        regions=tuple(plans),
+        attribute_prefix=prefix,
+        ttl_attribute=ttl_attribute,
+        tombstone_retention_seconds=retention_days * 24 * 3600,
+        point_in_time_recovery=table.boolean("point_in_time_recovery", defaults.POINT_IN_TIME_RECOVERY),
+        deletion_protection=table.boolean("deletion_protection", defaults.DELETION_PROTECTION),
+        function=function,
+        alarms=alarms,
+        dashboard_region=dashboard_region,
+        dashboard_name=_name(f"{_slug(dashboard_table)}-replication", 255),
+    )
+
+
+def _account(root: _Block, override: Any) -> str:
+    value = override if override not in (None, "") else root.get("account", defaults.PLACEHOLDER_ACCOUNT)
+    value = str(value)
+    if not ACCOUNT.match(value):
+        raise ConfigError(
+            f"{root.key('account')} = {value!r} is not a 12-digit AWS account id. "
+            "Fix: set it in cdk.json or pass -c account=123456789012"
+        )
+    return value
+
+
+def _check_region(key: str, region: Any) -> str:
+    if not isinstance(region, str) or region not in defaults.KNOWN_REGIONS:
+        raise ConfigError(
+            f"{key} names an unknown region {region!r}. Fix: use an AWS region code such as us-east-1 "
+            "(a region launched after this release is added to stacks/defaults.py KNOWN_REGIONS)"
+        )
+    return region
+
+
+def _region_list(block: _Block, name: str, allowed: tuple[str, ...] | None, minimum: int) -> tuple[str, ...]:
+    raw = block.get(name, [])
+    key = block.key(name)
+    if not isinstance(raw, list):
+        raise ConfigError(f"{key} must be a JSON list of region codes, got {raw!r}")
+    regions = tuple(_check_region(f"{key}[{i}]", region) for i, region in enumerate(raw))
+    duplicates = sorted({r for r in regions if regions.count(r) > 1})
+    if duplicates:
+        raise ConfigError(f"{key} lists {duplicates[0]!r} more than once. Fix: name each region once")
+    if allowed is not None:
+        for region in regions:
+            if region not in allowed:
+                raise ConfigError(
+                    f"{key} names {region!r}, which is not in the deployment. "
+                    f"Fix: use one of {', '.join(allowed)}"
+                )
+    if len(regions) < minimum:
+        raise ConfigError(
+            f"{key} must list at least {minimum} regions (got {len(regions)}). Fix: add regions"
+        )
+    return regions
+
+
+def _regions(root: _Block, topology: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(source regions, receiving regions) of the topology."""
+    if topology == "mesh":
+        for misplaced in ("source", "replicas"):
+            if misplaced in root.raw:
+                raise ConfigError(
+                    f"{root.key(misplaced)} applies to topology one-way only. "
+                    "Fix: a mesh lists every region under replication.regions"
+                )
+        regions = _region_list(root, "regions", None, minimum=0)
+        if len(regions) < 2:
+            raise ConfigError(
+                f"{root.key('regions')} must list at least two regions (got {len(regions)}). "
+                "Fix: replication needs a second region"
+            )
+        return regions, regions
+    if "regions" in root.raw:
+        raise ConfigError(
+            f"{root.key('regions')} applies to topology mesh only. "
+            "Fix: a one-way deployment names replication.source and replication.replicas"
+        )
+    source = _check_region(root.key("source"), root.get("source"))
+    replicas = _region_list(root, "replicas", None, minimum=0)
+    if source in replicas:
+        raise ConfigError(
+            f"{root.key('replicas')} includes the source region {source!r}: "
+            "a region cannot replicate to itself. "
+            "Fix: remove it from replicas"
+        )
+    if not replicas:
+        raise ConfigError(
+            f"{root.key('replicas')} must list at least one region, so that at least two regions take part. "
+            "Fix: add a replica region"
+        )
+    return (source,), replicas
+
+
+def _table_names(table: _Block, regions: tuple[str, ...]) -> dict[str, str]:
+    raw = table.get("name")
+    key = table.key("name")
+    if isinstance(raw, str):
+        names = dict.fromkeys(regions, raw)
+    elif isinstance(raw, dict):
+        missing = [r for r in regions if r not in raw]
+        extra = sorted(set(raw) - set(regions))
+        if missing or extra:
+            raise ConfigError(
+                f"{key} must name the table of every region and no other "
+                f"(missing {missing}, unknown {extra}). Fix: one entry per region"
+            )
+        names = {r: raw[r] for r in regions}
+    else:
+        raise ConfigError(
+            f'{key} is required: a table name, or an object {{region: name}}. Fix: e.g. "orders"'
+        )
+    for region, name in names.items():
+        if not isinstance(name, str) or not TABLE_NAME.match(name):
+            raise ConfigError(
+                f"{key} ({region}) = {name!r} is not a DynamoDB table name. "
+                "Fix: 3 to 255 characters from A-Z a-z 0-9 _ . -"
+            )
+    return names
+
+
+def _key_attribute(table: _Block, name: str, *, required: bool) -> KeyAttribute | None:
+    if table.get(name) is None:
+        if required:
+            raise ConfigError(f'{table.key(name)} is required. Fix: e.g. {{"name": "pk", "type": "S"}}')
+        return None
+    block = table.block(name, _KEY_KEYS)
+    attribute = block.string("name", None, ATTRIBUTE_NAME)
+    kind = block.get("type", "S")
+    if kind not in defaults.KEY_TYPES:
+        raise ConfigError(
+            f"{block.key('type')} = {kind!r} is not a key type. Fix: use S (string), N (number) or B (binary)"
+        )
+    return KeyAttribute(attribute, kind)
+
+
+def _stream(block: _Block, base: StreamSettings) -> StreamSettings:
+    age = block.get("max_record_age_seconds", base.max_record_age_seconds)
+    if age != -1:
+        age = block.integer(
+            "max_record_age_seconds", base.max_record_age_seconds, *defaults.MAX_RECORD_AGE_RANGE
+        )
+    return StreamSettings(
+        batch_size=block.integer(
+            "batch_size", base.batch_size, *defaults.BATCH_SIZE_RANGE, "Lambda's limits for DynamoDB Streams"
+        ),
+        batching_window_seconds=block.integer(
+            "batching_window_seconds", base.batching_window_seconds, *defaults.BATCHING_WINDOW_RANGE
+        ),
+        parallelization_factor=block.integer(
+            "parallelization_factor", base.parallelization_factor, *defaults.PARALLELIZATION_RANGE
+        ),
+        retry_attempts=block.integer(
+            "retry_attempts", base.retry_attempts, *defaults.RETRY_ATTEMPTS_RANGE, "retries must be bounded"
+        ),
+        max_record_age_seconds=age,
+    )
+
+
+def _source_overrides(
+    root: _Block, sources: tuple[str, ...], base: StreamSettings
+) -> dict[str, StreamSettings]:
+    raw = root.get("sources", {})
+    block = _Block(raw, root.key("sources"), dict.fromkeys(sources, ""))
+    return {region: _stream(block.block(region, _STREAM_KEYS), base) for region in block.raw}
+
+
+def _pairs(
+    root: _Block, sources: tuple[str, ...], receivers: tuple[str, ...], topology: str
+) -> dict[tuple[str, str], _Block]:
+    raw = root.get("pairs", {})
+    key = root.key("pairs")
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{key} must be a JSON object {{"<source>{PAIR_SEPARATOR}<target>": {{...}}}}')
+    pairs: dict[tuple[str, str], _Block] = {}
+    for name, value in raw.items():
+        pair_key = f"{key}.{name}"
+        source, sep, target = str(name).partition(PAIR_SEPARATOR)
+        if not sep:
+            raise ConfigError(
+                f'{pair_key} is not a pair. Fix: write it as "<source>{PAIR_SEPARATOR}<target>"'
+            )
+        _check_region(pair_key, source.strip())
+        _check_region(pair_key, target.strip())
+        source, target = source.strip(), target.strip()
+        if source == target:
+            raise ConfigError(
+                f"{pair_key} goes from a region to itself. Fix: a pair joins two different regions"
+            )
+        if source not in sources or target not in receivers:
+            raise ConfigError(
+                f"{pair_key} is not a replication path of this {topology} deployment. "
+                f"Fix: sources are {', '.join(sources)}; targets are {', '.join(receivers)}"
+            )
+        pairs[(source, target)] = _Block(value, pair_key, _PAIR_KEYS)
+    return pairs
+
+
+def _target_plan(
+    source: str, target: str, target_table: str, account: str, source_table: str, pair: _Block | None
+) -> TargetPlan:
+    role_arn = None
+    item_filter = None
+    if pair is not None:
+        if pair.get("role_arn") is not None:
+            role_arn = pair.string("role_arn", None, ROLE_ARN)
+        item_filter = pair.get("item_filter")
+        if item_filter is not None and (not isinstance(item_filter, dict) or not item_filter):
+            raise ConfigError(
+                f"{pair.key('item_filter')} must be an event pattern object over the item in DynamoDB JSON. "
+                'Fix: e.g. {"tenant": {"S": [{"prefix": "eu-"}]}}'
+            )
+    # A cross-account replica lives in the account of the role that writes it.
+    table_account = role_arn.split(":")[4] if role_arn else account
+    slug = _slug(source_table)
+    queue_name = _name(f"{slug}-handoff-{target}", 76)  # room for the "-dlq" suffix under SQS's 80
+    return TargetPlan(
+        source_region=source,
+        region=target,
+        table=target_table,
+        table_account=table_account,
+        role_arn=role_arn,
+        item_filter=item_filter,
+        handoff_queue_name=queue_name,
+        handoff_dlq_name=f"{queue_name}-dlq",
+        # Literal (not a token) so the local runtime and the environment see the same string.
+        handoff_queue_url=f"https://sqs.{source}.amazonaws.com/{account}/{queue_name}",
+        drain_function_name=_name(f"{slug}-drain-{target}", 64),
+    )
+
+
+def _function(block: _Block) -> FunctionSettings:
+    return FunctionSettings(
+        memory_mb=block.integer("memory_mb", defaults.FUNCTION_MEMORY_MB, 128, 10_240, "Lambda's limits"),
+        timeout_seconds=block.integer("timeout_seconds", defaults.FUNCTION_TIMEOUT_SECONDS, 3, 900),
+        max_workers=block.integer("max_workers", defaults.MAX_WORKERS, 1, 256),
+        write_attempts=block.integer("write_attempts", defaults.WRITE_ATTEMPTS, 1, 20),
+        retry_base_delay_ms=block.integer("retry_base_delay_ms", defaults.RETRY_BASE_DELAY_MS, 0, 10_000),
+        log_retention_days=_log_retention(block),
+        metrics_namespace=block.string(
+            "metrics_namespace", defaults.METRICS_NAMESPACE, re.compile(r"^[A-Za-z0-9_./#:-]{1,255}$")
+        ),
+    )
+
+
+def _log_retention(block: _Block) -> int:
+    days = block.integer("log_retention_days", defaults.LOG_RETENTION_DAYS, 1, 3653)
+    if days not in defaults.LOG_RETENTION_CHOICES:
+        choices = ", ".join(str(d) for d in defaults.LOG_RETENTION_CHOICES)
+        raise ConfigError(
+            f"{block.key('log_retention_days')} = {days} is not a CloudWatch Logs retention. "
+            f"Fix: one of {choices}"
+        )
+    return days
+
+
+def _alarms(block: _Block, regions: tuple[str, ...]) -> AlarmSettings:
+    email = block.string("email", None, EMAIL) if block.get("email") is not None else None
+    raw_topics = block.get("topic_arns", {})
+    if not isinstance(raw_topics, dict):
+        raise ConfigError(
+            f"{block.key('topic_arns')} must be an object {{region: topic ARN}}: "
+            "alarms can only notify a topic in their own region"
+        )
+    topics = _Block(raw_topics, block.key("topic_arns"), dict.fromkeys(regions, ""))
+    topic_arns = {}
+    for region in topics.raw:
+        arn = topics.string(region, None, TOPIC_ARN)
+        match = TOPIC_ARN.match(arn)
+        if match is None or match.group("region") != region:
+            raise ConfigError(
+                f"{topics.key(region)} = {arn!r} is a topic in another region. "
+                f"Fix: alarms in {region} can only notify a topic in {region}"
+            )
+        topic_arns[region] = arn
+    return AlarmSettings(
+        email=email,
+        topic_arns=topic_arns or None,
+        iterator_age_seconds=block.integer(
+            "iterator_age_seconds", defaults.ITERATOR_AGE_ALARM_SECONDS, 1, 7 * 24 * 3600
+        ),
+        latency_p99_ms=block.integer(
+            "latency_p99_ms", defaults.LATENCY_P99_ALARM_MS, 1, 14 * 24 * 3600 * 1000
+        ),
+        handoff_age_seconds=block.integer(
+            "handoff_age_seconds", defaults.HANDOFF_AGE_ALARM_SECONDS, 60, 14 * 24 * 3600
+        ),
+        function_errors_max=block.integer(
+            "function_errors_max", defaults.FUNCTION_ERRORS_ALARM_MAX, 0, 1_000_000
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------- physical names
+
+
+def _slug(name: str) -> str:
+    """A table name made safe for SQS, Lambda and SNS names (which refuse '.')."""
+    return name.replace(".", "-")
+
+
+def _name(name: str, limit: int) -> str:
+    """``name`` when it fits ``limit``; otherwise a stable truncation ending in a short hash."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9]}-{digest}"
+
+
+def _bucket_name(table: str, account: str, region: str) -> str:
+    """``<table>-replicator-<account>-<region>``, lowercased and within S3's rules (63 chars, a-z0-9-)."""
+    suffix = f"-replicator-{account}-{region}"
+    stem = re.sub(r"[^a-z0-9-]+", "-", table.lower()).strip("-") or "table"
+    if len(stem) + len(suffix) > 63:
+        digest = hashlib.sha256(table.encode()).hexdigest()[:6]
+        stem = f"{stem[: 63 - len(suffix) - 7].rstrip('-')}-{digest}"
+    return f"{stem}{suffix}"

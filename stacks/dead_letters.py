@@ -1,0 +1,38 @@
+"""The dead-letter store of a source region: one S3 bucket for dead letters and large handoff payloads."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks import defaults
+
+
+class DeadLetterStore(Construct):
+    """Holds what could not be applied (``dead-letters/``), batches Lambda gave up on (the mapping's
+    on-failure destination) and handoff payloads too large for a queue message (``handoff/``)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, bucket_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            bucket_name=bucket_name,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireHandoffPayloads",
+                    prefix=defaults.HANDOFF_PREFIX,
+                    # A payload is useless once the queue message pointing at it has expired.
+                    expiration=Duration.days(defaults.HANDOFF_OBJECT_EXPIRY_DAYS),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
+            ],
+            # Dead letters are user data waiting for a redrive: `cdk destroy` keeps the bucket.
+            removal_policy=RemovalPolicy.RETAIN,
+        )

@@ -1,0 +1,139 @@
+"""Every default of the CDK app, in one place (docs/CONFIGURATION.md lists them; the infra tests assert them).
+
+Values a user can change through ``cdk.json`` context are marked "(context: ...)" with their key.
+"""
+
+from __future__ import annotations
+
+# The Powertools public layer the functions run with. Must equal the aws-lambda-powertools pin in
+# requirements-dev.txt (tests run the handler against that version; a test checks the two agree).
+POWERTOOLS_VERSION = "3.37.0"
+PYTHON_RUNTIME = "python3.13"
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/{PYTHON_RUNTIME}/{POWERTOOLS_VERSION}"
+
+REPLICATOR_HANDLER = "replicator.handler.lambda_handler"
+DRAIN_HANDLER = "replicator.drain.lambda_handler"
+# The Lambda asset: the folder that holds the `replicator` package (not a Python package itself).
+LAMBDA_ASSET_DIR = "lambda"
+LAMBDA_ASSET_EXCLUDE = ("tests", "**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache")
+
+# Synthesis works offline with a placeholder account; a real deployment sets it (context: account).
+PLACEHOLDER_ACCOUNT = "111111111111"
+CONTEXT_KEY = "replication"
+STACK_ID_PREFIX = "Replicator-"
+
+TOPOLOGIES = ("mesh", "one-way")
+KEY_TYPES = ("S", "N", "B")
+
+# Commercial AWS regions (where DynamoDB Streams and Lambda event source mappings exist). A region not in
+# this list is almost always a typo; a genuinely new region is added here.
+KNOWN_REGIONS = (
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+)
+
+# Item metadata (DESIGN.md section 2). (context: attribute_prefix, table.ttl_attribute)
+ATTRIBUTE_PREFIX = "rep_"
+TOMBSTONE_RETENTION_DAYS = 7  # (context: tombstone_retention_days) > stream's 24 h + a redrive window
+
+# Tables. (context: table.*)
+POINT_IN_TIME_RECOVERY = True
+DELETION_PROTECTION = True
+
+# The one event source mapping per source table. (context: stream.*, overridable per source region)
+BATCH_SIZE = 100
+BATCH_SIZE_RANGE = (1, 10_000)  # Lambda's limits for DynamoDB Streams
+BATCHING_WINDOW_SECONDS = 1
+BATCHING_WINDOW_RANGE = (0, 300)
+PARALLELIZATION_FACTOR = 1
+PARALLELIZATION_RANGE = (1, 10)
+# Bounded: a poisoned record is bisected down to itself, then parked in the on-failure destination.
+RETRY_ATTEMPTS = 10
+RETRY_ATTEMPTS_RANGE = (0, 10_000)
+# Records older than the stream's own 24 h retention cannot be read anyway; -1 means "no limit".
+MAX_RECORD_AGE_SECONDS = -1
+MAX_RECORD_AGE_RANGE = (60, 604_800)
+
+# Replicator function. (context: function.*)
+FUNCTION_MEMORY_MB = 512
+FUNCTION_TIMEOUT_SECONDS = 60
+MAX_WORKERS = 16
+WRITE_ATTEMPTS = 4
+RETRY_BASE_DELAY_MS = 50
+LOG_RETENTION_DAYS = 30
+# The retention periods CloudWatch Logs accepts (days -> aws_logs.RetentionDays member).
+LOG_RETENTION_CHOICES = {
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS",
+    731: "TWO_YEARS",
+    1096: "THREE_YEARS",
+    1827: "FIVE_YEARS",
+    3653: "TEN_YEARS",
+}
+METRICS_NAMESPACE = "DynamoDBReplicator"
+
+# Handoff (one queue per target, in the source region) and its drain function.
+HANDOFF_RETENTION_DAYS = 14  # SQS maximum: a target may be unreachable this long with nothing lost
+DRAIN_BATCH_SIZE = 10
+DRAIN_TIMEOUT_SECONDS = 60
+# AWS's advice for an SQS event source: visibility timeout at least six times the function timeout.
+HANDOFF_VISIBILITY_FACTOR = 6
+# SQS's maximum. With a 6-minute visibility timeout a message is retried for about four days before it
+# moves to the handoff dead-letter queue, which alarms and keeps it until the original 14 days run out.
+HANDOFF_MAX_RECEIVE_COUNT = 1000
+# Handoff payloads too large for a message live under handoff/ in the bucket; they are useless once the
+# message that points at them has expired.
+HANDOFF_OBJECT_EXPIRY_DAYS = HANDOFF_RETENTION_DAYS + 1
+DEAD_LETTER_PREFIX = "dead-letters/"
+HANDOFF_PREFIX = "handoff/"
+
+# Alarms. (context: alarms.*)
+ITERATOR_AGE_ALARM_SECONDS = 300
+LATENCY_P99_ALARM_MS = 60_000
+HANDOFF_AGE_ALARM_SECONDS = 900
+FUNCTION_ERRORS_ALARM_MAX = 0  # an alarm fires when a function reports more errors than this in a period
+ALARM_PERIOD_MINUTES = 5

@@ -1,0 +1,137 @@
+"""One region of the deployment: its table and, for a source region, the replicator and handoffs."""
+
+from __future__ import annotations
+
+from aws_cdk import Arn, ArnComponents, Environment, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from stacks import defaults
+from stacks.config import RegionPlan, ReplicationConfig, TargetPlan
+from stacks.dead_letters import DeadLetterStore
+from stacks.handoff import HandoffQueue
+from stacks.replicator import ReplicatorFunction
+from stacks.runtime import FunctionRuntime
+from stacks.tables import ReplicaTable
+
+
+class RegionStack(Stack):
+    """Wires the constructs of one region; every name, ARN and URL comes from the validated config."""
+
+    def __init__(self, scope: Construct, *, config: ReplicationConfig, plan: RegionPlan) -> None:
+        super().__init__(
+            scope,
+            plan.stack_id,
+            env=Environment(account=plan.account, region=plan.region),
+            description=f"DynamoDB replication ({config.topology}): table {plan.table_name} in {plan.region}",
+        )
+        self.config = config
+        self.plan = plan
+        self.table = ReplicaTable(
+            self,
+            "ReplicaTable",
+            table_name=plan.table_name,
+            partition_key=config.partition_key,
+            sort_key=config.sort_key,
+            ttl_attribute=config.ttl_attribute,
+            point_in_time_recovery=config.point_in_time_recovery,
+            deletion_protection=config.deletion_protection,
+        )
+        self.replicator: ReplicatorFunction | None = None
+        self.handoffs: list[HandoffQueue] = []
+        if plan.is_source:
+            self._build_replication()
+
+    def _build_replication(self) -> None:
+        config, plan = self.config, self.plan
+        runtime = FunctionRuntime(
+            self, "FunctionRuntime", log_retention_days=config.function.log_retention_days
+        )
+        self.store = DeadLetterStore(self, "DeadLetterStore", bucket_name=plan.dead_letter_bucket)
+        self.handoffs = [
+            HandoffQueue(
+                self,
+                f"Handoff-{target.region}",
+                target=target,
+                runtime=runtime,
+                environment=config.drain_environment(plan, target),
+                memory_mb=config.function.memory_mb,
+            )
+            for target in plan.targets
+        ]
+        self.replicator = ReplicatorFunction(
+            self,
+            "Replicator",
+            runtime=runtime,
+            function_name=plan.replicator_function_name,
+            environment=config.replicator_environment(plan),
+            memory_mb=config.function.memory_mb,
+            timeout_seconds=config.function.timeout_seconds,
+            stream_arn=self.table.stream_arn,
+            stream=plan.stream,
+            event_filters=config.event_filters(plan),
+            failure_bucket=self.store.bucket,
+        )
+        self._grant_replicator(self.replicator.function)
+        for handoff in self.handoffs:
+            self._grant_drain(handoff)
+
+    # Grants live here, at the composition root, so the whole permission set of a region reads in one place.
+
+    def _grant_replicator(self, function: lambda_.Function) -> None:
+        if self.config.topology == "mesh":
+            # Mesh only: adopting unstamped writes and writing local tombstones touch the local table.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    resources=[self.table.table_arn],
+                )
+            )
+        for target in self.plan.targets:
+            self._grant_target_writes(function, target)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[handoff.queue.queue_arn for handoff in self.handoffs]
+            )
+        )
+        self._grant_objects(
+            function, ["s3:PutObject"], [defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX]
+        )
+
+    def _grant_drain(self, handoff: HandoffQueue) -> None:
+        self._grant_target_writes(handoff.drain_function, handoff.target)
+        self._grant_objects(handoff.drain_function, ["s3:GetObject"], [defaults.HANDOFF_PREFIX])
+        self._grant_objects(handoff.drain_function, ["s3:PutObject"], [defaults.DEAD_LETTER_PREFIX])
+
+    def _grant_target_writes(self, function: lambda_.Function, target: TargetPlan) -> None:
+        if target.role_arn:
+            # A replica in another account is written through a role that account owns.
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[target.role_arn])
+            )
+            return
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[self.target_table_arn(target)]
+            )
+        )
+
+    def target_table_arn(self, target: TargetPlan) -> str:
+        """Built by convention in the target's region: no cross-region reference, no deploy-order coupling."""
+        components = ArnComponents(
+            service="dynamodb",
+            resource="table",
+            resource_name=target.table,
+            region=target.region,
+            account=target.table_account,
+        )
+        return Arn.format(components, self)
+
+    def _grant_objects(self, function: lambda_.Function, actions: list[str], prefixes: list[str]) -> None:
+        bucket = self.store.bucket
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=actions, resources=[bucket.arn_for_objects(f"{p}*") for p in prefixes]
+            )
+        )

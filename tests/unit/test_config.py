@@ -1,0 +1,261 @@
+"""stacks/config.py: the cdk.json context -> deployment plan. Pure: no CDK, runs in milliseconds."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks import defaults
+from stacks.config import ConfigError, load_config, parse_context
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mesh(**overrides: Any) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "topology": "mesh",
+        "regions": ["us-east-1", "eu-west-1"],
+        "table": {"name": "orders", "partition_key": {"name": "pk", "type": "S"}},
+    }
+    block.update(overrides)
+    return block
+
+
+def one_way(**overrides: Any) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "topology": "one-way",
+        "source": "us-east-1",
+        "replicas": ["eu-west-1", "ap-southeast-2"],
+        "table": {"name": "orders", "partition_key": {"name": "pk", "type": "S"}},
+    }
+    block.update(overrides)
+    return block
+
+
+def error_of(block: Any) -> str:
+    with pytest.raises(ConfigError) as raised:
+        load_config(block)
+    return str(raised.value)
+
+
+# ------------------------------------------------------------------------------------ one test per error
+
+
+def test_unknown_region_names_the_key_and_the_fix() -> None:
+    message = error_of(mesh(regions=["us-east-1", "eu-west-9"]))
+    assert "replication.regions[1]" in message
+    assert "'eu-west-9'" in message
+    assert "Fix:" in message
+
+
+def test_duplicate_region_is_rejected() -> None:
+    message = error_of(mesh(regions=["us-east-1", "eu-west-1", "us-east-1"]))
+    assert "replication.regions" in message
+    assert "more than once" in message
+
+
+def test_fewer_than_two_regions_is_rejected() -> None:
+    message = error_of(mesh(regions=["us-east-1"]))
+    assert "replication.regions" in message
+    assert "at least two" in message
+
+
+def test_one_way_without_replicas_is_rejected() -> None:
+    message = error_of(one_way(replicas=[]))
+    assert "replication.replicas" in message
+    assert "at least one" in message
+
+
+def test_pair_from_a_region_to_itself_is_rejected() -> None:
+    message = error_of(mesh(pairs={"us-east-1->us-east-1": {"item_filter": {"a": {"S": ["b"]}}}}))
+    assert "replication.pairs.us-east-1->us-east-1" in message
+    assert "to itself" in message
+
+
+def test_one_way_replica_equal_to_the_source_is_rejected() -> None:
+    message = error_of(one_way(replicas=["eu-west-1", "us-east-1"]))
+    assert "replication.replicas" in message
+    assert "itself" in message
+
+
+def test_bad_key_type_is_rejected() -> None:
+    message = error_of(mesh(table={"name": "orders", "partition_key": {"name": "pk", "type": "STRING"}}))
+    assert "replication.table.partition_key.type" in message
+    assert "S (string), N (number) or B (binary)" in message
+
+
+@pytest.mark.parametrize("batch_size", [0, 10_001])
+def test_batch_size_out_of_lambda_range_is_rejected(batch_size: int) -> None:
+    message = error_of(mesh(stream={"batch_size": batch_size}))
+    assert "replication.stream.batch_size" in message
+    assert "1 to 10000" in message
+
+
+def test_batch_size_out_of_range_in_a_source_override_names_that_source() -> None:
+    message = error_of(mesh(sources={"eu-west-1": {"batch_size": 20_000}}))
+    assert "replication.sources.eu-west-1.batch_size" in message
+
+
+def test_unknown_topology_is_rejected() -> None:
+    message = error_of(mesh(topology="star"))
+    assert "replication.topology" in message
+    assert "mesh, one-way" in message
+
+
+def test_unknown_key_under_the_replication_block_is_rejected() -> None:
+    message = error_of(mesh(regoins=["us-east-1"]))
+    assert "replication.regoins is not a known key" in message
+    assert "regions" in message
+
+
+def test_unknown_key_in_a_nested_block_is_rejected() -> None:
+    message = error_of(mesh(table={"name": "orders", "partition_key": {"name": "pk"}, "ttl": "x"}))
+    assert "replication.table.ttl is not a known key" in message
+
+
+def test_mapping_setting_under_a_pair_says_where_it_belongs() -> None:
+    message = error_of(mesh(pairs={"us-east-1->eu-west-1": {"batch_size": 10}}))
+    assert "replication.pairs.us-east-1->eu-west-1.batch_size" in message
+    assert "single event source mapping" in message
+
+
+def test_pair_that_is_not_a_path_of_a_one_way_deployment_is_rejected() -> None:
+    message = error_of(one_way(pairs={"eu-west-1->us-east-1": {}}))
+    assert "not a replication path" in message
+
+
+def test_missing_block_says_how_to_add_it() -> None:
+    with pytest.raises(ConfigError, match=r"cdk\.json"):
+        load_config(None)
+
+
+def test_bad_role_arn_is_rejected() -> None:
+    message = error_of(mesh(pairs={"us-east-1->eu-west-1": {"role_arn": "arn:aws:iam::12:user/x"}}))
+    assert "replication.pairs.us-east-1->eu-west-1.role_arn" in message
+
+
+def test_topic_in_another_region_is_rejected() -> None:
+    topic = "arn:aws:sns:eu-west-1:111111111111:ops"
+    message = error_of(mesh(alarms={"topic_arns": {"us-east-1": topic}}))
+    assert "replication.alarms.topic_arns.us-east-1" in message
+    assert "another region" in message
+
+
+def test_account_must_have_twelve_digits() -> None:
+    message = error_of(mesh(account="1234"))
+    assert "replication.account" in message
+    assert "-c account=" in message
+
+
+def test_table_name_per_region_must_cover_every_region() -> None:
+    message = error_of(mesh(table={"name": {"us-east-1": "orders"}, "partition_key": {"name": "pk"}}))
+    assert "replication.table.name" in message
+    assert "eu-west-1" in message
+
+
+def test_log_retention_must_be_one_cloudwatch_accepts() -> None:
+    message = error_of(mesh(function={"log_retention_days": 31}))
+    assert "replication.function.log_retention_days" in message
+
+
+# ------------------------------------------------------------------------------------------- the plan
+
+
+def test_mesh_defaults_are_those_of_stacks_defaults() -> None:
+    config = load_config(mesh())
+    assert config.account == defaults.PLACEHOLDER_ACCOUNT
+    assert config.attribute_prefix == defaults.ATTRIBUTE_PREFIX
+    assert config.ttl_attribute == "rep_expires"
+    assert config.tombstone_retention_seconds == defaults.TOMBSTONE_RETENTION_DAYS * 86_400
+    assert config.point_in_time_recovery is True
+    assert config.deletion_protection is True
+    assert config.sort_key is None
+    assert config.dashboard_region == "us-east-1"
+    for plan in config.regions:
+        assert plan.stream.batch_size == defaults.BATCH_SIZE
+        assert plan.stream.retry_attempts == defaults.RETRY_ATTEMPTS
+        assert [t.region for t in plan.targets] == [r for r in config.region_names if r != plan.region]
+
+
+def test_mesh_targets_carry_literal_queue_urls_in_the_source_region() -> None:
+    config = load_config(mesh(account="222222222222"))
+    target = config.region("us-east-1").targets[0]
+    assert target.region == "eu-west-1"
+    assert (
+        target.handoff_queue_url
+        == "https://sqs.us-east-1.amazonaws.com/222222222222/orders-handoff-eu-west-1"
+    )
+    assert target.handoff_dlq_name == "orders-handoff-eu-west-1-dlq"
+    assert target.drain_function_name == "orders-drain-eu-west-1"
+
+
+def test_one_way_replicas_have_no_targets() -> None:
+    config = load_config(one_way())
+    assert config.region("us-east-1").is_source
+    assert not config.region("eu-west-1").is_source
+    assert config.event_filters(config.region("us-east-1")) == []
+
+
+def test_mesh_event_filter_is_the_two_patterns_of_design_section_6() -> None:
+    config = load_config(mesh(attribute_prefix="x_"))
+    assert config.event_filters(config.region("eu-west-1")) == [
+        {"dynamodb": {"NewImage": {"x_region": {"S": ["eu-west-1"]}}}},
+        {"dynamodb": {"NewImage": {"x_region": {"S": [{"exists": False}]}}}},
+    ]
+
+
+def test_replicator_environment_matches_the_function_settings_contract() -> None:
+    from replicator.settings import parse_settings
+
+    item_filter = {"tenant": {"S": [{"prefix": "eu-"}]}}
+    role = "arn:aws:iam::333333333333:role/replica-writer"
+    config = load_config(mesh(pairs={"us-east-1->eu-west-1": {"item_filter": item_filter, "role_arn": role}}))
+    plan = config.region("us-east-1")
+    settings = parse_settings(config.drain_environment(plan, plan.targets[0]))
+    assert settings.local_region == "us-east-1"
+    assert settings.dead_letter_bucket == "orders-replicator-111111111111-us-east-1"
+    assert settings.drain_target_region == "eu-west-1"
+    assert settings.target("eu-west-1").item_filter == item_filter
+    assert settings.target("eu-west-1").role_arn == role
+    assert plan.targets[0].table_account == "333333333333"
+    assert "REP_ENDPOINT_URLS" not in config.replicator_environment(plan)
+    assert "POWERTOOLS_SERVICE_NAME" not in config.replicator_environment(plan)
+
+
+def test_long_table_names_still_give_valid_physical_names() -> None:
+    name = "Customer.Orders_" + "x" * 120
+    config = load_config(mesh(table={"name": name, "partition_key": {"name": "pk"}}))
+    plan = config.region("us-east-1")
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", plan.dead_letter_bucket)
+    assert len(plan.replicator_function_name) <= 64
+    assert len(plan.targets[0].drain_function_name) <= 64
+    assert len(plan.targets[0].handoff_dlq_name) <= 80
+    assert "." not in plan.targets[0].handoff_queue_name
+
+
+def test_context_given_on_the_command_line_is_parsed_as_json() -> None:
+    block = mesh()
+    assert parse_context(json.dumps(block)) == block
+    assert load_config(json.dumps(block), account="444444444444").account == "444444444444"
+
+
+def test_cdk_json_default_is_a_three_region_mesh() -> None:
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    config = load_config(copy.deepcopy(context[defaults.CONTEXT_KEY]))
+    assert config.topology == "mesh"
+    assert config.region_names == ("us-east-1", "eu-west-1", "ap-southeast-2")
+    assert config.partition_key.name == "pk"
+    assert config.sort_key is not None and config.sort_key.name == "sk"
+
+
+def test_powertools_version_equals_the_pin_in_requirements_dev() -> None:
+    pins = (ROOT / "requirements-dev.txt").read_text()
+    match = re.search(r"^aws-lambda-powertools==(\S+)", pins, re.MULTILINE)
+    assert match is not None
+    assert match.group(1) == defaults.POWERTOOLS_VERSION
+    assert defaults.POWERTOOLS_LAYER_PARAMETER.endswith(f"/{defaults.PYTHON_RUNTIME}/{match.group(1)}")
