@@ -477,6 +477,7 @@ def run_job_step(
         sleep=sleep,
     )
     slowest_page_ms = 0.0
+    started = time.monotonic()
 
     def keep_going() -> bool:
         # Start a page only if it (and one more, for safety) fits before the margin.
@@ -488,7 +489,6 @@ def run_job_step(
         slowest_page_ms = max(slowest_page_ms, (now - started) * 1000)
         started = now
 
-    started = time.monotonic()
     state = worker.run(state, keep_going, on_page)
     return {
         "segment": state.segment,

@@ -1,0 +1,183 @@
+"""Connections of the operator tools (backfill, verify, redrive) and their clear errors.
+
+Either AWS (a named profile or the standard credential chain) or simulated regions (one endpoint per
+region, ``--endpoint us-east-1=http://127.0.0.1:PORT``). Every failure an operator can fix is a
+:class:`ToolError` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
+from replicator.adapters import describe_error
+from replicator.settings import Settings
+
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+_ACCESS_DENIED = {
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredTokenException",
+    "ExpiredToken",
+}
+
+
+class Clients(Protocol):
+    """What the tools need of a connection (tests wrap it to count or break calls)."""
+
+    def dynamodb(self, region: str, role_arn: str | None = None) -> Any: ...
+
+
+class ToolError(Exception):
+    """A fault the operator can fix (the message says how); the CLI prints it and exits with 2."""
+
+
+def parse_endpoints(values: Iterable[str] | None) -> dict[str, str]:
+    """``["us-east-1=http://127.0.0.1:5000", ...]`` -> ``{"us-east-1": "http://127.0.0.1:5000"}``."""
+    endpoints: dict[str, str] = {}
+    for value in values or ():
+        region, sep, url = value.partition("=")
+        if not sep or not region or not url.startswith(("http://", "https://")):
+            raise ToolError(
+                f"--endpoint {value!r}: expected REGION=URL, e.g. us-east-1=http://127.0.0.1:5000"
+            )
+        endpoints[region.strip()] = url.strip()
+    return endpoints
+
+
+@dataclass
+class Connection:
+    """boto3 clients per (service, region), on one session; thread-safe."""
+
+    profile: str | None = None
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    max_pool_connections: int = 32
+    _session: Any = None
+    _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        try:
+            self._session = boto3.session.Session(profile_name=self.profile)
+        except BotoCoreError as err:  # ProfileNotFound
+            raise ToolError(f"{err}: check --profile / AWS_PROFILE (aws configure list-profiles)") from None
+
+    def client(self, service: str, region: str, role_arn: str | None = None) -> Any:
+        key = (service, region, role_arn)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._make(service, region, role_arn)
+            return self._clients[key]
+
+    def _make(self, service: str, region: str, role_arn: str | None) -> Any:
+        endpoint = self.endpoints.get(region)
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=self.max_pool_connections,
+            connect_timeout=5,
+            read_timeout=30,
+        )
+        kwargs: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint, "config": config}
+        if endpoint and self._session.get_credentials() is None:
+            kwargs.update(LOCAL_CREDENTIALS)  # simulated regions accept any credentials
+        if role_arn:
+            sts = self._session.client("sts", region_name=region, endpoint_url=endpoint)
+            try:
+                creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="ddbrep-tools")["Credentials"]
+            except (ClientError, BotoCoreError) as err:
+                raise explain(err, f"sts:AssumeRole on {role_arn}", region) from None
+            kwargs.update(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+        return self._session.client(service, **kwargs)
+
+    def dynamodb(self, region: str, role_arn: str | None = None) -> Any:
+        return self.client("dynamodb", region, role_arn)
+
+    def ports_settings(self, settings: Settings) -> Settings:
+        """``settings`` with this connection's endpoints (for AwsPorts in redrive)."""
+        from dataclasses import replace
+
+        return replace(settings, endpoint_urls={**settings.endpoint_urls, **self.endpoints})
+
+
+def explain(err: BaseException, action: str, region: str, resource: str = "") -> ToolError:
+    """A ToolError naming what failed and what to fix."""
+    if isinstance(err, NoCredentialsError):
+        return ToolError(
+            f"no AWS credentials for {action} in {region}: pass --profile (or set AWS_PROFILE), "
+            "or use --endpoint REGION=URL for simulated regions"
+        )
+    if isinstance(err, NoRegionError):
+        return ToolError(f"no region for {action}: pass the region explicitly")
+    code, _status, message = describe_error(err)
+    where = f"{resource} in {region}" if resource else region
+    if code == "ResourceNotFoundException":
+        return ToolError(
+            f"table {resource} not found in {region}: create it (deploy the region's stack) or fix the "
+            f"table name / region flags ({message})"
+        )
+    if code in _ACCESS_DENIED:
+        return ToolError(
+            f"access denied for {action} on {where}: grant the caller's role {action} on that resource, "
+            f"or use another --profile ({code}: {message})"
+        )
+    if code is None:
+        return ToolError(f"{action} on {where}: no answer ({message}); check the endpoint / network")
+    return ToolError(f"{action} on {where} failed: {code}: {message}")
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    region: str
+    name: str
+    key_schema: tuple[tuple[str, str, str], ...]  # (name, HASH|RANGE, S|N|B), partition key first
+    item_count: int
+
+    @property
+    def key_names(self) -> list[str]:
+        return [name for name, _kind, _type in self.key_schema]
+
+    def describe_keys(self) -> str:
+        return ", ".join(f"{name} {kind} {type_}" for name, kind, type_ in self.key_schema)
+
+
+def describe_table(conn: Clients, region: str, table: str, role_arn: str | None = None) -> TableInfo:
+    try:
+        description = conn.dynamodb(region, role_arn).describe_table(TableName=table)["Table"]
+    except (ClientError, BotoCoreError) as err:
+        raise explain(err, "dynamodb:DescribeTable", region, table) from None
+    types = {a["AttributeName"]: a["AttributeType"] for a in description.get("AttributeDefinitions", [])}
+    schema = sorted(description["KeySchema"], key=lambda k: 0 if k["KeyType"] == "HASH" else 1)
+    return TableInfo(
+        region=region,
+        name=table,
+        key_schema=tuple(
+            (k["AttributeName"], k["KeyType"], types.get(k["AttributeName"], "?")) for k in schema
+        ),
+        item_count=int(description.get("ItemCount", 0)),
+    )
+
+
+def check_same_keys(tables: Sequence[TableInfo]) -> None:
+    """Every table must have the first one's key schema, or items cannot be copied between them."""
+    first = tables[0]
+    for other in tables[1:]:
+        if other.key_schema != first.key_schema:
+            raise ToolError(
+                f"key schema differs: {first.name} in {first.region} has [{first.describe_keys()}], "
+                f"{other.name} in {other.region} has [{other.describe_keys()}]; a replica must have the "
+                "same partition and sort key (names and types): recreate it with the source's key schema"
+            )
