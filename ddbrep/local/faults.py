@@ -1,0 +1,276 @@
+"""Cross-region realism outside the handler: a small threaded HTTP proxy per region pair.
+
+A function in region S reaches region T through the proxy of the link (S, T): its REP_ENDPOINT_URLS
+point at the proxies, so the handler stays unmodified. Each link adds its latency to every request
+and applies the faults injected into it: unreachable for a while (the connection is closed without
+an answer, as a network failure looks to the SDK) and a throttling rate (DynamoDB requests answered
+with ThrottlingException).
+
+Every proxy, and each region's gateway (the endpoint clients use), also rejects requests that AWS
+rejects but the local engine accepts (see ``aws_rejection``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from ddbrep.local.regions import LOOPBACK
+
+DEFAULT_LATENCY_MS = 70.0
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+}
+_DYNAMODB_TARGET = "DynamoDB_20120810."
+_MAX_BATCH_WRITE_ITEMS = 25
+
+
+@dataclass
+class Link:
+    """The network between a source region and a target region, as the proxy applies it."""
+
+    source: str
+    target: str
+    latency_ms: float = 0.0
+    unreachable_until: float = 0.0
+    throttle_rate: float = 0.0
+    throttle_until: float = 0.0
+    requests: int = 0
+    dropped: int = 0
+    throttled: int = 0
+
+    def unreachable(self, now: float) -> bool:
+        return now < self.unreachable_until
+
+    def throttles(self, now: float, rng: random.Random) -> bool:
+        return now < self.throttle_until and rng.random() < self.throttle_rate
+
+
+class FaultPlan:
+    """Latency and faults per (source region, target region) link; changed while the runtime runs."""
+
+    def __init__(
+        self, regions: list[str], latency_ms: float = DEFAULT_LATENCY_MS, seed: int | None = None
+    ) -> None:
+        self.regions = list(regions)
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.links: dict[tuple[str, str], Link] = {
+            (s, t): Link(s, t, latency_ms if s != t else 0.0) for s in regions for t in regions
+        }
+
+    def link(self, source: str, target: str) -> Link:
+        return self.links[(source, target)]
+
+    def set_latency(self, source: str, target: str, latency_ms: float, *, both_ways: bool = True) -> None:
+        self.links[(source, target)].latency_ms = latency_ms
+        if both_ways:
+            self.links[(target, source)].latency_ms = latency_ms
+
+    def isolate(self, region: str, seconds: float) -> None:
+        """Cut ``region`` off from every other region (both ways) for ``seconds``; its own traffic flows."""
+        until = time.time() + seconds
+        for (source, target), link in self.links.items():
+            if source != target and region in (source, target):
+                link.unreachable_until = until
+
+    def heal(self, region: str | None = None) -> None:
+        for (source, target), link in self.links.items():
+            if region is None or region in (source, target):
+                link.unreachable_until = 0.0
+                link.throttle_until = 0.0
+
+    def throttle(self, target: str, rate: float, seconds: float) -> None:
+        """Answer a share ``rate`` of DynamoDB requests to ``target`` (from other regions) with throttling."""
+        until = time.time() + seconds
+        for (source, dest), link in self.links.items():
+            if dest == target and source != dest:
+                link.throttle_rate, link.throttle_until = rate, until
+
+    def draw(self) -> random.Random:
+        return self._rng
+
+
+def aws_rejection(method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str]] | None:
+    """An error AWS would return for a request the local engine would accept (or be broken by)."""
+    target = headers.get("X-Amz-Target", "") or ""
+    if target.startswith(_DYNAMODB_TARGET):
+        operation = target[len(_DYNAMODB_TARGET) :]
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        if operation == "BatchWriteItem":
+            count = sum(len(v) for v in (request.get("RequestItems") or {}).values())
+            if count > _MAX_BATCH_WRITE_ITEMS:
+                return 400, _dynamodb_error(
+                    "ValidationException",
+                    f"Too many items requested for the BatchWriteItem call (got {count}, at most 25)",
+                )
+        if (
+            operation == "UpdateTable"
+            and (request.get("StreamSpecification") or {}).get("StreamEnabled") is False
+        ):
+            return 400, _dynamodb_error(
+                "ValidationException",
+                "Disabling a stream is refused by the local runtime: the local engine breaks the table "
+                "(later writes fail with HTTP 500). See docs/LOCAL.md.",
+            )
+    if method == "POST" and path.rstrip("/").endswith("/event-source-mappings"):
+        return 400, {
+            "Type": "User",
+            "message": "Event source mappings are not created in the local engine (it empties the stream); "
+            "the local runtime runs them from the synthesized template. See docs/LOCAL.md.",
+        }
+    return None
+
+
+def _dynamodb_error(code: str, message: str) -> dict[str, str]:
+    return {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
+
+
+class _Proxy(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, upstream: str, link: Link | None, plan: FaultPlan | None) -> None:
+        super().__init__((LOOPBACK, 0), _ProxyHandler)
+        parts = urlsplit(upstream)
+        self.upstream_host = parts.hostname or LOOPBACK
+        self.upstream_port = parts.port or 80
+        self.link = link
+        self.plan = plan
+        self.local = threading.local()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Proxy
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request is noise
+        return
+
+    def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return b"".join(self._chunks())
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _chunks(self) -> Iterator[bytes]:
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return
+            yield self.rfile.read(size)
+            self.rfile.readline()
+
+    def _forward(self) -> None:
+        body = self._body()
+        server = self.server
+        link = server.link
+        now = time.time()
+        if link is not None:
+            link.requests += 1
+            if link.unreachable(now):
+                link.dropped += 1
+                self.close_connection = True  # no answer: the SDK sees a closed connection
+                return
+            if link.latency_ms:
+                time.sleep(link.latency_ms / 1000.0)
+        rejection = aws_rejection(self.command, self.path, self.headers, body)
+        if rejection is None and link is not None and server.plan is not None:
+            is_dynamodb = (self.headers.get("X-Amz-Target") or "").startswith(_DYNAMODB_TARGET)
+            if is_dynamodb and link.throttles(now, server.plan.draw()):
+                link.throttled += 1
+                rejection = (
+                    400,
+                    _dynamodb_error(
+                        "ThrottlingException", "Rate of requests exceeds the allowed throughput."
+                    ),
+                )
+        if rejection is not None:
+            status, document = rejection
+            self._reply(
+                status, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(document).encode()
+            )
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers["Content-Length"] = str(len(body))
+        for attempt in range(2):  # a kept-alive upstream connection may have been closed by the engine
+            connection = self._upstream(fresh=attempt > 0)
+            try:
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                break
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                if attempt:
+                    self.close_connection = True
+                    return
+        response_headers = [
+            (k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}
+        ]
+        self._reply(response.status, response_headers, payload)
+
+    def _upstream(self, fresh: bool) -> http.client.HTTPConnection:
+        local = self.server.local
+        connection = getattr(local, "connection", None)
+        if connection is None or fresh:
+            connection = http.client.HTTPConnection(
+                self.server.upstream_host, self.server.upstream_port, timeout=60
+            )
+            local.connection = connection
+        return connection
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        self.send_response_only(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
+
+
+class Proxy:
+    """A running proxy in front of one upstream endpoint (threads of this process)."""
+
+    def __init__(self, upstream: str, link: Link | None = None, plan: FaultPlan | None = None) -> None:
+        self._server = _Proxy(upstream, link, plan)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        self._thread.name = f"proxy:{link.source}->{link.target}" if link else f"gateway:{upstream}"
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Proxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,159 @@
+"""Simulated regions: one moto server per region on 127.0.0.1, on a free port, stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+LOOPBACK = "127.0.0.1"
+ACCOUNT_ID = "123456789012"  # moto's default account: ARNs built here match the ones moto returns
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+HEALTH_PATH = "/moto-api/"
+
+
+class RegionStartError(RuntimeError):
+    """A local region's server did not become healthy."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def moto_server_command(port: int) -> list[str]:
+    """The moto server of this interpreter's environment, bound to loopback only."""
+    script = Path(sys.executable).with_name("moto_server")
+    if script.exists():
+        return [str(script), "-H", LOOPBACK, "-p", str(port)]
+    return [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
+
+
+def is_healthy(url: str, timeout: float = 0.5) -> bool:
+    try:
+        with urllib.request.urlopen(url + HEALTH_PATH, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def client_config(**overrides: Any) -> Config:
+    """Short timeouts (loopback) and a pool large enough for the runtime's threads."""
+    settings: dict[str, Any] = {
+        "retries": {"mode": "standard", "max_attempts": 3},
+        "connect_timeout": 2,
+        "read_timeout": 30,
+        "max_pool_connections": 32,
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+@dataclass
+class Region:
+    """One simulated region: a moto server process (the engine) and its public endpoint.
+
+    ``engine_url`` is the moto server itself (the runtime reads streams there). ``endpoint_url`` is
+    what clients use: the region's gateway, which rejects requests AWS would reject but moto accepts
+    (see faults.Gateway); it equals engine_url until a gateway is attached.
+    """
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    endpoint_url: str = ""
+    _clients: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def engine_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def client(self, service: str, *, engine: bool = True) -> Any:
+        """A shared boto3 client of this region (the engine by default; the gateway with engine=False)."""
+        key = (service, engine)
+        if key not in self._clients:
+            self._clients[key] = self.new_client(service, engine=engine)
+        return self._clients[key]
+
+    def new_client(self, service: str, *, engine: bool = True) -> Any:
+        """A boto3 client of its own (one per thread that polls, so pools are not shared)."""
+        url = self.engine_url if engine else (self.endpoint_url or self.engine_url)
+        return boto3.session.Session().client(
+            service,
+            region_name=self.name,
+            endpoint_url=url,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=client_config(),
+        )
+
+
+def start_region(
+    name: str, log_dir: Path | None = None, timeout: float = 20.0, account_id: str = ACCOUNT_ID
+) -> Region:
+    """Start a moto server for ``name`` on a free loopback port and wait until it answers.
+
+    ``account_id`` becomes the server's account (MOTO_ACCOUNT_ID), so the ARNs it returns carry the
+    account of the stack's environment, like the templates do.
+    """
+    last_error = ""
+    for _attempt in range(3):  # a free port can be taken between choosing and binding it
+        port = free_port()
+        log = open(log_dir / f"moto-{name}.log", "ab") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+        env = {**os.environ, **DUMMY_CREDENTIALS, "MOTO_ACCOUNT_ID": account_id}
+        process = subprocess.Popen(
+            moto_server_command(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the servers: we stop them
+        )
+        if log is not subprocess.DEVNULL:
+            log.close()  # type: ignore[union-attr]
+        region = Region(name=name, port=port, process=process)
+        region.endpoint_url = region.engine_url
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                last_error = f"moto server for {name} exited with code {process.returncode}"
+                break
+            if is_healthy(region.engine_url):
+                return region
+            time.sleep(0.1)
+        else:
+            last_error = f"moto server for {name} on port {port} not healthy after {timeout:.0f}s"
+        stop_region(region)
+    raise RegionStartError(last_error)
+
+
+def stop_region(region: Region, timeout: float = 5.0) -> None:
+    """Stop the region's server by its PID: SIGTERM, then SIGKILL if it does not exit in time."""
+    process = region.process
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)

@@ -1,0 +1,504 @@
+"""The local cloud: simulated regions running what the synthesized templates would deploy.
+
+``LocalCloud(assembly, options)`` starts one moto server per region, a gateway per region and a
+latency/fault proxy per region pair, creates every bucket, queue and table of every stack, starts a
+sandbox per function, and runs the event source mappings (stream and SQS stand-ins) and a TTL sweeper
+per region. Used as a context manager, it stops everything it started, by PID, on exit, Ctrl-C or a
+failing test.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ddbrep.local import emf
+from ddbrep.local.faults import DEFAULT_LATENCY_MS, FaultPlan, Proxy
+from ddbrep.local.mapping import FailureDestination, S3Destination, SqsDestination, StreamPoller, StreamSource
+from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
+from ddbrep.local.sqs_source import QueuePoller, QueueSource
+from ddbrep.local.streams import Record
+from ddbrep.local.templates import (
+    Assembly,
+    FunctionSpec,
+    QueueSpec,
+    Resolver,
+    StackSpec,
+    TableSpec,
+)
+from ddbrep.local.ttl import DEFAULT_SWEEP_INTERVAL_SECONDS, TtlSweeper, TtlTable
+from ddbrep.local.worker import FunctionConfig, FunctionWorker, Invocation
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_ROOT = REPO_ROOT / "lambda"
+_AWS_QUEUE_URL = re.compile(r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com/(\d{12})/([A-Za-z0-9_.-]+)")
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class RuntimeOptions:
+    """Knobs of the simulation (not of the deployment: those come from the templates)."""
+
+    latency_ms: float = DEFAULT_LATENCY_MS  # added to every cross-region request
+    poll_interval: float = 0.25  # stream poll interval when a shard has nothing new (Lambda: ~4/s)
+    ttl_sweep_interval: float = DEFAULT_SWEEP_INTERVAL_SECONDS
+    whole_second_timestamps: bool = True  # ApproximateCreationDateTime as AWS reports it
+    # Local time compression: the template's handoff visibility timeout (6 min) is the drain's retry
+    # backoff. Tests and the demo cap it so that a recovery is seen in seconds. None: as deployed.
+    max_visibility_timeout: int | None = None
+    log_dir: Path | None = None
+    seed: int | None = None
+    warm_functions: bool = (
+        True  # start the stream functions' sandboxes up front (no cold start on first write)
+    )
+
+
+@dataclass
+class FunctionRuntime:
+    """A function of a stack, as it runs locally."""
+
+    stack: StackSpec
+    spec: FunctionSpec
+    worker: FunctionWorker
+
+
+@dataclass
+class RegionState:
+    region: Region
+    stacks: list[StackSpec] = field(default_factory=list)
+    tables: dict[str, str] = field(default_factory=dict)  # table name -> stream ARN
+    queue_urls: dict[str, str] = field(default_factory=dict)  # queue name -> URL
+
+
+class LocalCloud:
+    """Several simulated regions on loopback, running the deployment the assembly describes."""
+
+    def __init__(self, assembly: Assembly, options: RuntimeOptions | None = None) -> None:
+        self.assembly = assembly
+        self.options = options or RuntimeOptions()
+        self.region_names = list(assembly.regions)
+        self.faults = FaultPlan(self.region_names, self.options.latency_ms, seed=self.options.seed)
+        self.metrics = emf.MetricsStore(self.options.log_dir)
+        self.regions: dict[str, RegionState] = {}
+        self.gateways: dict[str, Proxy] = {}
+        self.links: dict[tuple[str, str], Proxy] = {}
+        self.functions: dict[tuple[str, str], FunctionRuntime] = {}
+        self.stream_pollers: list[StreamPoller] = []
+        self.queue_pollers: list[QueuePoller] = []
+        self.sweepers: dict[str, TtlSweeper] = {}
+        self._resolvers: dict[str, Resolver] = {}
+        self._started = False
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self, step: Step | None = None) -> LocalCloud:
+        report = step or (lambda _message: None)
+        atexit.register(self.stop)
+        try:
+            report(f"starting {len(self.region_names)} regions")
+            self._start_regions()
+            report("starting gateways and cross-region links")
+            self._start_network()
+            report("creating tables, queues and buckets from the templates")
+            for state in self.regions.values():
+                for stack in state.stacks:
+                    self._create_resources(state, stack)
+            report("starting functions")
+            self._start_functions()
+            report("starting event source mappings and TTL sweepers")
+            self._start_mappings()
+            self._started = True
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything this runtime started (idempotent)."""
+        with self._lock:
+            pollers: list[Any] = [*self.stream_pollers, *self.queue_pollers]
+            self.stream_pollers, self.queue_pollers = [], []
+            for poller in pollers:
+                poller._stop.set()
+            for poller in pollers:
+                poller.stop()
+            for sweeper in self.sweepers.values():
+                sweeper.stop()
+            self.sweepers = {}
+            for function in self.functions.values():
+                function.worker.stop()
+            self.functions = {}
+            for proxy in [*self.links.values(), *self.gateways.values()]:
+                with contextlib.suppress(Exception):
+                    proxy.stop()
+            self.links, self.gateways = {}, {}
+            for state in self.regions.values():
+                stop_region(state.region)
+            self.regions = {}
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+
+    def _start_regions(self) -> None:
+        log_dir = self.options.log_dir
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        accounts = {stack.region: stack.account for stack in self.assembly.stacks}
+        with ThreadPoolExecutor(max_workers=len(self.region_names)) as pool:
+            futures = {
+                name: pool.submit(start_region, name, log_dir, account_id=accounts[name])
+                for name in self.region_names
+            }
+            errors = []
+            for name, future in futures.items():
+                try:
+                    self.regions[name] = RegionState(region=future.result())
+                except Exception as err:
+                    errors.append(err)
+            if errors:
+                raise errors[0]
+        for stack in self.assembly.stacks:
+            self.regions[stack.region].stacks.append(stack)
+
+    def _start_network(self) -> None:
+        for name, state in self.regions.items():
+            gateway = Proxy(state.region.engine_url).start()
+            self.gateways[name] = gateway
+            state.region.endpoint_url = gateway.url
+        for source in self.region_names:
+            for target in self.region_names:
+                if source == target:
+                    continue
+                link = self.faults.link(source, target)
+                self.links[(source, target)] = Proxy(
+                    self.regions[target].region.engine_url, link, self.faults
+                ).start()
+
+    def endpoint_urls_from(self, source: str) -> dict[str, str]:
+        """REP_ENDPOINT_URLS of a function in ``source``: its own gateway, a link proxy per other region."""
+        return {
+            target: (self.gateways[target].url if target == source else self.links[(source, target)].url)
+            for target in self.region_names
+        }
+
+    # --- resources ----------------------------------------------------------------------------------
+
+    def _create_resources(self, state: RegionState, stack: StackSpec) -> None:
+        region = state.region
+        resolver = Resolver(stack)
+        self._resolvers[stack.name] = resolver
+        s3 = region.client("s3")
+        for bucket in stack.buckets:
+            kwargs: dict[str, Any] = {"Bucket": bucket.name}
+            if stack.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": stack.region}
+            s3.create_bucket(**kwargs)
+            resolver.refs[bucket.logical_id] = bucket.name
+            resolver.attributes[(bucket.logical_id, "Arn")] = f"arn:aws:s3:::{bucket.name}"
+            resolver.attributes[(bucket.logical_id, "DomainName")] = f"{bucket.name}.s3.amazonaws.com"
+        for queue in _dead_letter_queues_first(stack.queues):
+            url = self._create_queue(state, stack, queue, resolver)
+            resolver.refs[queue.logical_id] = url
+            resolver.attributes[(queue.logical_id, "QueueUrl")] = url
+            resolver.attributes[(queue.logical_id, "QueueName")] = queue.name
+            resolver.attributes[(queue.logical_id, "Arn")] = self._queue_arn(stack, queue.name)
+        for table in stack.tables:
+            stream_arn = self._create_table(region, table)
+            state.tables[table.name] = stream_arn
+            resolver.refs[table.logical_id] = table.name
+            resolver.attributes[(table.logical_id, "Arn")] = (
+                f"arn:aws:dynamodb:{stack.region}:{stack.account}:table/{table.name}"
+            )
+            resolver.attributes[(table.logical_id, "StreamArn")] = stream_arn
+        for function in stack.functions:
+            resolver.refs[function.logical_id] = function.name
+            resolver.attributes[(function.logical_id, "Arn")] = (
+                f"arn:aws:lambda:{stack.region}:{stack.account}:function:{function.name}"
+            )
+        for logical_id, resource in stack.resources.items():  # anything else an environment may name
+            resolver.refs.setdefault(logical_id, logical_id)
+            kind = (
+                str(resource.get("Type", "")).split("::")[1].lower()
+                if "::" in str(resource.get("Type"))
+                else "x"
+            )
+            resolver.attributes.setdefault(
+                (logical_id, "Arn"), f"arn:aws:{kind}:{stack.region}:{stack.account}:{logical_id}"
+            )
+
+    @staticmethod
+    def _queue_arn(stack: StackSpec, name: str) -> str:
+        return f"arn:aws:sqs:{stack.region}:{stack.account}:{name}"
+
+    def _create_queue(
+        self, state: RegionState, stack: StackSpec, queue: QueueSpec, resolver: Resolver
+    ) -> str:
+        visibility = queue.visibility_timeout
+        if self.options.max_visibility_timeout is not None:
+            visibility = min(visibility, self.options.max_visibility_timeout)
+        attributes = {
+            "VisibilityTimeout": str(visibility),
+            "MessageRetentionPeriod": str(queue.retention_seconds),
+        }
+        if queue.name.endswith(".fifo"):
+            attributes["FifoQueue"] = "true"
+        if queue.redrive_target is not None and queue.max_receive_count is not None:
+            target = stack.queue(queue.redrive_target)
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": self._queue_arn(stack, target.name),
+                    "maxReceiveCount": queue.max_receive_count,
+                }
+            )
+        url = str(
+            state.region.client("sqs").create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
+        )
+        state.queue_urls[queue.name] = url
+        return url
+
+    @staticmethod
+    def _create_table(region: Region, table: TableSpec) -> str:
+        client = region.client("dynamodb")
+        kwargs: dict[str, Any] = {
+            "TableName": table.name,
+            "KeySchema": list(table.key_schema),
+            "AttributeDefinitions": list(table.attribute_definitions),
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if table.stream_view_type:
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream_view_type}
+        if table.global_secondary_indexes:
+            kwargs["GlobalSecondaryIndexes"] = [
+                {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
+                for index in table.global_secondary_indexes
+            ]
+        if table.local_secondary_indexes:
+            kwargs["LocalSecondaryIndexes"] = list(table.local_secondary_indexes)
+        description = client.create_table(**kwargs)["TableDescription"]
+        if table.ttl_attribute:
+            client.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+        return str(description.get("LatestStreamArn", ""))
+
+    # --- functions and mappings ------------------------------------------------------------------------
+
+    def _function_config(self, stack: StackSpec, spec: FunctionSpec) -> FunctionConfig:
+        resolver = self._resolvers[stack.name]
+        env = {name: self._localize(value) for name, value in resolver.environment(spec).items()}
+        env["REP_ENDPOINT_URLS"] = json.dumps(self.endpoint_urls_from(stack.region))
+        env.update(DUMMY_CREDENTIALS)
+        code = LAMBDA_ROOT
+        if spec.asset_path:
+            asset = self.assembly.directory / spec.asset_path
+            if asset.is_dir():
+                code = asset
+        return FunctionConfig(
+            name=spec.name,
+            region=stack.region,
+            handler=spec.handler,
+            environment=env,
+            code_paths=[str(code)],
+            timeout_seconds=float(spec.timeout_seconds),
+            memory_mb=spec.memory_mb,
+            account=stack.account,
+        )
+
+    def _localize(self, value: str) -> str:
+        """Rewrite AWS SQS queue URLs in a value to the local queue URLs of the same region."""
+
+        def replace(match: re.Match[str]) -> str:
+            region, _account, name = match.groups()
+            state = self.regions.get(region)
+            if state is None or name not in state.queue_urls:
+                return match.group(0)
+            return state.queue_urls[name]
+
+        return _AWS_QUEUE_URL.sub(replace, value)
+
+    def _start_functions(self) -> None:
+        for state in self.regions.values():
+            for stack in state.stacks:
+                for spec in stack.functions:
+                    config = self._function_config(stack, spec)
+                    worker = FunctionWorker(config, on_output=self.metrics.on_output)
+                    self.functions[(stack.region, spec.logical_id)] = FunctionRuntime(stack, spec, worker)
+        if self.options.warm_functions:
+            stream_functions = {
+                (stack.region, mapping.function)
+                for stack in self.assembly.stacks
+                for mapping in stack.stream_mappings
+                if mapping.enabled
+            }
+            workers = [self.functions[key].worker for key in stream_functions]
+            with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
+                list(pool.map(lambda w: w.start(), workers))
+
+    def _destination(self, stack: StackSpec, function: FunctionSpec, spec: Any) -> FailureDestination | None:
+        destination = spec.on_failure
+        if destination is None or destination.logical_id is None:
+            return None
+        region = self.regions[stack.region].region
+        resolver = self._resolvers[stack.name]
+        if destination.kind == "sqs":
+            return SqsDestination(region.new_client("sqs"), resolver.refs[destination.logical_id])
+        if destination.kind == "s3":
+            return S3Destination(
+                region.new_client("s3"), resolver.refs[destination.logical_id], function.name
+            )
+        return None
+
+    def _start_mappings(self) -> None:
+        for name, state in self.regions.items():
+            ttl_tables = [
+                TtlTable(table.name, table.ttl_attribute, tuple(k["AttributeName"] for k in table.key_schema))
+                for stack in state.stacks
+                for table in stack.tables
+                if table.ttl_attribute
+            ]
+            sweeper = TtlSweeper(
+                state.region.new_client("dynamodb"), ttl_tables, self.options.ttl_sweep_interval
+            )
+            self.sweepers[name] = sweeper
+            for stack in state.stacks:
+                for mapping in stack.stream_mappings:
+                    if not mapping.enabled:
+                        continue
+                    table = stack.table(mapping.table)
+                    function = self.functions[(stack.region, mapping.function)]
+                    poller = StreamPoller(
+                        mapping,
+                        StreamSource(
+                            name,
+                            table.name,
+                            state.tables[table.name],
+                            state.region.new_client("dynamodbstreams"),
+                        ),
+                        function.worker,
+                        destination=self._destination(stack, function.spec, mapping),
+                        observer=self,
+                        ttl=sweeper,
+                        poll_interval=self.options.poll_interval,
+                        whole_second_timestamps=self.options.whole_second_timestamps,
+                    )
+                    self.stream_pollers.append(poller)
+                for queue_mapping in stack.queue_mappings:
+                    if not queue_mapping.enabled:
+                        continue
+                    queue = stack.queue(queue_mapping.queue)
+                    function = self.functions[(stack.region, queue_mapping.function)]
+                    self.queue_pollers.append(
+                        QueuePoller(
+                            queue_mapping,
+                            QueueSource(
+                                name,
+                                state.queue_urls[queue.name],
+                                self._queue_arn(stack, queue.name),
+                                state.region.new_client("sqs"),
+                            ),
+                            function.worker,
+                            observer=self,
+                            poll_interval=self.options.poll_interval,
+                        )
+                    )
+        for stream_poller in self.stream_pollers:
+            stream_poller.start()
+        for queue_poller in self.queue_pollers:
+            queue_poller.start()
+        for sweeper in self.sweepers.values():
+            if sweeper.tables:
+                sweeper.start()
+
+    # --- observer hooks (called by the pollers) --------------------------------------------------------
+
+    def on_batch(self, poller: StreamPoller, batch: Sequence[Record], invocation: Invocation) -> None:
+        now = time.time()
+        function = poller.function.config.name
+        region = poller.source.region
+        self.metrics.add(
+            emf.ITERATOR_AGE, (now - batch[-1].created_at) * 1000, now, FunctionName=function, Region=region
+        )
+        self.metrics.add(emf.INVOCATIONS, 1, now, FunctionName=function, Region=region)
+        echoes = sum(
+            sample.value
+            for line in invocation.output
+            for sample in emf.parse_emf(line)
+            if sample.name == "EchoSkipped"
+        )
+        if echoes:
+            self.metrics.add(emf.ECHO_INVOCATIONS, 1, now, FunctionName=function, Region=region)
+
+    def on_queue_batch(
+        self, poller: QueuePoller, records: Sequence[Mapping[str, Any]], invocation: Invocation
+    ) -> None:
+        self.metrics.add(
+            emf.INVOCATIONS, 1, FunctionName=poller.function.config.name, Region=poller.source.region
+        )
+
+    # --- using the cloud ----------------------------------------------------------------------------------
+
+    def region(self, name: str) -> Region:
+        return self.regions[name].region
+
+    def client(self, region: str, service: str = "dynamodb") -> Any:
+        """A client of ``region`` through its gateway, as an application in that region would use."""
+        return self.regions[region].region.client(service, engine=False)
+
+    def invocations(self) -> int:
+        return sum(p.stats.invocations for p in self.stream_pollers) + sum(
+            p.stats.invocations for p in self.queue_pollers
+        )
+
+    def backlog(self) -> int:
+        """Messages waiting in (or in flight from) every queue a function drains."""
+        return sum(poller.backlog() for poller in self.queue_pollers)
+
+    def wait_drained(self, timeout: float = 60.0) -> bool:
+        """Wait until every mapping has read its stream to the end with nothing pending, no queue holds a
+        message, and a further round of polls invokes nothing. False if that takes longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mark = time.time()
+            invocations = self.invocations()
+            if not self._wait_quiet_since(mark, deadline):
+                return False
+            if self.backlog() or self.invocations() != invocations:
+                continue
+            # one more full round of polls: a write applied by the last batch shows up in another stream
+            if self._wait_quiet_since(time.time(), deadline) and self.invocations() == invocations:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _wait_quiet_since(self, mark: float, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            quiet = [poller.quiet_since() for poller in self.stream_pollers]
+            if all(q is not None and q >= mark for q in quiet):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def functions_in(self, region: str) -> list[FunctionRuntime]:
+        return [f for (r, _), f in self.functions.items() if r == region]
+
+
+def _dead_letter_queues_first(queues: Sequence[QueueSpec]) -> list[QueueSpec]:
+    targets = {q.redrive_target for q in queues if q.redrive_target}
+    return sorted(queues, key=lambda q: 0 if q.logical_id in targets else 1)

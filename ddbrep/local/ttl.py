@@ -1,0 +1,150 @@
+"""The TTL sweeper: what DynamoDB's Time to Live does and the local engine does not.
+
+Every few seconds, each table with TTL enabled is scanned for items whose TTL attribute (a Number,
+epoch seconds) is in the past, and not more than five years in the past (AWS ignores those), and
+each is deleted with a condition on the TTL value seen, so a concurrent write that extends it wins.
+The stream records of these deletions carry the TTL service's identity, like in AWS: the sweeper
+registers each key before deleting it, and the stream poller stamps
+``userIdentity {"type": "Service", "principalId": "dynamodb.amazonaws.com"}`` on the REMOVE record.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddbrep.local.streams import TTL_IDENTITY
+
+FIVE_YEARS_SECONDS = 5 * 365 * 24 * 3600
+DEFAULT_SWEEP_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class TtlTable:
+    name: str
+    attribute: str
+    key_names: tuple[str, ...]
+
+
+def _key_id(keys: Mapping[str, Any]) -> str:
+    return json.dumps(keys, sort_keys=True, separators=(",", ":"))
+
+
+def is_expired(item: Mapping[str, Any], attribute: str, now: float) -> bool:
+    raw = (item.get(attribute) or {}).get("N")
+    if raw is None:
+        return False
+    try:
+        expires = float(raw)
+    except ValueError:
+        return False
+    return now - FIVE_YEARS_SECONDS <= expires < now
+
+
+class TtlSweeper:
+    """Expires items of one region's TTL tables and remembers which REMOVE records are its own."""
+
+    def __init__(
+        self,
+        client: Any,
+        tables: list[TtlTable],
+        interval: float = DEFAULT_SWEEP_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.tables = tables
+        self.interval = interval
+        self.clock = clock
+        self.expired = 0
+        self._pending: dict[tuple[str, str], str] = {}  # (table, key id) -> TTL value deleted on
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def identity_for(self, table: str, raw: Mapping[str, Any]) -> Mapping[str, str] | None:
+        """TTL_IDENTITY when ``raw`` is the REMOVE record of a deletion this sweeper made."""
+        if raw.get("eventName") != "REMOVE":
+            return None
+        dynamodb = raw.get("dynamodb", {})
+        with self._lock:
+            expected = self._pending.get((table, _key_id(dynamodb.get("Keys", {}))))
+            if expected is None:
+                return None
+            attribute = next((t.attribute for t in self.tables if t.name == table), "")
+            seen = ((dynamodb.get("OldImage") or {}).get(attribute) or {}).get("N")
+            if seen != expected:
+                return None
+            del self._pending[(table, _key_id(dynamodb["Keys"]))]
+        return TTL_IDENTITY
+
+    def sweep(self) -> int:
+        """One pass over every TTL table; returns how many items expired."""
+        count = 0
+        for table in self.tables:
+            count += self._sweep_table(table)
+        self.expired += count
+        return count
+
+    def _sweep_table(self, table: TtlTable) -> int:
+        now = self.clock()
+        names = {"#ttl": table.attribute, **{f"#k{i}": k for i, k in enumerate(table.key_names)}}
+        projection = ", ".join(["#ttl", *(f"#k{i}" for i in range(len(table.key_names)))])
+        kwargs: dict[str, Any] = {
+            "TableName": table.name,
+            "ProjectionExpression": projection,
+            "FilterExpression": "#ttl < :now",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+        }
+        count = 0
+        for _page in range(10_000):
+            page = self.client.scan(**kwargs)
+            for item in page.get("Items", []):
+                if is_expired(item, table.attribute, now) and self._expire(table, item):
+                    count += 1
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return count
+
+    def _expire(self, table: TtlTable, item: Mapping[str, Any]) -> bool:
+        keys = {k: item[k] for k in table.key_names}
+        value = item[table.attribute]["N"]
+        pending_key = (table.name, _key_id(keys))
+        with self._lock:
+            self._pending[pending_key] = value
+        try:
+            self.client.delete_item(
+                TableName=table.name,
+                Key=keys,
+                ConditionExpression="#ttl = :seen",
+                ExpressionAttributeNames={"#ttl": table.attribute},
+                ExpressionAttributeValues={":seen": {"N": value}},
+            )
+            return True
+        except ClientError:
+            with self._lock:
+                self._pending.pop(pending_key, None)
+            return False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ttl-sweeper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except (ClientError, BotoCoreError, OSError):
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
