@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from aws_cdk import App
 
-from stacks import defaults
-from stacks.app_builder import build_app
+# The dashboard imports the metric names the function emits from the Lambda asset root (lambda/), which is
+# not a package (`lambda` is a keyword): put it on the path so `cdk synth` works without PYTHONPATH.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda"))
+
+from stacks import defaults  # noqa: E402
+from stacks.app_builder import build_app  # noqa: E402
 
 
 def main() -> None:

@@ -112,6 +112,7 @@ class RegionPlan:
     replicator_function_name: str
     alarm_topic_arn: str | None
     alarm_topic_name: str
+    alarm_prefix: str
 
     @property
     def is_source(self) -> bool:
@@ -379,6 +380,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
                 replicator_function_name=_name(f"{_slug(table_name)}-replicator", 64),
                 alarm_topic_arn=topic_arn,
                 alarm_topic_name=_name(f"{_slug(table_name)}-replication-alarms", 256),
+                alarm_prefix=_name(f"{_slug(table_name)}-replication-{region}", 128),
             )
         )
     dashboard_table = table_names[dashboard_region]

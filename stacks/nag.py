@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from aws_cdk import Acknowledgment, App, Validations
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -39,6 +40,14 @@ def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
 
 
 def _acknowledge_region(stack: RegionStack) -> None:
+    if stack.alarms is not None and isinstance(stack.alarms.topic, sns.Topic):
+        _acknowledge(
+            stack.alarms.topic,
+            "AwsSolutions-SNS2",
+            "The topic carries only alarm state changes, no data. CloudWatch cannot publish to a topic "
+            "encrypted with the AWS-managed SNS key, and a customer key per region would cost more than the "
+            "alarms it protects; publishing requires TLS (enforce_ssl).",
+        )
     if stack.replicator is None:
         return  # a one-way replica region holds only its table: nothing to acknowledge
     bucket_arn = f"<{stack.resolve(stack.store.bucket.node.default_child.logical_id)}.Arn>"  # type: ignore[union-attr]

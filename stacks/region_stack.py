@@ -11,6 +11,7 @@ from stacks import defaults
 from stacks.config import RegionPlan, ReplicationConfig, TargetPlan
 from stacks.dead_letters import DeadLetterStore
 from stacks.handoff import HandoffQueue
+from stacks.monitoring import RegionAlarms, ReplicationDashboard
 from stacks.replicator import ReplicatorFunction
 from stacks.runtime import FunctionRuntime
 from stacks.tables import ReplicaTable
@@ -40,8 +41,13 @@ class RegionStack(Stack):
         )
         self.replicator: ReplicatorFunction | None = None
         self.handoffs: list[HandoffQueue] = []
+        self.alarms: RegionAlarms | None = None
+        self.dashboard: ReplicationDashboard | None = None
         if plan.is_source:
             self._build_replication()
+            self.alarms = RegionAlarms(self, "Alarms", config=config, plan=plan)
+        if plan.region == config.dashboard_region:
+            self.dashboard = ReplicationDashboard(self, "Dashboard", config=config)
 
     def _build_replication(self) -> None:
         config, plan = self.config, self.plan

@@ -1,0 +1,309 @@
+"""Dashboard and alarms, built with cdk-monitoring-constructs where it does the job.
+
+CloudWatch alarms only watch metrics of their own region and notify topics of their own region, so every
+source region gets its own alarms (:class:`RegionAlarms`). Dashboards are global and can show any region,
+so the deployment has ONE dashboard (:class:`ReplicationDashboard`) in ``dashboard_region``, showing every
+region's metrics by name: functions and queues are referenced by their literal physical names, never by a
+cross-region reference. Metric names and dimensions come from ``replicator.core.metrics_names``, the module
+the function emits with, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from cdk_monitoring_constructs import (
+    AlarmFactoryDefaults,
+    CustomMetricGroup,
+    CustomMetricWithAlarm,
+    CustomThreshold,
+    DefaultDashboardFactory,
+    ErrorCountThreshold,
+    MaxAgeThreshold,
+    MaxMessageAgeThreshold,
+    MaxMessageCountThreshold,
+    MonitoringFacade,
+    SnsAlarmActionStrategy,
+)
+from constructs import Construct
+
+from replicator.core import metrics_names as names
+from stacks import defaults
+from stacks.config import RegionPlan, ReplicationConfig, TargetPlan
+
+PERIOD = Duration.minutes(defaults.ALARM_PERIOD_MINUTES)
+
+# Per pair, every other metric the function emits is a count (Sum per period): derived from the emitted
+# names, so a metric added to the function appears on the dashboard without a change here.
+PAIR_COUNTS = tuple(m for m in names.PAIR_METRICS if m != names.REPLICATION_LATENCY)
+LATENCY_STATISTICS = ("p50", "p90", "p99")
+
+
+@dataclass(frozen=True)
+class ReplicationMetrics:
+    """Metric definitions (apart from widgets and alarms): the names the function emits, per region."""
+
+    namespace: str
+    account: str
+
+    def pair(self, metric_name: str, target: TargetPlan, statistic: str = "Sum") -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=metric_name,
+            dimensions_map={names.SOURCE_REGION: target.source_region, names.TARGET_REGION: target.region},
+            statistic=statistic,
+            period=PERIOD,
+            region=target.source_region,  # emitted by the source region's functions
+            account=self.account,
+            label=f"{target.source_region}->{target.region} {metric_name} {statistic}",
+        )
+
+    def source(self, metric_name: str, region: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=metric_name,
+            dimensions_map={names.SOURCE_REGION: region},
+            statistic="Sum",
+            period=PERIOD,
+            region=region,
+            account=self.account,
+            label=f"{region} {metric_name}",
+        )
+
+
+def _function_ref(scope: Construct, construct_id: str, plan: RegionPlan, name: str) -> lambda_.IFunction:
+    arn = f"arn:aws:lambda:{plan.region}:{plan.account}:function:{name}"
+    return lambda_.Function.from_function_attributes(
+        scope, construct_id, function_arn=arn, same_environment=False
+    )
+
+
+def _queue_ref(scope: Construct, construct_id: str, plan: RegionPlan, name: str) -> sqs.IQueue:
+    return sqs.Queue.from_queue_arn(scope, construct_id, f"arn:aws:sqs:{plan.region}:{plan.account}:{name}")
+
+
+class RegionAlarms(Construct):
+    """The alarms of one source region, wired to the region's notification topic (if any)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: ReplicationConfig, plan: RegionPlan
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.plan = plan
+        self.topic = self._build_topic()
+        self.facade = MonitoringFacade(
+            self,
+            "Facade",
+            alarm_factory_defaults=AlarmFactoryDefaults(
+                alarm_name_prefix=plan.alarm_prefix,
+                actions_enabled=True,
+                action=SnsAlarmActionStrategy(on_alarm_topic=self.topic) if self.topic else None,
+                # Two of three periods: one slow poll does not page anyone.
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+            ),
+            # Alarms only: the deployment's single dashboard lives in ReplicationDashboard.
+            dashboard_factory=DefaultDashboardFactory(
+                self,
+                "NoDashboard",
+                dashboard_name_prefix=plan.replicator_function_name,
+                create_dashboard=False,
+                create_summary_dashboard=False,
+                create_alarm_dashboard=False,
+            ),
+        )
+        self._build_function_alarms()
+        self._build_handoff_alarms()
+        self._build_pair_alarms()
+
+    def _build_topic(self) -> sns.ITopic | None:
+        alarms = self.config.alarms
+        if self.plan.alarm_topic_arn:
+            return sns.Topic.from_topic_arn(self, "AlarmTopic", self.plan.alarm_topic_arn)
+        if not alarms.email:
+            return None
+        topic = sns.Topic(self, "AlarmTopic", topic_name=self.plan.alarm_topic_name, enforce_ssl=True)
+        topic.add_subscription(subscriptions.EmailSubscription(alarms.email))
+        return topic
+
+    def _build_function_alarms(self) -> None:
+        alarms = self.config.alarms
+        errors = {"Critical": ErrorCountThreshold(max_error_count=alarms.function_errors_max)}
+        self.facade.monitor_lambda_function(
+            lambda_function=_function_ref(self, "Replicator", self.plan, self.plan.replicator_function_name),
+            alarm_friendly_name="replicator",
+            add_max_iterator_age_alarm={
+                "Critical": MaxAgeThreshold(max_age_in_millis=alarms.iterator_age_seconds * 1000)
+            },
+            add_fault_count_alarm=errors,
+        )
+        for target in self.plan.targets:
+            self.facade.monitor_lambda_function(
+                lambda_function=_function_ref(
+                    self, f"Drain-{target.region}", self.plan, target.drain_function_name
+                ),
+                alarm_friendly_name=f"drain-{target.region}",
+                is_iterator=False,
+                add_fault_count_alarm=errors,
+            )
+
+    def _build_handoff_alarms(self) -> None:
+        for target in self.plan.targets:
+            self.facade.monitor_sqs_queue_with_dlq(
+                queue=_queue_ref(self, f"Handoff-{target.region}", self.plan, target.handoff_queue_name),
+                dead_letter_queue=_queue_ref(
+                    self, f"HandoffDlq-{target.region}", self.plan, target.handoff_dlq_name
+                ),
+                alarm_friendly_name=f"handoff-{target.region}",
+                # Not draining: the oldest handed-off write has waited too long for its target.
+                add_queue_max_message_age_alarm={
+                    "Critical": MaxMessageAgeThreshold(
+                        max_age_in_seconds=self.config.alarms.handoff_age_seconds
+                    )
+                },
+                # Anything here gave up after HANDOFF_MAX_RECEIVE_COUNT replays: a person must look.
+                add_dead_letter_queue_max_size_alarm={
+                    "Critical": MaxMessageCountThreshold(
+                        max_message_count=0, evaluation_periods=1, datapoints_to_alarm=1
+                    )
+                },
+            )
+
+    def _build_pair_alarms(self) -> None:
+        metrics = ReplicationMetrics(self.config.function.metrics_namespace, self.plan.account)
+        latency_ms = self.config.alarms.latency_p99_ms
+        groups = []
+        for target in self.plan.targets:
+            pair = f"{target.source_region}-to-{target.region}"
+            groups.append(
+                CustomMetricGroup(
+                    title=f"{pair} alarms",
+                    metrics=[
+                        CustomMetricWithAlarm(
+                            metric=metrics.pair(names.REPLICATION_LATENCY, target, "p99"),
+                            alarm_friendly_name=f"latency-p99-{pair}",
+                            add_alarm={
+                                "Critical": CustomThreshold(
+                                    threshold=latency_ms,
+                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                                    additional_description=f"Replication p99 above {latency_ms} ms",
+                                )
+                            },
+                        ),
+                        CustomMetricWithAlarm(
+                            metric=metrics.pair(names.DEAD_LETTERED, target),
+                            alarm_friendly_name=f"dead-letters-{pair}",
+                            add_alarm={
+                                "Critical": CustomThreshold(
+                                    threshold=0,
+                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                                    # One dead letter is enough: it waits for a redrive.
+                                    evaluation_periods=1,
+                                    datapoints_to_alarm=1,
+                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                                    additional_description="Records parked in the dead-letter store",
+                                )
+                            },
+                        ),
+                    ],
+                )
+            )
+        self.facade.monitor_custom(metric_groups=groups, alarm_friendly_name="pairs")
+
+
+class ReplicationDashboard(Construct):
+    """The deployment's one dashboard: every region's replication, functions and handoff queues."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: ReplicationConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.dashboard_name = config.dashboard_name
+        self.facade = MonitoringFacade(
+            self,
+            "Facade",
+            alarm_factory_defaults=AlarmFactoryDefaults(
+                alarm_name_prefix=config.dashboard_name, actions_enabled=False
+            ),
+            dashboard_factory=DefaultDashboardFactory(
+                self,
+                "Dashboards",
+                dashboard_name_prefix=config.dashboard_name,
+                create_dashboard=True,
+                create_summary_dashboard=False,
+                create_alarm_dashboard=False,
+            ),
+        )
+        self.metrics = ReplicationMetrics(config.function.metrics_namespace, config.account)
+        sources = [plan for plan in config.regions if plan.is_source]
+        table = config.region(config.dashboard_region).table_name
+        self.facade.add_large_header(
+            f"Replication of {table} ({config.topology}, {len(config.regions)} regions)"
+        )
+        self._build_pair_widgets(sources)
+        for plan in sources:
+            self._build_region_widgets(plan)
+
+    def _build_pair_widgets(self, sources: Sequence[RegionPlan]) -> None:
+        targets = [target for plan in sources for target in plan.targets]
+        groups = [
+            CustomMetricGroup(
+                title=f"Replication latency {statistic} (ms)",
+                metrics=[self.metrics.pair(names.REPLICATION_LATENCY, t, statistic) for t in targets],
+            )
+            for statistic in LATENCY_STATISTICS
+        ]
+        groups += [
+            CustomMetricGroup(title=metric_name, metrics=[self.metrics.pair(metric_name, t) for t in targets])
+            for metric_name in PAIR_COUNTS
+        ]
+        self.facade.monitor_custom(
+            metric_groups=groups,
+            alarm_friendly_name="pairs",
+            human_readable_name="Every source -> target pair",
+        )
+
+    def _build_region_widgets(self, plan: RegionPlan) -> None:
+        region = plan.region
+        self.facade.monitor_custom(
+            metric_groups=[
+                CustomMetricGroup(
+                    title=f"{region}: {metric_name}", metrics=[self.metrics.source(metric_name, region)]
+                )
+                for metric_name in names.SOURCE_METRICS
+            ],
+            alarm_friendly_name=f"source-{region}",
+            human_readable_name=f"{region}: records received and skipped (echoes, TTL, ...)",
+        )
+        self.facade.monitor_lambda_function(
+            lambda_function=_function_ref(self, f"Replicator-{region}", plan, plan.replicator_function_name),
+            region=region,
+            account=plan.account,
+            alarm_friendly_name=f"replicator-{region}",
+            human_readable_name=f"{region}: replicator {plan.replicator_function_name}",
+        )
+        for target in plan.targets:
+            pair = f"{region}-{target.region}"
+            self.facade.monitor_lambda_function(
+                lambda_function=_function_ref(self, f"Drain-{pair}", plan, target.drain_function_name),
+                region=region,
+                account=plan.account,
+                is_iterator=False,
+                alarm_friendly_name=f"drain-{pair}",
+                human_readable_name=f"{region}: drain to {target.region}",
+            )
+            self.facade.monitor_sqs_queue_with_dlq(
+                queue=_queue_ref(self, f"Handoff-{pair}", plan, target.handoff_queue_name),
+                dead_letter_queue=_queue_ref(self, f"HandoffDlq-{pair}", plan, target.handoff_dlq_name),
+                region=region,
+                account=plan.account,
+                alarm_friendly_name=f"handoff-{pair}",
+                human_readable_name=f"{region}: handoff queue to {target.region}",
+            )
