@@ -18,7 +18,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from replicator.adapters import describe_error
-from replicator.settings import Settings
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 _ACCESS_DENIED = {
@@ -106,11 +105,11 @@ class Connection:
     def dynamodb(self, region: str, role_arn: str | None = None) -> Any:
         return self.client("dynamodb", region, role_arn)
 
-    def ports_settings(self, settings: Settings) -> Settings:
-        """``settings`` with this connection's endpoints (for AwsPorts in redrive)."""
-        from dataclasses import replace
-
-        return replace(settings, endpoint_urls={**settings.endpoint_urls, **self.endpoints})
+    def session(self) -> Any:
+        """The boto3 session (with placeholder credentials when only simulated regions are used)."""
+        if self.endpoints and self._session.get_credentials() is None:
+            return boto3.session.Session(**LOCAL_CREDENTIALS)
+        return self._session
 
 
 def explain(err: BaseException, action: str, region: str, resource: str = "") -> ToolError:
