@@ -12,8 +12,8 @@ from aws_cdk import App
 # not a package (`lambda` is a keyword): put it on the path so `cdk synth` works without PYTHONPATH.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda"))
 
-from stacks import defaults  # noqa: E402
-from stacks.app_builder import build_app  # noqa: E402
+from stacks import defaults
+from stacks.app_builder import build_app
 
 
 def main() -> None:
