@@ -1,0 +1,66 @@
+"""Fixtures of the local end-to-end tests: synthesized assemblies and running local clouds.
+
+Clouds start moto servers on free loopback ports and stop them by PID when the fixture ends, also
+when a test fails or the run is interrupted. They are session- or module-scoped: starting one
+costs seconds, and every test works on its own keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddbrep.local.runtime import LocalCloud, RuntimeOptions
+from ddbrep.local.synth import app_context, synthesize
+from ddbrep.local.templates import Assembly, load_assembly
+
+MESH_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+ONE_WAY_SOURCE = "us-east-1"
+ONE_WAY_REPLICAS = ("eu-west-1", "ap-southeast-2")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/local" in str(item.fspath):
+            item.add_marker(pytest.mark.local)
+
+
+def cloud_options(tmp: Path) -> RuntimeOptions:
+    """The defaults, with the handoff queues' visibility timeout (the drain's backoff) capped at 2 s."""
+    return RuntimeOptions(max_visibility_timeout=2, log_dir=tmp, seed=7)
+
+
+@pytest.fixture(scope="session")
+def mesh_assembly() -> Assembly:
+    """cdk.json as it ships: a three-region mesh."""
+    return load_assembly(synthesize())
+
+
+@pytest.fixture(scope="session")
+def one_way_assembly() -> Assembly:
+    replication: dict[str, Any] = dict(app_context()["replication"])
+    replication.pop("regions", None)
+    replication.update(topology="one-way", source=ONE_WAY_SOURCE, replicas=list(ONE_WAY_REPLICAS))
+    return load_assembly(synthesize(replication))
+
+
+@pytest.fixture(scope="session")
+def mesh(mesh_assembly: Assembly, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    with LocalCloud(mesh_assembly, cloud_options(tmp_path_factory.mktemp("mesh"))) as cloud:
+        yield cloud
+
+
+@pytest.fixture(scope="module")
+def one_way(one_way_assembly: Assembly, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    with LocalCloud(one_way_assembly, cloud_options(tmp_path_factory.mktemp("one-way"))) as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A pk prefix of the test's own: tests share a cloud, never keys."""
+    return f"t-{uuid.uuid4().hex[:8]}-"
