@@ -1,0 +1,5 @@
+import sys
+
+from ddbrep.commands import main
+
+sys.exit(main())

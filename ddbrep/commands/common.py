@@ -1,0 +1,70 @@
+"""Flags and output shared by the operator commands (backfill, verify, redrive)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ddbrep.tools.aws import Connection, ToolError, parse_endpoints
+from replicator.core.metadata import AttributeNames
+
+EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
+
+
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where the tables are (AWS by default)")
+    group.add_argument(
+        "--profile", help="AWS named profile (default: the standard credential chain, e.g. AWS_PROFILE)"
+    )
+    group.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="REGION=URL",
+        help="a simulated region's endpoint, e.g. us-east-1=http://127.0.0.1:5000 (repeatable)",
+    )
+
+
+def add_metadata_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--attribute-prefix", default="rep_", help="prefix of the metadata attributes")
+    parser.add_argument(
+        "--ttl-attribute", default=None, help="the table's TTL attribute (default <prefix>expires)"
+    )
+
+
+def connection(args: argparse.Namespace) -> Connection:
+    return Connection(profile=args.profile, endpoints=parse_endpoints(args.endpoint))
+
+
+def names(args: argparse.Namespace) -> AttributeNames:
+    return AttributeNames.with_prefix(args.attribute_prefix, ttl=args.ttl_attribute)
+
+
+def parse_json_flag(flag: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ToolError(f"{flag}: not valid JSON ({err})") from None
+
+
+def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command; a ToolError is printed (what to fix) and exits with 2."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except ToolError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    return wrapper
+
+
+def print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, default=str))

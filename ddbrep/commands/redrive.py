@@ -1,0 +1,82 @@
+"""``redrive``: replay the dead-letter store (and, on request, a handoff queue) through the apply path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ddbrep.commands.common import (
+    EXIT_DIFFERENT,
+    EXIT_OK,
+    add_connection_flags,
+    connection,
+    guarded,
+    print_json,
+)
+from ddbrep.tools.aws import ToolError
+from ddbrep.tools.redrive import Redrive, RedriveReport, settings_from_environment, settings_from_function
+from replicator.adapters import AwsPorts
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "redrive",
+        help="replay dead-lettered records (and a handoff queue) through the replicator's apply path",
+        description=(
+            "Replay every entry of one source region's dead-letter store with the replicator's own "
+            "code and settings (read from the deployed function). Entries that apply, or are stale "
+            "because the target already holds a newer version, are deleted; entries that still fail "
+            "stay in place with the new reason appended to their redrive_attempts. Exit code 0: "
+            "nothing still fails; 1: something does; 2: an error."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--function", help="the replicator function whose settings to use (name or ARN)")
+    source.add_argument(
+        "--env-file",
+        type=Path,
+        help="a JSON object of the function's environment variables (REP_*), e.g. from the template",
+    )
+    parser.add_argument("--region", help="the function's (source) region; required with --function")
+    parser.add_argument("--prefix", help="only entries under this S3 prefix (default dead-letters/<region>/)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many entries")
+    parser.add_argument(
+        "--handoff-queue",
+        metavar="TARGET_REGION",
+        help="also replay this target's handoff queue now (what its drain function does)",
+    )
+    parser.add_argument("--skip-dead-letters", action="store_true", help="only the handoff queue")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_connection_flags(parser)
+    parser.set_defaults(func=guarded(run))
+
+
+def run(args: argparse.Namespace) -> int:
+    conn = connection(args)
+    if args.function:
+        if not args.region:
+            raise ToolError("--region is required with --function (the function's region)")
+        settings = settings_from_function(conn.client("lambda", args.region), args.function, conn.endpoints)
+    else:
+        try:
+            variables = json.loads(args.env_file.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ToolError(f"--env-file {args.env_file}: {err}") from None
+        settings = settings_from_environment(variables, conn.endpoints)
+    redrive = Redrive(settings, AwsPorts(settings, session=conn.session()))
+    reports: dict[str, RedriveReport] = {}
+    if not args.skip_dead_letters:
+        reports["dead_letters"] = redrive.dead_letters(prefix=args.prefix, limit=args.limit)
+    if args.handoff_queue:
+        reports[f"handoff_queue:{args.handoff_queue}"] = redrive.handoff_queue(args.handoff_queue, args.limit)
+    if args.json:
+        print_json({name: report.to_json() for name, report in reports.items()})
+    else:
+        for name, report in reports.items():
+            counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
+            print(f"{name}: {counts}")
+            for sample in report.samples:
+                print(f"  {sample['outcome']}: {sample['entry']}: {sample['reason']}: {sample['error']}")
+    return EXIT_OK if all(r.ok for r in reports.values()) else EXIT_DIFFERENT
