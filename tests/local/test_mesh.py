@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ddbrep.client import ReplicatedTable
+from ddbrep.client import ConflictLost, ReplicatedTable
 from ddbrep.local import emf
 from ddbrep.local.runtime import LocalCloud
 from replicator.core import metrics_names as m
@@ -139,20 +140,15 @@ def test_conflicting_writes_converge_to_the_greatest_version(mesh: LocalCloud, p
 
     def write(region: str) -> None:
         helper = table(mesh, region, clock=fixed_clock(versions[region]), on_conflict="raise")
-        try:
+        with contextlib.suppress(ConflictLost):  # a newer version already arrived: this write lost
             helper.put_item({**key(prefix, "put"), "winner": {"S": region}})
-        except Exception:
-            pass  # a newer version already arrived: this write lost, as it should
-        deleter = table(
-            mesh, region, clock=fixed_clock(versions[region] + (100 if region == "ap-southeast-2" else 0))
-        )
-        try:
-            if region == "ap-southeast-2":
+        if region == "ap-southeast-2":
+            deleter = table(mesh, region, clock=fixed_clock(versions[region] + 100), on_conflict="raise")
+            with contextlib.suppress(ConflictLost):
                 deleter.delete_item(key(prefix, "del"))
-            else:
-                deleter.put_item({**key(prefix, "del"), "winner": {"S": region}})
-        except Exception:
-            pass
+        else:
+            with contextlib.suppress(ConflictLost):
+                helper.put_item({**key(prefix, "del"), "winner": {"S": region}})
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(write, MESH_REGIONS))
