@@ -40,6 +40,8 @@ def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
 
 
 def _acknowledge_region(stack: RegionStack) -> None:
+    if stack.plan.adopt_existing:
+        _acknowledge(stack.table.adopt_function, "AwsSolutions-L1", RUNTIME_PINNED)
     if stack.alarms is not None and isinstance(stack.alarms.topic, sns.Topic):
         _acknowledge(
             stack.alarms.topic,

@@ -38,6 +38,7 @@ class RegionStack(Stack):
             ttl_attribute=config.ttl_attribute,
             point_in_time_recovery=config.point_in_time_recovery,
             deletion_protection=config.deletion_protection,
+            adopt_existing=plan.adopt_existing,
         )
         self.replicator: ReplicatorFunction | None = None
         self.handoffs: list[HandoffQueue] = []

@@ -67,6 +67,7 @@ TWO_REGION_MESH: dict[str, Any] = {
         "ttl_attribute": "expires_at",
         "point_in_time_recovery": False,
         "deletion_protection": False,
+        "adopt_existing": ["eu-west-1"],
     },
     "attribute_prefix": "x_",
     "tombstone_retention_days": 10,

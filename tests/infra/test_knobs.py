@@ -21,8 +21,8 @@ def stream_mapping(synth: Synthesized, region: str) -> dict:
     return render(mapping)
 
 
-def test_per_region_table_names_keys_ttl_and_table_switches(mesh2: Synthesized) -> None:
-    for region, name in (("us-west-2", "orders_usw2"), ("eu-west-1", "orders.euw1")):
+def test_table_name_keys_ttl_and_table_switches(mesh2: Synthesized) -> None:
+    for region, name in (("us-west-2", "orders_usw2"),):
         props = mesh2.only(region, "AWS::DynamoDB::Table")["Properties"]
         assert props["TableName"] == name
         assert props["KeySchema"] == [
@@ -101,3 +101,23 @@ def test_pair_without_settings_keeps_direct_writes(mesh2: Synthesized) -> None:
         statements, "dynamodb:PutItem"
     )
     assert not resources_for(statements, "sts:AssumeRole")
+
+
+def test_an_existing_table_is_adopted_in_place_never_created(mesh2: Synthesized) -> None:
+    assert not mesh2.resources("eu-west-1", "AWS::DynamoDB::Table")
+    (adoption,) = mesh2.resources("eu-west-1", "Custom::AdoptedTable").values()
+    assert adoption["DeletionPolicy"] == "Retain"
+    props = adoption["Properties"]
+    assert props["TableName"] == "orders.euw1"
+    assert json.loads(props["KeySchema"]) == [
+        {"AttributeName": "tenant", "KeyType": "HASH"},
+        {"AttributeName": "seq", "KeyType": "RANGE"},
+    ]
+    assert (props["TtlAttribute"], props["PointInTimeRecovery"]) == ("expires_at", "false")
+    mapping = stream_mapping(mesh2, "eu-west-1")
+    assert mapping["EventSourceArn"].startswith("<ReplicaTableAdoptedTable") and mapping[
+        "EventSourceArn"
+    ].endswith(".StreamArn>")
+    statements = role_statements(mesh2.template("eu-west-1"), "orders-euw1-replicator")
+    own = "arn:aws:dynamodb:eu-west-1:222222222222:table/orders.euw1"
+    assert own in resources_for(statements, "dynamodb:UpdateItem")
