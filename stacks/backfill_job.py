@@ -1,0 +1,277 @@
+"""The deployed backfill: a Step Functions state machine copying a table to its targets, segment by segment.
+
+A distributed Map runs one child execution per scan segment (``segments`` of them, at most
+``max_concurrency`` at a time). Each child loops: it invokes the backfill function with the segment's
+position; the function copies pages until it nears its time limit and returns the new position; the
+loop ends when the segment is done. The function runs the same segment worker as the CLI
+(``replicator.backfill``): the same conditional last-writer-wins put, safe while replication runs.
+
+Start it with ``aws stepfunctions start-execution --state-machine-arn <output> --input '{}'``; an
+execution that failed part-way is restarted with ``redrive-execution``, which reruns only the
+segments that did not finish (each from the start of its segment: the copy is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Acknowledgment, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.runtime import FunctionRuntime
+
+BACKFILL_HANDLER = "replicator.backfill_job.lambda_handler"
+# Defaults of the construct (the stack parameter that enables it may override each).
+SEGMENTS = 16
+MAX_CONCURRENCY = 16
+PAGE_SIZE = 100
+ITEMS_PER_SECOND_PER_SEGMENT = 0  # 0: no budget; a segment writes about 100-300 items/s per target
+FUNCTION_TIMEOUT_SECONDS = 900  # Lambda's maximum: fewer hand-overs
+STOP_MARGIN_SECONDS = 60  # a page (scan + writes with retries) must fit in this margin
+FUNCTION_MEMORY_MB = 512
+# A failed invocation (a target throttled or unreachable past the function's own retries) is retried
+# from the position the loop last received; after these attempts the segment, and the Map, fail.
+TASK_RETRY_ATTEMPTS = 6
+TASK_RETRY_INTERVAL_SECONDS = 30
+
+PACK = "AwsSolutions::"
+
+
+@dataclass(frozen=True)
+class BackfillTarget:
+    """One table to copy to (the REP_TARGETS entry shape of the replicator)."""
+
+    region: str
+    table: str
+    role_arn: str | None = None
+    item_filter: Mapping[str, Any] | None = None
+
+    def to_env(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "table": self.table,
+            "role_arn": self.role_arn,
+            "item_filter": self.item_filter,
+        }
+
+
+class BackfillJob(Construct):
+    """The state machine, its function and their least-privilege roles, for one source table."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        runtime: FunctionRuntime,
+        function_name: str,
+        source_table_name: str,
+        targets: Sequence[BackfillTarget],
+        segments: int = SEGMENTS,
+        max_concurrency: int = MAX_CONCURRENCY,
+        page_size: int = PAGE_SIZE,
+        items_per_second_per_segment: int = ITEMS_PER_SECOND_PER_SEGMENT,
+        attribute_prefix: str = "rep_",
+        ttl_attribute: str | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if segments < 1 or max_concurrency < 1 or page_size < 1:
+            raise ValueError("segments, max_concurrency and page_size must be at least 1")
+        if not targets:
+            raise ValueError("a backfill job needs at least one target")
+        self.segments = segments
+        self.function = self._build_function(
+            runtime,
+            function_name,
+            source_table_name,
+            targets,
+            page_size,
+            items_per_second_per_segment,
+            attribute_prefix,
+            ttl_attribute,
+        )
+        self._grant_tables(source_table_name, targets)
+        self.state_machine = self._build_state_machine(
+            function_name, segments, max_concurrency, log_retention
+        )
+        self._acknowledge()
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+
+    # --- the function -------------------------------------------------------------------------------
+
+    def _build_function(
+        self,
+        runtime: FunctionRuntime,
+        function_name: str,
+        source_table_name: str,
+        targets: Sequence[BackfillTarget],
+        page_size: int,
+        items_per_second: int,
+        attribute_prefix: str,
+        ttl_attribute: str | None,
+    ) -> lambda_.Function:
+        environment = {
+            "REP_LOCAL_REGION": Stack.of(self).region,
+            "REP_SOURCE_TABLE": source_table_name,
+            "REP_TARGETS": json.dumps([t.to_env() for t in targets], separators=(",", ":")),
+            "REP_ATTRIBUTE_PREFIX": attribute_prefix,
+            "BACKFILL_PAGE_SIZE": str(page_size),
+            "BACKFILL_ITEMS_PER_SECOND": str(items_per_second),
+            "BACKFILL_STOP_MARGIN_MS": str(STOP_MARGIN_SECONDS * 1000),
+        }
+        if ttl_attribute:
+            environment["REP_TTL_ATTRIBUTE"] = ttl_attribute
+        return runtime.function(
+            self,
+            "Function",
+            function_name=function_name,
+            handler=BACKFILL_HANDLER,
+            environment=environment,
+            memory_mb=FUNCTION_MEMORY_MB,
+            timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
+            description="Backfill: copies pages of one scan segment to every target, then hands over",
+        )
+
+    def _grant_tables(self, source_table_name: str, targets: Sequence[BackfillTarget]) -> None:
+        stack = Stack.of(self)
+        source_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=source_table_name)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:DescribeTable", "dynamodb:Scan"], resources=[source_arn])
+        )
+        direct = [
+            stack.format_arn(
+                service="dynamodb",
+                region=t.region,
+                resource="table",
+                resource_name=t.table,
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for t in targets
+            if not t.role_arn
+        ]
+        if direct:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=direct)
+            )
+        roles = sorted({t.role_arn for t in targets if t.role_arn})
+        if roles:
+            # A replica in another account: its own role grants PutItem there.
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=roles))
+
+    # --- the state machine ----------------------------------------------------------------------------
+
+    def _build_state_machine(
+        self, function_name: str, segments: int, max_concurrency: int, log_retention: logs.RetentionDays
+    ) -> sfn.StateMachine:
+        list_segments = sfn.Pass(
+            self,
+            "ListSegments",
+            parameters={"segments.$": f"States.ArrayRange(0, {segments - 1}, 1)"},
+        )
+        copy_pages = tasks.LambdaInvoke(
+            self,
+            "CopyPages",
+            lambda_function=self.function,
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+        )
+        copy_pages.add_retry(
+            errors=["States.TaskFailed"],
+            interval=Duration.seconds(TASK_RETRY_INTERVAL_SECONDS),
+            max_attempts=TASK_RETRY_ATTEMPTS,
+            backoff_rate=2,
+        )
+        segment_copied = sfn.Pass(
+            self,
+            "SegmentCopied",
+            parameters={
+                "segment.$": "$.segment",
+                "scanned.$": "$.position.scanned",
+                "written.$": "$.position.written",
+                "stale.$": "$.position.stale",
+                "filtered.$": "$.position.filtered",
+                "failed.$": "$.position.failed",
+            },
+        )
+        segment_done = (
+            sfn.Choice(self, "SegmentDone")
+            .when(sfn.Condition.boolean_equals("$.done", True), segment_copied)
+            .otherwise(copy_pages)
+        )
+        each_segment = sfn.DistributedMap(
+            self,
+            "EachSegment",
+            items_path="$.segments",
+            item_selector={
+                "segment.$": "$$.Map.Item.Value",
+                "total_segments": segments,  # no position yet: the segment starts at its beginning
+            },
+            max_concurrency=max_concurrency,
+            # A segment's loop can outlast an Express execution's 5 minutes.
+            map_execution_type=sfn.StateMachineType.STANDARD,
+        )
+        each_segment.item_processor(copy_pages.next(segment_done))
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{function_name}",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        return sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=function_name,
+            definition_body=sfn.DefinitionBody.from_chainable(list_segments.next(each_segment)),
+            tracing_enabled=True,
+            # Execution data would copy item keys (scan positions) into the logs: states and errors only.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+
+    # --- cdk-nag --------------------------------------------------------------------------------------
+
+    def _acknowledge(self) -> None:
+        def ack(scope: Construct, rule: str, reason: str) -> None:
+            Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}{rule}", reason=reason))
+
+        ack(
+            self.function,
+            "AwsSolutions-L1",
+            "Pinned to the runtime the replicator functions and the test suite use; moving to a newer "
+            "runtime is a deliberate, tested change.",
+        )
+        function_arn = f"<{Stack.of(self).resolve(self.function.node.default_child.logical_id)}.Arn>"  # type: ignore[union-attr]
+        ack(
+            self.state_machine,
+            f"AwsSolutions-IAM5[Resource::{function_arn}:*]",
+            "Invoking the backfill function's versions and aliases (CDK's grant for LambdaInvoke); the "
+            "function itself is the only resource.",
+        )
+        ack(
+            self.state_machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray (PutTraceSegments, PutTelemetryRecords, GetSampling*) and CloudWatch Logs delivery "
+            "(CreateLogDelivery, ...) actions have no resource-level permissions.",
+        )
+        stack = Stack.of(self)
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+        machine = stack.resolve(self.state_machine.node.default_child.logical_id)  # type: ignore[union-attr]
+        name = f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}'
+        executions = f"arn:<AWS::Partition>:states:{region}:{account}:execution:{name}"
+        for resource in (f"{executions}:*", f"{executions}/*:*"):
+            ack(
+                self.state_machine,
+                f"AwsSolutions-IAM5[Resource::{resource}]",
+                "The distributed Map's child executions of this state machine (Describe/StopExecution, "
+                "granted by CDK): their ARNs are created at run time.",
+            )
