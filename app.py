@@ -14,15 +14,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda"))
 
 from stacks import defaults
 from stacks.app_builder import build_app
+from stacks.config import ConfigError
 
 
 def main() -> None:
     app = App()
-    build_app(
-        app,
-        replication=app.node.try_get_context(defaults.CONTEXT_KEY),
-        account=app.node.try_get_context("account"),
-    )
+    try:
+        build_app(
+            app,
+            replication=app.node.try_get_context(defaults.CONTEXT_KEY),
+            account=app.node.try_get_context("account"),
+        )
+    except ConfigError as err:
+        # A configuration mistake is the user's to fix: the message, not a traceback.
+        sys.exit(f"Invalid cdk.json context: {err}")
     app.synth()
 
 
