@@ -327,8 +327,10 @@ class Verify:
         started = time.monotonic()
 
         def segment(i: int) -> None:
+            # The two regions are scanned at the same time (they are different endpoints).
+            loading_b = side_pool.submit(self._load, self.b, i, key_names)
             items_a = self._load(self.a, i, key_names)
-            items_b = self._load(self.b, i, key_names)
+            items_b = loading_b.result()
             for kid in list(items_a):
                 if kid in items_b:
                     self._settle(report, items_a.pop(kid), items_b.pop(kid), key_names, one_way)
@@ -339,7 +341,10 @@ class Verify:
                 left_b.update(items_b)
             self.on_segment(i, report.a.scanned, report.b.scanned)
 
-        with ThreadPoolExecutor(max_workers=self.segments, thread_name_prefix="verify") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=self.segments, thread_name_prefix="verify") as pool,
+            ThreadPoolExecutor(max_workers=self.segments, thread_name_prefix="verify-b") as side_pool,
+        ):
             for future in [pool.submit(segment, i) for i in range(self.segments)]:
                 future.result()
         for kid in set(left_a) | set(left_b):
