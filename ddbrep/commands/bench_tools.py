@@ -1,4 +1,4 @@
-"""``bench-tools``: backfill and verify throughput (items/s) with 1 and with N segments, on simulated regions.
+"""``bench tools``: backfill and verify throughput (items/s) with 1 and with N segments, on simulated regions.
 
 Two moto servers (one per region) are started on loopback and stopped by PID. moto takes about
 250-300 conditional puts/s per server, so the default workload is small; the numbers compare
@@ -99,9 +99,10 @@ def run_bench(
             stop_region(region)
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "bench-tools",
+def register_bench(bench_subparsers: Any) -> None:
+    """Adds ``python -m ddbrep bench tools``."""
+    parser = bench_subparsers.add_parser(
+        "tools",
         help="backfill and verify throughput with 1 and 8 segments on simulated regions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -139,3 +139,16 @@ def test_redrive_from_an_environment_file(
     assert json.loads(capsys.readouterr().out)["dead_letters"]["counts"]["applied"] == 1
     assert "k" in scan_all(conn, B, target)
     assert "Contents" not in conn.client("s3", A).list_objects_v2(Bucket=bucket)
+
+
+def test_the_main_cli_offers_the_operator_commands():
+    from ddbrep.cli import build_parser
+
+    parser = build_parser()
+    for command in (
+        ["backfill", "--source", A, "--table", "t", "--target", B],
+        ["redrive", "--env-file", "e"],
+    ):
+        assert parser.parse_args(command).func is not None
+    assert parser.parse_args(["verify", "--table", "t", "--source", A, "--target", B]).func is not None
+    assert parser.parse_args(["bench", "tools", "--items", "10"]).items == 10
