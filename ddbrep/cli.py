@@ -106,7 +106,7 @@ def _cmd_bench_latency(args: argparse.Namespace) -> int:
 
     from ddbrep.local.latency import print_latency_report, run_latency_bench
 
-    console = Console()
+    console = Console(width=max(Console().width, 132))
     results = run_latency_bench(
         writes_per_region=args.writes,
         latency_ms=args.latency_ms,

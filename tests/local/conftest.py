@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,35 @@ def cloud_options(tmp: Path) -> RuntimeOptions:
     return RuntimeOptions(max_visibility_timeout=2, log_dir=tmp, seed=7)
 
 
+def _one_way_replication() -> dict[str, Any]:
+    replication: dict[str, Any] = dict(app_context()["replication"])
+    replication.pop("regions", None)
+    replication.update(topology="one-way", source=ONE_WAY_SOURCE, replicas=list(ONE_WAY_REPLICAS))
+    return replication
+
+
+# Synthesis costs tens of seconds on a fresh machine and the mesh tests mostly wait: the one-way app
+# is synthesized in the background while they run.
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth")
+_one_way_synth: Future[Path] | None = None
+
+
 @pytest.fixture(scope="session")
 def mesh_assembly() -> Assembly:
     """cdk.json as it ships: a three-region mesh."""
-    return load_assembly(synthesize())
+    global _one_way_synth
+    assembly = load_assembly(synthesize())
+    if _one_way_synth is None:
+        _one_way_synth = _BACKGROUND.submit(synthesize, _one_way_replication())
+    return assembly
 
 
 @pytest.fixture(scope="session")
 def one_way_assembly() -> Assembly:
-    replication: dict[str, Any] = dict(app_context()["replication"])
-    replication.pop("regions", None)
-    replication.update(topology="one-way", source=ONE_WAY_SOURCE, replicas=list(ONE_WAY_REPLICAS))
-    return load_assembly(synthesize(replication))
+    """The same table replicated one way, from us-east-1 to two read replicas."""
+    if _one_way_synth is not None:
+        return load_assembly(_one_way_synth.result())
+    return load_assembly(synthesize(_one_way_replication()))
 
 
 @pytest.fixture(scope="session")
