@@ -22,13 +22,15 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM stops a command like Ctrl-C does: servers are stopped by PID on the way out."""
+def _interrupt_on_signals() -> None:
+    """SIGINT (also when inherited as ignored, as in a background job) and SIGTERM stop a command like
+    Ctrl-C does: servers and sandboxes are stopped by PID on the way out."""
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 # --- local up ----------------------------------------------------------------------------------------
@@ -42,7 +44,7 @@ def _cmd_local_up(args: argparse.Namespace) -> int:
     from ddbrep.local.synth import synthesize
     from ddbrep.local.templates import load_assembly
 
-    console = Console()
+    console = Console(width=max(Console().width, 160))
     with console.status("Synthesizing the CDK app..."):
         assembly = load_assembly(args.assembly or synthesize())
     options = RuntimeOptions(
@@ -55,9 +57,9 @@ def _cmd_local_up(args: argparse.Namespace) -> int:
         with console.status("Starting...") as status:
             cloud.start(step=lambda message: status.update(message))
         table = Table(title="Local regions (dummy credentials: any key id and secret)")
-        table.add_column("region")
-        table.add_column("endpoint (gateway)")
-        table.add_column("engine (moto server)")
+        table.add_column("region", no_wrap=True)
+        table.add_column("endpoint (gateway)", no_wrap=True)
+        table.add_column("engine (moto server)", no_wrap=True)
         table.add_column("functions")
         for region in cloud.region_names:
             functions = ", ".join(f.spec.name for f in cloud.functions_in(region))
@@ -226,7 +228,7 @@ def _register_extensions(subparsers: Any, bench_sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _interrupt_on_sigterm()
+    _interrupt_on_signals()
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

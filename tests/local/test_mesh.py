@@ -214,3 +214,23 @@ def test_an_unreachable_region_catches_up_and_the_others_are_unaffected(
         assert len(scan_prefix(mesh, region, prefix)) == 9
     assert differences(mesh, MESH_REGIONS, prefix) == []
     assert mesh.metrics.total(m.HANDOFF_REPLAYED) > 0
+
+
+def test_throttling_is_retried_and_nothing_is_lost(mesh: LocalCloud, prefix: str) -> None:
+    # Given half of the DynamoDB requests to eu-west-1 from other regions answered with throttling
+    retries_before = mesh.metrics.total(m.TARGET_WRITE_RETRIES)
+    mesh.faults.throttle("eu-west-1", rate=0.5, seconds=60)
+    try:
+        # When the other regions write
+        for region, n in itertools.product(("us-east-1", "ap-southeast-2"), range(10)):
+            table(mesh, region).put_item({**key(prefix, f"{region}-{n}"), "n": {"N": str(n)}})
+        assert mesh.wait_drained(DRAIN_TIMEOUT)
+    finally:
+        mesh.faults.heal("eu-west-1")
+
+    # Then the replicators retried (or handed off and replayed) and every region holds every write
+    assert mesh.wait_drained(DRAIN_TIMEOUT)
+    assert mesh.metrics.total(m.TARGET_WRITE_RETRIES) > retries_before
+    for region in MESH_REGIONS:
+        assert len(scan_prefix(mesh, region, prefix)) == 20
+    assert differences(mesh, MESH_REGIONS, prefix) == []
