@@ -246,6 +246,10 @@ class Replicator:
                 result = self._retrying(lambda: client.put_item(**request))
             self._settle(key_change, target, write, result, raw_by_sequence, outcome, lock, down)
 
+        if self.settings.max_workers == 1:
+            for job in jobs:  # no pool to hand work to: run in order, on this thread
+                run(*job)
+            return
         futures = [self._pool.submit(run, *job) for job in jobs]
         for future in futures:
             future.result()

@@ -57,14 +57,17 @@ def emit_metrics(outcome: BatchOutcome) -> None:
     for name, value in outcome.source_counts.items():
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for target_region in set(outcome.pair_counts) | set(outcome.latencies_ms):
+    for target_region in sorted(set(outcome.pair_counts) | set(outcome.latencies_ms)):
+        counts = {name: value for name, value in outcome.pair_counts[target_region].items() if value}
+        latencies = outcome.latencies_ms.get(target_region, [])
+        if not counts and not latencies:
+            continue
         pair = EphemeralMetrics(namespace=settings.namespace)
         pair.add_dimension(m.SOURCE_REGION, settings.local_region)
         pair.add_dimension(m.TARGET_REGION, target_region)
-        for name, value in outcome.pair_counts.get(target_region, {}).items():
-            if value:
-                pair.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        for latency in outcome.latencies_ms.get(target_region, []):
+        for name, value in counts.items():
+            pair.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        for latency in latencies:
             pair.add_metric(name=m.REPLICATION_LATENCY, unit=MetricUnit.Milliseconds, value=latency)
         pair.flush_metrics()
 

@@ -122,6 +122,9 @@ class MemTable:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     stream: list[dict[str, Any]] = field(default_factory=list)
     clock: list[float] = field(default_factory=lambda: [1_700_000_000.0])
+    # AWS stamps stream records with whole seconds: many records share one, and only the sequence
+    # number orders them (moto has milliseconds).
+    whole_seconds: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: int = 0
 
@@ -129,12 +132,14 @@ class MemTable:
         if old is None and new is None:
             return
         self._seq += 1
-        self.clock[0] += 0.001
+        self.clock[0] += 0.01
         name = "INSERT" if old is None else ("REMOVE" if new is None else "MODIFY")
         dynamodb: dict[str, Any] = {
             "Keys": copy.deepcopy(keys),
             "SequenceNumber": str(100_000_000_000_000_000_000 + self._seq),
-            "ApproximateCreationDateTime": round(self.clock[0], 3),
+            "ApproximateCreationDateTime": int(self.clock[0])
+            if self.whole_seconds
+            else round(self.clock[0], 3),
             "StreamViewType": "NEW_AND_OLD_IMAGES",
             "SizeBytes": 100,
         }

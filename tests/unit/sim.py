@@ -55,9 +55,18 @@ class _Unreachable:
         raise ConnectionError("region unreachable")
 
 
-def settings_for(region: str, regions: list[str], topology: str = "mesh", **overrides: Any) -> Settings:
+def settings_for(
+    region: str,
+    regions: list[str],
+    topology: str = "mesh",
+    filters: Mapping[str, Mapping[str, Any]] | None = None,
+    **overrides: Any,
+) -> Settings:
+    filters = filters or {}
     targets = tuple(
-        Target(region=r, table="orders", handoff_queue_url=f"q-{r}") for r in regions if r != region
+        Target(region=r, table="orders", handoff_queue_url=f"q-{r}", item_filter=filters.get(r))
+        for r in regions
+        if r != region
     )
     values: dict[str, Any] = {
         "local_region": region,
@@ -77,18 +86,30 @@ def settings_for(region: str, regions: list[str], topology: str = "mesh", **over
 class Mesh:
     """N regions, each with its table, its app client (the helper) and its replicator."""
 
-    def __init__(self, regions: list[str], topology: str = "mesh") -> None:
+    def __init__(
+        self,
+        regions: list[str],
+        topology: str = "mesh",
+        filters: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.regions = regions
         clock = [1_700_000_000.0]  # one simulated wall clock shared by the streams
         self.tables = {r: MemTable(region=r, clock=clock) for r in regions}
         self.ports = {r: FakePorts(self.tables, r) for r in regions}
         sources = regions if topology == "mesh" else regions[:1]
         self.replicators = {
-            r: Replicator(settings_for(r, regions, topology), self.ports[r], sleep=lambda _: None)
+            r: Replicator(settings_for(r, regions, topology, filters), self.ports[r], sleep=lambda _: None)
             for r in sources
         }
         self.cursor = dict.fromkeys(regions, 0)
         self.history: dict[str, list[dict[str, Any]]] = {}
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for replicator in self.replicators.values():
+            replicator.close()
 
     def app(self, region: str, clock_us: list[int]) -> ReplicatedTable:
         def tick() -> int:
@@ -118,12 +139,12 @@ class Mesh:
         if batch:
             self.replicators[region].process_batch(batch)
 
-    def drain(self, max_rounds: int = 100) -> None:
+    def drain(self, batch: int = 100, max_rounds: int = 300) -> None:
         for _ in range(max_rounds):
             progressed = False
             for region in self.replicators:
                 if self.cursor[region] < len(self.tables[region].stream):
-                    self.deliver(region, 100)
+                    self.deliver(region, batch)
                     progressed = True
             if not progressed:
                 return
@@ -149,22 +170,34 @@ class Mesh:
                 out[key] = (Version(v.ts, v.region), json.dumps(user_attributes(item, NAMES), sort_keys=True))
         return out
 
+    def user_items(self, region: str) -> dict[str, str]:
+        """Per key, the live item's user attributes only (one-way replicas carry their own versions)."""
+        return {
+            key: json.dumps(user_attributes(item, NAMES), sort_keys=True)
+            for key, item in self.tables[region].items.items()
+            if not is_tombstone(item, NAMES)
+        }
+
     def winners(self) -> dict[str, tuple[Version, str] | None]:
-        """Per key, the greatest version ever written in any region (None when it is a tombstone)."""
+        """Per key, the greatest version ever created (None when it is a tombstone).
+
+        Each version is taken where it was created (a region's own stream, images it stamped with its
+        own name), with its full order: a local adoption or tombstone carries the sequence number that
+        orders it against another version made in the same microsecond.
+        """
         best: dict[str, tuple[Version, dict[str, Any]]] = {}
-        for table in self.tables.values():
+        for region, table in self.tables.items():
             for record in table.stream:
                 image = record["dynamodb"].get("NewImage")
-                if image is None:
+                if image is None or image.get(NAMES.region, {}).get("S") != region:
                     continue
                 key = json.dumps(record["dynamodb"]["Keys"], sort_keys=True)
                 v = version_of(image, NAMES)
-                v = Version(v.ts, v.region)
                 if key not in best or v > best[key][0]:
                     best[key] = (v, image)
         return {
             k: None
             if is_tombstone(img, NAMES)
-            else (v, json.dumps(user_attributes(img, NAMES), sort_keys=True))
+            else (Version(v.ts, v.region), json.dumps(user_attributes(img, NAMES), sort_keys=True))
             for k, (v, img) in best.items()
         }

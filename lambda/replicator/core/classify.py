@@ -91,8 +91,14 @@ Decision = Replicate | Adopt | WriteLocalTombstone | Skip
 
 
 def _next_version(record: StreamRecord, previous: Version, region: str) -> Version:
-    """A local version newer than both the record's time and the version it replaces."""
-    return Version(max(record.creation_time_us, previous.ts + 1), region)
+    """A local version newer than both the record's time and the version it replaces.
+
+    The record's sequence number orders two such versions made in the same second (AWS stream
+    times are whole seconds): without it the second of two quick unstamped writes would be stale.
+    """
+    return Version(
+        max(record.creation_time_us, previous.ts + 1), region, pad_sequence(record.sequence_number)
+    )
 
 
 def classify(record: StreamRecord, ctx: Context) -> Decision:

@@ -1,0 +1,221 @@
+"""Benchmarks of the replicator function itself (numbers for BENCHMARKS.md, never assertions).
+
+1. Handler CPU per record with a null target: the whole Lambda handler (Powertools batch processor,
+   parse, classify, coalesce, plan, build the conditional writes, EMF metrics) against targets whose
+   writes return at once; next to the CPU cost of only ``json.loads`` of the same event.
+2. Batch apply time for 100 records x 2 targets with an injected per-request latency, fanned out on the
+   bounded pool, next to the same writes made one request at a time and to the floor
+   ceil(writes / concurrency) x latency.
+
+Run: ``make bench`` or ``.venv/bin/python -m ddbrep.bench.replicator``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import ddbrep  # noqa: F401  (puts lambda/ on the import path)
+from replicator.core.plan import TargetWrite
+from replicator.engine import Replicator
+from replicator.settings import Settings, Target
+
+LOCAL = "us-east-1"
+TARGET_REGIONS = ("eu-west-1", "ap-southeast-2")
+ENV = {
+    "REP_LOCAL_REGION": LOCAL,
+    "REP_TOPOLOGY": "mesh",
+    "REP_SOURCE_TABLE": "orders",
+    "REP_TARGETS": json.dumps(
+        [{"region": r, "table": "orders", "handoff_queue_url": "q"} for r in TARGET_REGIONS]
+    ),
+    "REP_DEAD_LETTER_BUCKET": "bucket",
+    "AWS_DEFAULT_REGION": LOCAL,
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_METRICS_NAMESPACE": "Bench",
+}
+
+
+class NullTable:
+    """A target whose conditional writes return after ``latency`` seconds (0: at once)."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.writes = 0
+
+    def put_item(self, **_: Any) -> dict[str, Any]:
+        if self.latency:
+            time.sleep(self.latency)
+        self.writes += 1
+        return {}
+
+
+class NullPorts:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.tables = {r: NullTable(latency) for r in (LOCAL, *TARGET_REGIONS)}
+
+    def target_dynamodb(self, target: Target) -> NullTable:
+        return self.tables[target.region]
+
+    def local_dynamodb(self) -> NullTable:
+        return self.tables[LOCAL]
+
+    def handoff(self, target: Target, write: TargetWrite, reason: str) -> None:
+        raise AssertionError(f"unexpected handoff: {reason}")
+
+    def dead_letter(self, entry: Mapping[str, Any]) -> str:
+        raise AssertionError(f"unexpected dead letter: {entry}")
+
+
+def make_event(records: int, keys: int | None = None) -> dict[str, Any]:
+    """Local stamped writes with 10 attributes each, ``keys`` distinct keys (default: all distinct)."""
+    keys = keys or records
+    base_us = int(time.time() * 1_000_000)
+    out = []
+    for i in range(records):
+        image: dict[str, Any] = {"pk": {"S": f"order-{i % keys:06d}"}, "sk": {"S": "v0"}}
+        for a in range(8):
+            image[f"attr{a}"] = {"S": f"value-{i}-{a}"} if a % 2 else {"N": str(i * a)}
+        image["rep_region"] = {"S": LOCAL}
+        image["rep_ts"] = {"N": str(base_us + i)}
+        out.append(
+            {
+                "eventID": str(i),
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": LOCAL,
+                "dynamodb": {
+                    "ApproximateCreationDateTime": base_us // 1_000_000,
+                    "Keys": {"pk": image["pk"], "sk": image["sk"]},
+                    "NewImage": image,
+                    "SequenceNumber": str(10**20 + i),
+                    "SizeBytes": 300,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+            }
+        )
+    return {"Records": out}
+
+
+class _Context:
+    function_name = "bench"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:111111111111:function:bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def handler_cpu(records: int, repeats: int) -> dict[str, float]:
+    os.environ.update(ENV)
+    sys.modules.pop("replicator.handler", None)
+    handler = importlib.import_module("replicator.handler")
+    settings = Settings.from_env()
+    handler.replicator = Replicator(settings, NullPorts())  # type: ignore[attr-defined]
+    event = make_event(records)
+    raw = json.dumps(event)
+    handler_s, loads_s = [], []
+    for _ in range(repeats):
+        start = time.process_time()
+        with contextlib.redirect_stdout(io.StringIO()):
+            response = handler.lambda_handler(json.loads(raw), _Context())
+        handler_s.append(time.process_time() - start)
+        assert response == {"batchItemFailures": []}
+        start = time.process_time()
+        for _ in range(10):
+            json.loads(raw)
+        loads_s.append((time.process_time() - start) / 10)
+    h, j = statistics.median(handler_s), statistics.median(loads_s)
+    return {
+        "records": records,
+        "handler_cpu_ms_per_batch": h * 1000,
+        "handler_records_per_cpu_s": records / h,
+        "json_loads_ms_per_batch": j * 1000,
+        "handler_over_json_loads": h / j,
+    }
+
+
+def fan_out(records: int, latency_ms: float, workers: int, repeats: int) -> dict[str, float]:
+    env = {**ENV, "REP_MAX_WORKERS": str(workers)}
+    event = make_event(records)["Records"]
+    parallel: list[float] = []
+    sequential: list[float] = []
+    for _ in range(repeats):
+        for pool, sink in ((workers, parallel), (1, sequential)):
+            settings = Settings.from_env({**env, "REP_MAX_WORKERS": str(pool)})
+            replicator = Replicator(settings, NullPorts(latency_ms / 1000))
+            start = time.perf_counter()
+            outcome = replicator.process_batch(event)
+            sink.append(time.perf_counter() - start)
+            replicator.close()
+            assert not outcome.failed_sequence_numbers
+    writes = records * len(TARGET_REGIONS)
+    floor = math.ceil(writes / workers) * latency_ms / 1000
+    p, s = statistics.median(parallel), statistics.median(sequential)
+    return {
+        "writes": writes,
+        "latency_ms": latency_ms,
+        "workers": workers,
+        "parallel_s": p,
+        "sequential_s": s,
+        "floor_s": floor,
+        "sequential_over_parallel": s / p,
+        "parallel_over_floor": p / floor,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=1000, help="records per batch for the CPU bench")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--latency-ms", type=float, default=70.0)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    cpu = handler_cpu(args.records, args.repeats)
+    fan = fan_out(100, args.latency_ms, args.workers, max(3, args.repeats // 2))
+    if args.json:
+        print(json.dumps({"handler_cpu": cpu, "fan_out": fan}, indent=2))
+        return 0
+    print(
+        f"Handler CPU, null targets, {cpu['records']} records x 2 targets per batch "
+        f"(median of {args.repeats}):"
+    )
+    print(
+        f"  handler          {cpu['handler_cpu_ms_per_batch']:8.1f} ms CPU/batch  "
+        f"{cpu['handler_records_per_cpu_s']:9.0f} records/s on one core"
+    )
+    print(f"  json.loads only  {cpu['json_loads_ms_per_batch']:8.1f} ms CPU/batch")
+    print(f"  ratio handler / json.loads: {cpu['handler_over_json_loads']:.1f}x")
+    print(
+        f"Fan-out, 100 records x 2 targets = {fan['writes']} writes, {fan['latency_ms']:.0f} ms per request:"
+    )
+    print(f"  parallel ({fan['workers']} workers) {fan['parallel_s']:6.2f} s")
+    print(
+        f"  one at a time        {fan['sequential_s']:6.2f} s   "
+        f"({fan['sequential_over_parallel']:.1f}x slower)"
+    )
+    print(
+        f"  floor ceil({fan['writes']}/{fan['workers']}) x latency = {fan['floor_s']:.2f} s   "
+        f"(parallel is {fan['parallel_over_floor']:.2f}x the floor)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The client helper keeps the write contract: stamps, tombstones, hidden reads, LWW-safe writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ddbrep.client import ConflictLost, MonotonicClock, ReplicatedTable
+from replicator.core.metadata import AttributeNames, Version, stamp
+
+NAMES = AttributeNames()
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with mock_aws():
+        c = boto3.client(
+            "dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        c.create_table(
+            TableName="orders",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield c
+
+
+def fixed_clock(start: int = 1_700_000_000_000_000) -> Any:
+    now = [start]
+
+    def tick() -> int:
+        now[0] += 1
+        return now[0]
+
+    return tick
+
+
+KEY = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+
+
+def raw(client: Any) -> dict[str, Any] | None:
+    return client.get_item(TableName="orders", Key=KEY).get("Item")
+
+
+def test_put_stamps_region_and_microsecond_time(client: Any) -> None:
+    table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock())
+    version = table.put_item({**KEY, "total": {"N": "5"}})
+    stored = raw(client)
+    assert stored is not None
+    assert stored["rep_region"] == {"S": "eu-west-1"}
+    assert stored["rep_ts"] == {"N": str(version.ts)}
+    assert stored["total"] == {"N": "5"}
+
+
+def test_delete_writes_a_tombstone_that_reads_hide(client: Any) -> None:
+    table = ReplicatedTable(
+        client, "orders", "eu-west-1", clock=fixed_clock(), tombstone_retention_seconds=3600
+    )
+    table.put_item({**KEY, "total": {"N": "5"}})
+    version = table.delete_item(KEY)
+    stored = raw(client)
+    assert stored is not None and stored["rep_deleted"] == {"BOOL": True}
+    assert stored["rep_expires"] == {"N": str(version.ts // 1_000_000 + 3600)}
+    assert "total" not in stored
+    assert table.get_item(KEY) is None
+    assert (
+        table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "a"}})["Items"]
+        == []
+    )
+    assert table.scan()["Count"] == 0
+
+
+def test_update_merges_the_stamps_into_the_application_expression(client: Any) -> None:
+    table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock())
+    table.put_item({**KEY, "total": {"N": "5"}, "note": {"S": "x"}})
+    version = table.update_item(KEY, "SET #t = :t REMOVE note", {"#t": "total"}, {":t": {"N": "6"}})
+    stored = raw(client)
+    assert stored is not None
+    assert stored["total"] == {"N": "6"} and "note" not in stored
+    assert stored["rep_ts"] == {"N": str(version.ts)}
+
+
+def test_update_of_a_deleted_item_brings_it_back_without_the_tombstone_flag(client: Any) -> None:
+    table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock())
+    table.put_item({**KEY, "total": {"N": "5"}})
+    table.delete_item(KEY)
+    table.update_item(KEY, "SET #t = :t", {"#t": "total"}, {":t": {"N": "9"}})
+    item = table.get_item(KEY)
+    assert item is not None and item["total"] == {"N": "9"} and "rep_deleted" not in item
+
+
+def test_a_write_behind_a_newer_replicated_version_is_restamped_above_it(client: Any) -> None:
+    # Given eu-west-1 holds a version from ap-southeast-2 stamped in our future
+    future = Version(1_800_000_000_000_000, "ap-southeast-2")
+    client.put_item(TableName="orders", Item=stamp({**KEY, "total": {"N": "1"}}, future, NAMES))
+    table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock())
+    # When the application writes
+    version = table.put_item({**KEY, "total": {"N": "2"}})
+    # Then its write wins locally with a version just above the stored one
+    assert version == Version(future.ts + 1, "eu-west-1")
+    assert raw(client)["total"] == {"N": "2"}  # type: ignore[index]
+
+
+def test_strict_mode_reports_the_lost_conflict(client: Any) -> None:
+    future = Version(1_800_000_000_000_000, "ap-southeast-2")
+    client.put_item(TableName="orders", Item=stamp({**KEY, "total": {"N": "1"}}, future, NAMES))
+    table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock(), on_conflict="raise")
+    with pytest.raises(ConflictLost) as lost:
+        table.put_item({**KEY, "total": {"N": "2"}})
+    assert lost.value.stored.region == "ap-southeast-2"
+    assert raw(client)["total"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_the_clock_never_goes_backwards() -> None:
+    readings = iter([5.0, 4.0, 4.0, 6.0])
+    clock = MonotonicClock(now=lambda: next(readings))
+    values = [clock() for _ in range(4)]
+    assert values == sorted(values) and len(set(values)) == 4
+    assert values[0] == 5_000_000 and values[3] == 6_000_000
