@@ -79,5 +79,6 @@ def synthesize(
     )
     if result.returncode != 0 or not (out_dir / "manifest.json").exists():
         (out_dir / "manifest.json").unlink(missing_ok=True)
-        raise SynthError(f"cdk synth failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+        output = (result.stderr + result.stdout)[-4000:]
+        raise SynthError(f"cdk synth failed (exit {result.returncode}):\n{output}")
     return out_dir
