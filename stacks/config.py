@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from replicator.core.pattern import PatternError, validate_pattern
 from stacks import defaults
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -86,6 +87,7 @@ class TargetPlan:
     handoff_dlq_name: str
     handoff_queue_url: str
     drain_function_name: str
+    handoff_retention_days: int = defaults.HANDOFF_RETENTION_DAYS
 
     def as_env(self) -> dict[str, Any]:
         """This target's entry of REP_TARGETS (lambda/replicator/settings.py)."""
@@ -255,6 +257,7 @@ _TOP_KEYS = {
     "table": "table settings",
     "attribute_prefix": "metadata attribute prefix",
     "tombstone_retention_days": "tombstone lifetime",
+    "handoff_retention_days": "how long a handed-off write waits for its target",
     "stream": "event source mapping defaults",
     "sources": "per source region mapping overrides",
     "pairs": "per source->target settings",
@@ -337,6 +340,9 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
     adopt = _region_list(table, "adopt_existing", all_regions, minimum=0)
     prefix = root.string("attribute_prefix", defaults.ATTRIBUTE_PREFIX, re.compile(r"^[A-Za-z0-9_.-]{1,64}$"))
     ttl_attribute = table.string("ttl_attribute", f"{prefix}expires", ATTRIBUTE_NAME)
+    handoff_days = root.integer(
+        "handoff_retention_days", defaults.HANDOFF_RETENTION_DAYS, 1, 14, "SQS keeps messages 1 to 14 days"
+    )
     retention_days = root.integer(
         "tombstone_retention_days",
         defaults.TOMBSTONE_RETENTION_DAYS,
@@ -344,6 +350,14 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         3650,
         "longer than the stream's 24 h",
     )
+    if retention_days <= handoff_days + defaults.STREAM_RETENTION_DAYS:
+        raise ConfigError(
+            f"{root.key('tombstone_retention_days')} = {retention_days} days is not longer than a write can "
+            f"wait to be applied ({handoff_days} days in a handoff queue + {defaults.STREAM_RETENTION_DAYS} "
+            "day in the stream): a delete could be undone by an older write replayed after its tombstone "
+            f"expired. Fix: set tombstone_retention_days to at least "
+            f"{handoff_days + defaults.STREAM_RETENTION_DAYS + 1}, or lower handoff_retention_days"
+        )
 
     stream_defaults = _stream(root.block("stream", _STREAM_KEYS), StreamSettings())
     source_blocks = _source_overrides(root, sources, stream_defaults)
@@ -362,7 +376,13 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         table_name = table_names[region]
         targets = tuple(
             _target_plan(
-                region, target, table_names[target], account, table_name, pairs.get((region, target))
+                region,
+                target,
+                table_names[target],
+                account,
+                table_name,
+                pairs.get((region, target)),
+                handoff_days,
             )
             for target in (receivers if topology == "one-way" else all_regions)
             if target != region and region in sources
@@ -587,7 +607,13 @@ def _pairs(
 
 
 def _target_plan(
-    source: str, target: str, target_table: str, account: str, source_table: str, pair: _Block | None
+    source: str,
+    target: str,
+    target_table: str,
+    account: str,
+    source_table: str,
+    pair: _Block | None,
+    handoff_retention_days: int,
 ) -> TargetPlan:
     role_arn = None
     item_filter = None
@@ -600,6 +626,14 @@ def _target_plan(
                 f"{pair.key('item_filter')} must be an event pattern object over the item in DynamoDB JSON. "
                 'Fix: e.g. {"tenant": {"S": [{"prefix": "eu-"}]}}'
             )
+        if item_filter is not None:
+            try:
+                validate_pattern(item_filter)
+            except PatternError as err:
+                raise ConfigError(
+                    f"{pair.key('item_filter')} is not a valid event pattern: {err}. "
+                    "Fix: see the filter rule syntax in docs/CONFIGURATION.md"
+                ) from None
     # A cross-account replica lives in the account of the role that writes it.
     table_account = role_arn.split(":")[4] if role_arn else account
     slug = _slug(source_table)
@@ -616,6 +650,7 @@ def _target_plan(
         # Literal (not a token) so the local runtime and the environment see the same string.
         handoff_queue_url=f"https://sqs.{source}.amazonaws.com/{account}/{queue_name}",
         drain_function_name=_name(f"{slug}-drain-{target}", 64),
+        handoff_retention_days=handoff_retention_days,
     )
 
 

@@ -13,7 +13,14 @@ class DeadLetterStore(Construct):
     """Holds what could not be applied (``dead-letters/``), batches Lambda gave up on (the mapping's
     on-failure destination) and handoff payloads too large for a queue message (``handoff/``)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, bucket_name: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket_name: str,
+        handoff_retention_days: int = defaults.HANDOFF_RETENTION_DAYS,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
             self,
@@ -29,7 +36,7 @@ class DeadLetterStore(Construct):
                     id="ExpireHandoffPayloads",
                     prefix=defaults.HANDOFF_PREFIX,
                     # A payload is useless once the queue message pointing at it has expired.
-                    expiration=Duration.days(defaults.HANDOFF_OBJECT_EXPIRY_DAYS),
+                    expiration=Duration.days(handoff_retention_days + 1),
                     noncurrent_version_expiration=Duration.days(1),
                 ),
             ],

@@ -66,7 +66,11 @@ KNOWN_REGIONS = (
 
 # Item metadata (DESIGN.md section 2). (context: attribute_prefix, table.ttl_attribute)
 ATTRIBUTE_PREFIX = "rep_"
-TOMBSTONE_RETENTION_DAYS = 7  # (context: tombstone_retention_days) > stream's 24 h + a redrive window
+# A tombstone must outlive every write that can still arrive for its key: one waiting in the stream
+# (24 h) or in a handoff queue (handoff_retention_days). Otherwise a replayed older write, finding no
+# tombstone, would bring a deleted item back. (context: tombstone_retention_days)
+TOMBSTONE_RETENTION_DAYS = 16
+STREAM_RETENTION_DAYS = 1
 
 # Tables. (context: table.*)
 POINT_IN_TIME_RECOVERY = True
@@ -117,7 +121,8 @@ LOG_RETENTION_CHOICES = {
 METRICS_NAMESPACE = "DynamoDBReplicator"
 
 # Handoff (one queue per target, in the source region) and its drain function.
-HANDOFF_RETENTION_DAYS = 14  # SQS maximum: a target may be unreachable this long with nothing lost
+# SQS maximum: a target may be unreachable this long with nothing lost. (context: handoff_retention_days)
+HANDOFF_RETENTION_DAYS = 14
 DRAIN_BATCH_SIZE = 10
 DRAIN_TIMEOUT_SECONDS = 60
 # AWS's advice for an SQS event source: visibility timeout at least six times the function timeout.
@@ -127,7 +132,6 @@ HANDOFF_VISIBILITY_FACTOR = 6
 HANDOFF_MAX_RECEIVE_COUNT = 1000
 # Handoff payloads too large for a message live under handoff/ in the bucket; they are useless once the
 # message that points at them has expired.
-HANDOFF_OBJECT_EXPIRY_DAYS = HANDOFF_RETENTION_DAYS + 1
 DEAD_LETTER_PREFIX = "dead-letters/"
 HANDOFF_PREFIX = "handoff/"
 

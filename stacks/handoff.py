@@ -39,7 +39,7 @@ class HandoffQueue(Construct):
             self,
             "DeadLetterQueue",
             queue_name=self.target.handoff_dlq_name,
-            retention_period=Duration.days(defaults.HANDOFF_RETENTION_DAYS),
+            retention_period=Duration.days(self.target.handoff_retention_days),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
@@ -49,7 +49,7 @@ class HandoffQueue(Construct):
             self,
             "Queue",
             queue_name=self.target.handoff_queue_name,
-            retention_period=Duration.days(defaults.HANDOFF_RETENTION_DAYS),
+            retention_period=Duration.days(self.target.handoff_retention_days),
             visibility_timeout=Duration.seconds(
                 defaults.DRAIN_TIMEOUT_SECONDS * defaults.HANDOFF_VISIBILITY_FACTOR
             ),

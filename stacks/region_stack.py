@@ -55,7 +55,15 @@ class RegionStack(Stack):
         runtime = FunctionRuntime(
             self, "FunctionRuntime", log_retention_days=config.function.log_retention_days
         )
-        self.store = DeadLetterStore(self, "DeadLetterStore", bucket_name=plan.dead_letter_bucket)
+        self.store = DeadLetterStore(
+            self,
+            "DeadLetterStore",
+            bucket_name=plan.dead_letter_bucket,
+            # Handoff payloads in S3 live as long as the queue messages that point at them.
+            handoff_retention_days=max(
+                (t.handoff_retention_days for t in plan.targets), default=defaults.HANDOFF_RETENTION_DAYS
+            ),
+        )
         self.handoffs = [
             HandoffQueue(
                 self,

@@ -71,6 +71,7 @@ TWO_REGION_MESH: dict[str, Any] = {
     },
     "attribute_prefix": "x_",
     "tombstone_retention_days": 10,
+    "handoff_retention_days": 7,
     "stream": {
         "batch_size": 250,
         "batching_window_seconds": 5,

@@ -57,6 +57,8 @@ def test_attribute_prefix_reaches_the_filter_and_the_environment(mesh2: Synthesi
     assert env["REP_ATTRIBUTE_PREFIX"] == "x_"
     assert env["REP_TTL_ATTRIBUTE"] == "expires_at"
     assert env["REP_TOMBSTONE_RETENTION_SECONDS"] == str(10 * 86_400)
+    queues = mesh2.resources("eu-west-1", "AWS::SQS::Queue").values()  # handoff_retention_days: 7
+    assert queues and all(q["Properties"]["MessageRetentionPeriod"] == 7 * 86_400 for q in queues)
     assert env["REP_SOURCE_TABLE"] == "orders.euw1"
     assert json.loads(env["REP_TARGETS"])[0]["table"] == "orders_usw2"
 

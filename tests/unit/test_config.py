@@ -139,6 +139,27 @@ def test_bad_role_arn_is_rejected() -> None:
     assert "replication.pairs.us-east-1->eu-west-1.role_arn" in message
 
 
+def test_tombstones_that_expire_before_a_handed_off_write_can_arrive_are_rejected() -> None:
+    message = error_of(mesh(tombstone_retention_days=7))
+    assert "replication.tombstone_retention_days = 7" in message
+    assert "at least 16" in message and "handoff_retention_days" in message
+
+
+def test_shorter_handoff_retention_allows_shorter_tombstones() -> None:
+    config = load_config(mesh(tombstone_retention_days=7, handoff_retention_days=5))
+    assert config.tombstone_retention_seconds == 7 * 86_400
+    assert {t.handoff_retention_days for r in config.regions for t in r.targets} == {5}
+
+
+def test_handoff_retention_beyond_what_sqs_keeps_is_rejected() -> None:
+    assert "replication.handoff_retention_days" in error_of(mesh(handoff_retention_days=15))
+
+
+def test_an_item_filter_that_is_not_a_valid_pattern_names_the_pair() -> None:
+    message = error_of(mesh(pairs={"us-east-1->eu-west-1": {"item_filter": {"tier": {"S": "gold"}}}}))
+    assert "replication.pairs.us-east-1->eu-west-1.item_filter is not a valid event pattern" in message
+
+
 def test_topic_in_another_region_is_rejected() -> None:
     topic = "arn:aws:sns:eu-west-1:111111111111:ops"
     message = error_of(mesh(alarms={"topic_arns": {"us-east-1": topic}}))
