@@ -120,6 +120,16 @@ def _cmd_bench_latency(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_every_bench(bench_sub: Any) -> int:
+    """`bench` alone (`make bench`): each registered benchmark, in turn, with its defaults."""
+    worst = EXIT_OK
+    for name, parser in bench_sub.choices.items():
+        print(f"== bench {name}", flush=True)
+        args = parser.parse_args([])
+        worst = max(worst, int(args.func(args)))
+    return worst
+
+
 def _add_local(subparsers: Any) -> None:
     local = subparsers.add_parser(
         "local", help="simulated AWS regions on loopback", description="Simulated regions."
@@ -173,15 +183,21 @@ def _add_demo(subparsers: Any) -> None:
 
 
 def _add_bench(subparsers: Any) -> Any:
-    bench = subparsers.add_parser("bench", help="benchmarks on simulated regions", description="Benchmarks.")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    bench = subparsers.add_parser(
+        "bench",
+        help="benchmarks on simulated regions (all of them when no name is given)",
+        description="Benchmarks on simulated regions. Without a name, each benchmark runs with its defaults.",
+    )
+    bench_sub = bench.add_subparsers(dest="bench_command", required=False)
+    bench.set_defaults(func=lambda args: _run_every_bench(bench_sub))
     latency = bench_sub.add_parser(
         "latency",
         help="end-to-end replication latency per region pair vs the floor; echo invocations per 1000 writes",
         description=(
             "Paced writes in every region of the mesh; reports ReplicationLatency p50/p99 per pair next to "
             "the floor (half the poll interval + the injected latency), with the batching window as deployed "
-            "and with 0 (a second synthesis), and echo invocations per 1000 replicated writes."
+            "and with 0 (a second synthesis), and echo invocations per 1000 replicated writes, with the "
+            "deployed filters and without them (window 0)."
         ),
     )
     latency.add_argument("--writes", type=int, default=100, help="writes per region")

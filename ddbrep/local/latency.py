@@ -49,6 +49,7 @@ class PairLatency:
 @dataclass(frozen=True)
 class LatencyRun:
     window_seconds: int
+    filters: bool
     pairs: tuple[PairLatency, ...]
     replicated_writes: int
     echo_invocations: int
@@ -69,6 +70,7 @@ def _deployed_window() -> int:
 
 def _run_once(
     window: int,
+    filters: bool,
     writes_per_region: int,
     rate: float,
     latency_ms: float,
@@ -82,7 +84,9 @@ def _run_once(
     with console.status(f"Synthesizing with a {window} s batching window..."):
         assembly = load_assembly(synthesize(replication))
     table_name = assembly.stacks[0].tables[0].name
-    options = RuntimeOptions(latency_ms=latency_ms, poll_interval=poll_interval, max_visibility_timeout=2)
+    options = RuntimeOptions(
+        latency_ms=latency_ms, poll_interval=poll_interval, max_visibility_timeout=2, apply_filters=filters
+    )
     started = time.monotonic()
     with LocalCloud(assembly, options) as cloud:
         done = threading.Semaphore(0)
@@ -118,6 +122,7 @@ def _run_once(
             )
         return LatencyRun(
             window_seconds=window,
+            filters=filters,
             pairs=tuple(pairs),
             replicated_writes=int(cloud.metrics.total(m.RECORDS_REPLICATED)),
             echo_invocations=int(cloud.metrics.total(emf.ECHO_INVOCATIONS)),
@@ -136,15 +141,19 @@ def run_latency_bench(
     console: Console | None = None,
 ) -> list[LatencyRun]:
     console = console or Console()
-    chosen = list(windows) if windows else list(dict.fromkeys([_deployed_window(), 0]))
+    chosen = [(w, True) for w in (windows or dict.fromkeys([_deployed_window(), 0]))]
+    if not windows:
+        chosen.append((0, False))  # what the filters save: the same run with every record delivered
     return [
-        _run_once(w, writes_per_region, rate_per_region, latency_ms, poll_interval, console) for w in chosen
+        _run_once(w, f, writes_per_region, rate_per_region, latency_ms, poll_interval, console)
+        for w, f in chosen
     ]
 
 
 def print_latency_report(runs: Sequence[LatencyRun], console: Console, as_json: bool = False) -> None:
     for run in runs:
-        table = Table(title=f"Batching window {run.window_seconds} s")
+        filters = "filters as deployed" if run.filters else "NO filters (every record delivered)"
+        table = Table(title=f"Batching window {run.window_seconds} s, {filters}")
         for column in ("pair", "samples", "p50 ms", "p99 ms", "floor ms", "p50/floor", "p99/floor"):
             table.add_column(column, justify="left" if column == "pair" else "right")
         for pair in run.pairs:

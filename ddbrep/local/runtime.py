@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import re
 import threading
@@ -53,6 +54,8 @@ class RuntimeOptions:
     poll_interval: float = 0.25  # stream poll interval when a shard has nothing new (Lambda: ~4/s)
     ttl_sweep_interval: float = DEFAULT_SWEEP_INTERVAL_SECONDS
     whole_second_timestamps: bool = True  # ApproximateCreationDateTime as AWS reports it
+    # False: deliver every record as if the mappings had no FilterCriteria (to measure what filters save)
+    apply_filters: bool = True
     # Local time compression: the template's handoff visibility timeout (6 min) is the drain's retry
     # backoff. Tests and the demo cap it so that a recovery is seen in seconds. None: as deployed.
     max_visibility_timeout: int | None = None
@@ -384,7 +387,7 @@ class LocalCloud:
                     table = stack.table(mapping.table)
                     function = self.functions[(stack.region, mapping.function)]
                     poller = StreamPoller(
-                        mapping,
+                        mapping if self.options.apply_filters else dataclasses.replace(mapping, filters=()),
                         StreamSource(
                             name,
                             table.name,
