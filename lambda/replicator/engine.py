@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -250,9 +250,20 @@ class Replicator:
             for job in jobs:  # no pool to hand work to: run in order, on this thread
                 run(*job)
             return
-        futures = [self._pool.submit(run, *job) for job in jobs]
-        for future in futures:
-            future.result()
+        # A fixed set of workers drains one queue: one task per worker, not one per write.
+        pending = deque(jobs)
+
+        def drain() -> None:
+            while True:
+                try:
+                    job = pending.popleft()
+                except IndexError:
+                    return
+                run(*job)
+
+        workers = [self._pool.submit(drain) for _ in range(min(self.settings.max_workers, len(jobs)))]
+        for worker in workers:
+            worker.result()
 
     def _settle(
         self,

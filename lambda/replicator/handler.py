@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
+from replicator.emf import print_pair_metrics
 from replicator.engine import BatchOutcome, Replicator
 from replicator.settings import Settings
 
@@ -60,16 +61,12 @@ def emit_metrics(outcome: BatchOutcome) -> None:
     for target_region in sorted(set(outcome.pair_counts) | set(outcome.latencies_ms)):
         counts = {name: value for name, value in outcome.pair_counts[target_region].items() if value}
         latencies = outcome.latencies_ms.get(target_region, [])
-        if not counts and not latencies:
-            continue
-        pair = EphemeralMetrics(namespace=settings.namespace)
-        pair.add_dimension(m.SOURCE_REGION, settings.local_region)
-        pair.add_dimension(m.TARGET_REGION, target_region)
-        for name, value in counts.items():
-            pair.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        for latency in latencies:
-            pair.add_metric(name=m.REPLICATION_LATENCY, unit=MetricUnit.Milliseconds, value=latency)
-        pair.flush_metrics()
+        print_pair_metrics(
+            settings.namespace,
+            {m.SOURCE_REGION: settings.local_region, m.TARGET_REGION: target_region},
+            counts,
+            {m.REPLICATION_LATENCY: ("Milliseconds", latencies)},
+        )
 
 
 @logger.inject_lambda_context
