@@ -211,6 +211,9 @@ def _add_bench(subparsers: Any) -> Any:
     )
     latency.add_argument("--json", action="store_true", help="print the results as JSON too")
     latency.set_defaults(func=_cmd_bench_latency)
+    from ddbrep.bench import replicator
+
+    replicator.register_bench(bench_sub)
     return bench_sub
 
 

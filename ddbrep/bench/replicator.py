@@ -177,16 +177,35 @@ def fan_out(records: int, latency_ms: float, workers: int, repeats: int) -> dict
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--records", type=int, default=1000, help="records per batch for the CPU bench")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--latency-ms", type=float, default=70.0)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+
+
+def register_bench(bench_subparsers: Any) -> None:
+    """``python -m ddbrep bench replicator``."""
+    parser = bench_subparsers.add_parser(
+        "replicator",
+        help="handler CPU per record (null targets) vs json.loads; fan-out vs one at a time vs floor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     cpu = handler_cpu(args.records, args.repeats)
     fan = fan_out(100, args.latency_ms, args.workers, max(3, args.repeats // 2))
     if args.json:
