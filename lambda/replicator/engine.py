@@ -67,6 +67,7 @@ class BatchOutcome:
     source_counts: Counter[str] = field(default_factory=Counter)
     pair_counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     latencies_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    keys_fanned_out: int = 0  # coalesced changes sent to the targets (one per key)
 
     def count(self, metric: str, target: str | None = None, n: int = 1) -> None:
         if target is None:
@@ -139,7 +140,10 @@ class Replicator:
                 replicate.append((record.sequence_number, decision))
             else:
                 self._apply_locally(record, decision, outcome)
-        self._fan_out(coalesce(replicate), raw_by_sequence, outcome)
+        changes = coalesce(replicate)
+        outcome.count(m.RECORDS_COALESCED, n=len(replicate) - len(changes))
+        outcome.keys_fanned_out = len(changes)
+        self._fan_out(changes, raw_by_sequence, outcome)
         return outcome
 
     def _decide(self, raw: Mapping[str, Any], outcome: BatchOutcome) -> tuple[StreamRecord, Decision] | None:
@@ -177,6 +181,8 @@ class Replicator:
             if failure_sequence_number is None:
                 # Lambda can only resume from a sequence number: fail the whole batch instead.
                 raise
+            if target is not None:  # a target write that could be neither applied nor parked
+                outcome.count(m.HANDOFF_FAILED, target)
             outcome.failed_sequence_numbers.add(failure_sequence_number)
 
     # --- local actions (mesh): adopt unstamped writes, tombstone hard deletes ----------------------
@@ -195,6 +201,7 @@ class Replicator:
         elif result.kind is ErrorKind.STALE:
             outcome.count(m.LOCAL_WRITE_SUPERSEDED)
         elif result.kind is ErrorKind.PERMANENT:
+            outcome.count(m.LOCAL_WRITE_REJECTED)
             self._dead_letter(
                 {"reason": "local_write_rejected", "error": result.error, "record": record.raw},
                 record.sequence_number,
@@ -203,6 +210,7 @@ class Replicator:
             )
         else:
             # Our own region's table is failing: let Lambda retry from this record.
+            outcome.count(m.LOCAL_WRITE_FAILED)
             outcome.failed_sequence_numbers.add(record.sequence_number)
 
     def _retrying(self, call: Callable[[], Any]) -> WriteResult:
@@ -317,6 +325,7 @@ class Replicator:
                 outcome.count(m.HANDED_OFF, region)
         except Exception:
             with lock:
+                outcome.count(m.HANDOFF_FAILED, region)
                 outcome.failed_sequence_numbers.add(key_change.earliest_sequence_number)
 
     def close(self) -> None:

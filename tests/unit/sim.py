@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddbrep.client import ReplicatedTable
+from replicator.core import metrics_names as m
 from replicator.core.metadata import AttributeNames, Version, is_tombstone, user_attributes, version_of
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer
-from replicator.engine import Replicator
+from replicator.engine import BatchOutcome, Replicator
 from replicator.settings import Settings, Target
 from tests.unit.memtable import MemTable
 
@@ -83,6 +84,36 @@ def settings_for(
     return Settings(**values)
 
 
+def assert_accounted(outcome: BatchOutcome, settings: Settings) -> None:
+    """Invariant 4: every record of the batch ended in exactly one named, counted outcome."""
+    src = outcome.source_counts
+    per_record = (
+        m.MALFORMED_RECORDS,
+        m.ECHO_SKIPPED,
+        m.TTL_SKIPPED,
+        m.TOMBSTONE_EXPIRY_SKIPPED,
+        m.NO_CHANGE_SKIPPED,
+        m.RECORDS_ADOPTED,
+        m.LOCAL_TOMBSTONES_WRITTEN,
+        m.LOCAL_WRITE_SUPERSEDED,
+        m.LOCAL_WRITE_REJECTED,
+        m.LOCAL_WRITE_FAILED,
+        m.RECORDS_COALESCED,
+    )
+    assert src[m.RECORDS_RECEIVED] == sum(src[name] for name in per_record) + outcome.keys_fanned_out
+    per_write = (
+        m.RECORDS_REPLICATED,
+        m.STALE_SKIPPED,
+        m.FILTERED_OUT,
+        m.HANDED_OFF,
+        m.DEAD_LETTERED,
+        m.HANDOFF_FAILED,
+    )
+    for target in settings.targets:
+        counts = outcome.pair_counts[target.region]
+        assert sum(counts[name] for name in per_write) == outcome.keys_fanned_out, target.region
+
+
 class Mesh:
     """N regions, each with its table, its app client (the helper) and its replicator."""
 
@@ -125,6 +156,7 @@ class Mesh:
         batch = stream[start : start + count]
         if batch:
             outcome = self.replicators[region].process_batch(batch)
+            assert_accounted(outcome, self.replicators[region].settings)
             failed = sorted(outcome.failed_sequence_numbers, key=int)
             if failed:  # Lambda resumes from the lowest reported failure
                 first = next(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] == failed[0])
@@ -137,7 +169,7 @@ class Mesh:
         stream = self.tables[region].stream
         batch = stream[start : start + count]
         if batch:
-            self.replicators[region].process_batch(batch)
+            assert_accounted(self.replicators[region].process_batch(batch), self.replicators[region].settings)
 
     def drain(self, batch: int = 100, max_rounds: int = 300) -> None:
         for _ in range(max_rounds):

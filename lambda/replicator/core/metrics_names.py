@@ -2,10 +2,15 @@
 
 Per region pair (dimensions ``SourceRegion``, ``TargetRegion``): ReplicationLatency (Milliseconds),
 RecordsReplicated, StaleSkipped, TombstonesWritten, HandedOff, HandoffReplayed, HandoffReplayFailed,
-DeadLettered, TargetWriteRetries, FilteredOut.
+DeadLettered, TargetWriteRetries, FilteredOut, HandoffFailed.
 Per source (dimension ``SourceRegion``): EchoSkipped, TtlSkipped, TombstoneExpirySkipped,
 NoChangeSkipped, RecordsAdopted, LocalTombstonesWritten, MalformedRecords, RecordsReceived,
-LocalWriteSuperseded (an adoption or local tombstone found the item already changed again).
+LocalWriteSuperseded (an adoption or local tombstone found the item already changed again),
+LocalWriteRejected (dead-lettered), LocalWriteFailed (reported to Lambda for a retry), RecordsCoalesced
+(superseded within the batch by a newer change of the same key).
+HandoffFailed (per pair): a write could be neither applied nor handed off; Lambda retries the key.
+
+Every record of a batch ends in exactly one of these (invariant 4, checked by the model tests).
 No ``service`` dimension is emitted.
 """
 
@@ -19,6 +24,7 @@ TOMBSTONES_WRITTEN = "TombstonesWritten"
 HANDED_OFF = "HandedOff"
 HANDOFF_REPLAYED = "HandoffReplayed"
 HANDOFF_REPLAY_FAILED = "HandoffReplayFailed"
+HANDOFF_FAILED = "HandoffFailed"
 DEAD_LETTERED = "DeadLettered"
 TARGET_WRITE_RETRIES = "TargetWriteRetries"
 FILTERED_OUT = "FilteredOut"
@@ -31,6 +37,7 @@ PAIR_METRICS = (
     HANDED_OFF,
     HANDOFF_REPLAYED,
     HANDOFF_REPLAY_FAILED,
+    HANDOFF_FAILED,
     DEAD_LETTERED,
     TARGET_WRITE_RETRIES,
     FILTERED_OUT,
@@ -45,6 +52,9 @@ LOCAL_TOMBSTONES_WRITTEN = "LocalTombstonesWritten"
 MALFORMED_RECORDS = "MalformedRecords"
 RECORDS_RECEIVED = "RecordsReceived"
 LOCAL_WRITE_SUPERSEDED = "LocalWriteSuperseded"
+LOCAL_WRITE_REJECTED = "LocalWriteRejected"
+LOCAL_WRITE_FAILED = "LocalWriteFailed"
+RECORDS_COALESCED = "RecordsCoalesced"
 
 SOURCE_METRICS = (
     ECHO_SKIPPED,
@@ -56,4 +66,7 @@ SOURCE_METRICS = (
     MALFORMED_RECORDS,
     RECORDS_RECEIVED,
     LOCAL_WRITE_SUPERSEDED,
+    LOCAL_WRITE_REJECTED,
+    LOCAL_WRITE_FAILED,
+    RECORDS_COALESCED,
 )
