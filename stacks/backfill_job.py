@@ -8,7 +8,9 @@ loop ends when the segment is done. The function runs the same segment worker as
 
 Start it with ``aws stepfunctions start-execution --state-machine-arn <output> --input '{}'``; an
 execution that failed part-way is restarted with ``redrive-execution``, which reruns only the
-segments that did not finish (each from the start of its segment: the copy is idempotent).
+segments that did not finish, each from its failed step, with the last position it received (a page
+copied again only yields "stale" writes). ``replication.backfill`` in cdk.json deploys one per source
+region (stacks/region_stack.py).
 """
 
 from __future__ import annotations
@@ -26,21 +28,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from stacks import defaults
 from stacks.runtime import FunctionRuntime
-
-BACKFILL_HANDLER = "replicator.backfill_job.lambda_handler"
-# Defaults of the construct (the stack parameter that enables it may override each).
-SEGMENTS = 16
-MAX_CONCURRENCY = 16
-PAGE_SIZE = 100
-ITEMS_PER_SECOND_PER_SEGMENT = 0  # 0: no budget; a segment writes about 100-300 items/s per target
-FUNCTION_TIMEOUT_SECONDS = 900  # Lambda's maximum: fewer hand-overs
-STOP_MARGIN_SECONDS = 60  # a page (scan + writes with retries) must fit in this margin
-FUNCTION_MEMORY_MB = 512
-# A failed invocation (a target throttled or unreachable past the function's own retries) is retried
-# from the position the loop last received; after these attempts the segment, and the Map, fail.
-TASK_RETRY_ATTEMPTS = 6
-TASK_RETRY_INTERVAL_SECONDS = 30
 
 PACK = "AwsSolutions::"
 
@@ -75,17 +64,22 @@ class BackfillJob(Construct):
         function_name: str,
         source_table_name: str,
         targets: Sequence[BackfillTarget],
-        segments: int = SEGMENTS,
-        max_concurrency: int = MAX_CONCURRENCY,
-        page_size: int = PAGE_SIZE,
-        items_per_second_per_segment: int = ITEMS_PER_SECOND_PER_SEGMENT,
-        attribute_prefix: str = "rep_",
+        segments: int = defaults.BACKFILL_SEGMENTS,
+        max_concurrency: int = defaults.BACKFILL_MAX_CONCURRENCY,
+        page_size: int = defaults.BACKFILL_PAGE_SIZE,
+        items_per_second_per_segment: int = defaults.BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT,
+        attribute_prefix: str = defaults.ATTRIBUTE_PREFIX,
         ttl_attribute: str | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
-        if segments < 1 or max_concurrency < 1 or page_size < 1:
-            raise ValueError("segments, max_concurrency and page_size must be at least 1")
+        for name, value, (low, high) in (
+            ("segments", segments, defaults.BACKFILL_SEGMENTS_RANGE),
+            ("max_concurrency", max_concurrency, defaults.BACKFILL_MAX_CONCURRENCY_RANGE),
+            ("page_size", page_size, defaults.BACKFILL_PAGE_SIZE_RANGE),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{name} = {value} must be from {low} to {high} (stacks/defaults.py)")
         if not targets:
             raise ValueError("a backfill job needs at least one target")
         self.segments = segments
@@ -104,7 +98,7 @@ class BackfillJob(Construct):
             function_name, segments, max_concurrency, log_retention
         )
         self._acknowledge()
-        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        self.arn_output = CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
 
     # --- the function -------------------------------------------------------------------------------
 
@@ -126,7 +120,7 @@ class BackfillJob(Construct):
             "REP_ATTRIBUTE_PREFIX": attribute_prefix,
             "BACKFILL_PAGE_SIZE": str(page_size),
             "BACKFILL_ITEMS_PER_SECOND": str(items_per_second),
-            "BACKFILL_STOP_MARGIN_MS": str(STOP_MARGIN_SECONDS * 1000),
+            "BACKFILL_STOP_MARGIN_MS": str(defaults.BACKFILL_STOP_MARGIN_SECONDS * 1000),
         }
         if ttl_attribute:
             environment["REP_TTL_ATTRIBUTE"] = ttl_attribute
@@ -134,10 +128,10 @@ class BackfillJob(Construct):
             self,
             "Function",
             function_name=function_name,
-            handler=BACKFILL_HANDLER,
+            handler=defaults.BACKFILL_HANDLER,
             environment=environment,
-            memory_mb=FUNCTION_MEMORY_MB,
-            timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
+            memory_mb=defaults.BACKFILL_FUNCTION_MEMORY_MB,
+            timeout_seconds=defaults.BACKFILL_FUNCTION_TIMEOUT_SECONDS,
             description="Backfill: copies pages of one scan segment to every target, then hands over",
         )
 
@@ -186,8 +180,8 @@ class BackfillJob(Construct):
         )
         copy_pages.add_retry(
             errors=["States.TaskFailed"],
-            interval=Duration.seconds(TASK_RETRY_INTERVAL_SECONDS),
-            max_attempts=TASK_RETRY_ATTEMPTS,
+            interval=Duration.seconds(defaults.BACKFILL_TASK_RETRY_INTERVAL_SECONDS),
+            max_attempts=defaults.BACKFILL_TASK_RETRY_ATTEMPTS,
             backoff_rate=2,
         )
         segment_copied = sfn.Pass(
@@ -263,11 +257,14 @@ class BackfillJob(Construct):
             "(CreateLogDelivery, ...) actions have no resource-level permissions.",
         )
         stack = Stack.of(self)
+        # The finding spells each part as the template does: a literal where the stack has one (an explicit
+        # environment; the partition under @aws-cdk/core:enablePartitionLiterals), else the pseudo parameter.
+        partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
         region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
         account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         machine = stack.resolve(self.state_machine.node.default_child.logical_id)  # type: ignore[union-attr]
         name = f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}'
-        executions = f"arn:<AWS::Partition>:states:{region}:{account}:execution:{name}"
+        executions = f"arn:{partition}:states:{region}:{account}:execution:{name}"
         for resource in (f"{executions}:*", f"{executions}/*:*"):
             ack(
                 self.state_machine,

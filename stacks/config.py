@@ -74,6 +74,17 @@ class AlarmSettings:
 
 
 @dataclass(frozen=True)
+class BackfillSettings:
+    """The deployed backfill job (stacks/backfill_job.py): one per source region when enabled."""
+
+    enabled: bool = defaults.BACKFILL_ENABLED
+    segments: int = defaults.BACKFILL_SEGMENTS
+    max_concurrency: int = defaults.BACKFILL_MAX_CONCURRENCY
+    page_size: int = defaults.BACKFILL_PAGE_SIZE
+    items_per_second_per_segment: int = defaults.BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT  # 0: no budget
+
+
+@dataclass(frozen=True)
 class TargetPlan:
     """One source -> target pair, seen from the source region (which hosts its handoff queue)."""
 
@@ -112,6 +123,7 @@ class RegionPlan:
     stream: StreamSettings
     dead_letter_bucket: str
     replicator_function_name: str
+    backfill_function_name: str  # also the backfill state machine's name
     alarm_topic_arn: str | None
     alarm_topic_name: str
     alarm_prefix: str
@@ -139,6 +151,7 @@ class ReplicationConfig:
     deletion_protection: bool
     function: FunctionSettings
     alarms: AlarmSettings
+    backfill: BackfillSettings
     dashboard_region: str
     dashboard_name: str
 
@@ -264,6 +277,7 @@ _TOP_KEYS = {
     "function": "replicator function settings",
     "alarms": "alarm thresholds and notifications",
     "dashboard_region": "region hosting the dashboard",
+    "backfill": "the deployed backfill job",
 }
 _TABLE_KEYS = {
     "name": "",
@@ -291,6 +305,13 @@ _FUNCTION_KEYS = {
     "retry_base_delay_ms": "",
     "log_retention_days": "",
     "metrics_namespace": "",
+}
+_BACKFILL_KEYS = {
+    "enabled": "",
+    "segments": "",
+    "max_concurrency": "",
+    "page_size": "",
+    "items_per_second_per_segment": "",
 }
 _ALARM_KEYS = {
     "email": "",
@@ -363,6 +384,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
     source_blocks = _source_overrides(root, sources, stream_defaults)
     pairs = _pairs(root, sources, receivers, topology)
     function = _function(root.block("function", _FUNCTION_KEYS))
+    backfill = _backfill(root.block("backfill", _BACKFILL_KEYS))
     alarms = _alarms(root.block("alarms", _ALARM_KEYS), all_regions)
     dashboard_region = root.string("dashboard_region", all_regions[0])
     if dashboard_region not in all_regions:
@@ -398,6 +420,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
                 stream=source_blocks.get(region, stream_defaults),
                 dead_letter_bucket=_bucket_name(table_name, account, region),
                 replicator_function_name=_name(f"{_slug(table_name)}-replicator", 64),
+                backfill_function_name=_name(f"{_slug(table_name)}-backfill", 64),
                 alarm_topic_arn=topic_arn,
                 alarm_topic_name=_name(f"{_slug(table_name)}-replication-alarms", 256),
                 alarm_prefix=_name(f"{_slug(table_name)}-replication-{region}", 128),
@@ -417,6 +440,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         deletion_protection=table.boolean("deletion_protection", defaults.DELETION_PROTECTION),
         function=function,
         alarms=alarms,
+        backfill=backfill,
         dashboard_region=dashboard_region,
         dashboard_name=_name(f"{_slug(dashboard_table)}-replication", 255),
     )
@@ -677,6 +701,42 @@ def _log_retention(block: _Block) -> int:
             f"Fix: one of {choices}"
         )
     return days
+
+
+def _backfill(block: _Block) -> BackfillSettings:
+    settings = BackfillSettings(
+        enabled=block.boolean("enabled", defaults.BACKFILL_ENABLED),
+        segments=block.integer(
+            "segments",
+            defaults.BACKFILL_SEGMENTS,
+            *defaults.BACKFILL_SEGMENTS_RANGE,
+            "the state machine lists segments with States.ArrayRange, at most 1000 items",
+        ),
+        max_concurrency=block.integer(
+            "max_concurrency",
+            defaults.BACKFILL_MAX_CONCURRENCY,
+            *defaults.BACKFILL_MAX_CONCURRENCY_RANGE,
+            "a distributed Map runs at most 10000 child executions at once",
+        ),
+        page_size=block.integer("page_size", defaults.BACKFILL_PAGE_SIZE, *defaults.BACKFILL_PAGE_SIZE_RANGE),
+        items_per_second_per_segment=block.integer(
+            "items_per_second_per_segment",
+            defaults.BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT,
+            0,
+            1_000_000,
+            "0 means no budget",
+        ),
+    )
+    rate = settings.items_per_second_per_segment
+    margin = defaults.BACKFILL_STOP_MARGIN_SECONDS
+    if rate and settings.page_size > rate * margin:
+        # The function stops taking pages this long before its time limit: a slower page could be cut off.
+        raise ConfigError(
+            f"{block.key('page_size')} = {settings.page_size} takes longer than {margin} s to write at "
+            f"{block.key('items_per_second_per_segment')} = {rate}. Fix: set page_size to at most "
+            f"{rate * margin}, or raise items_per_second_per_segment"
+        )
+    return settings
 
 
 def _alarms(block: _Block, regions: tuple[str, ...]) -> AlarmSettings:

@@ -13,6 +13,7 @@ POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/{PYTHON_RUN
 
 REPLICATOR_HANDLER = "replicator.handler.lambda_handler"
 DRAIN_HANDLER = "replicator.drain.lambda_handler"
+BACKFILL_HANDLER = "replicator.backfill_job.lambda_handler"
 # The Lambda asset: the folder that holds the `replicator` package (not a Python package itself).
 LAMBDA_ASSET_DIR = "lambda"
 LAMBDA_ASSET_EXCLUDE = ("tests", "**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache")
@@ -134,6 +135,28 @@ HANDOFF_MAX_RECEIVE_COUNT = 1000
 # message that points at them has expired.
 DEAD_LETTER_PREFIX = "dead-letters/"
 HANDOFF_PREFIX = "handoff/"
+
+# The deployed backfill job (stacks/backfill_job.py), one per source region when enabled.
+# (context: backfill.*)
+BACKFILL_ENABLED = False
+BACKFILL_SEGMENTS = 16
+# The state machine lists the segments with States.ArrayRange, which builds at most 1000 items (DynamoDB
+# itself would take up to 1,000,000 TotalSegments).
+BACKFILL_SEGMENTS_RANGE = (1, 1000)
+BACKFILL_MAX_CONCURRENCY = 16
+BACKFILL_MAX_CONCURRENCY_RANGE = (1, 10_000)  # a distributed Map runs at most 10,000 child executions
+BACKFILL_PAGE_SIZE = 100
+BACKFILL_PAGE_SIZE_RANGE = (1, 10_000)  # a scan page also stops at 1 MB, whatever its limit
+# Writes per second to each target, per segment; 0: no budget (a segment then writes about 100-300
+# items/s per target). The job's total is this times the segments running at once.
+BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT = 0
+BACKFILL_FUNCTION_TIMEOUT_SECONDS = 900  # Lambda's maximum: fewer hand-overs
+BACKFILL_STOP_MARGIN_SECONDS = 60  # a page (scan + writes with retries) must fit in this margin
+BACKFILL_FUNCTION_MEMORY_MB = 512
+# A failed invocation (a target throttled or unreachable past the function's own retries) is retried
+# from the position the loop last received; after these attempts the segment, and the Map, fail.
+BACKFILL_TASK_RETRY_ATTEMPTS = 6
+BACKFILL_TASK_RETRY_INTERVAL_SECONDS = 30
 
 # Alarms. (context: alarms.*)
 ITERATOR_AGE_ALARM_SECONDS = 300

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aws_cdk import Arn, ArnComponents, Environment, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks import defaults
+from stacks.backfill_job import BackfillJob, BackfillTarget
 from stacks.config import RegionPlan, ReplicationConfig, TargetPlan
 from stacks.dead_letters import DeadLetterStore
 from stacks.handoff import HandoffQueue
@@ -44,6 +46,7 @@ class RegionStack(Stack):
         self.handoffs: list[HandoffQueue] = []
         self.alarms: RegionAlarms | None = None
         self.dashboard: ReplicationDashboard | None = None
+        self.backfill: BackfillJob | None = None
         if plan.is_source:
             self._build_replication()
             self.alarms = RegionAlarms(self, "Alarms", config=config, plan=plan)
@@ -91,6 +94,34 @@ class RegionStack(Stack):
         self._grant_replicator(self.replicator.function)
         for handoff in self.handoffs:
             self._grant_drain(handoff)
+        if config.backfill.enabled:
+            self.backfill = self._build_backfill(runtime)
+            # A stable output name for the runbook (docs/OPERATIONS.md), not a hashed construct path.
+            self.backfill.arn_output.override_logical_id("BackfillStateMachineArn")
+
+    def _build_backfill(self, runtime: FunctionRuntime) -> BackfillJob:
+        """The deployed backfill copies this region's table to the same targets, filters and roles."""
+        config, plan, settings = self.config, self.plan, self.config.backfill
+        return BackfillJob(
+            self,
+            "Backfill",
+            runtime=runtime,
+            function_name=plan.backfill_function_name,
+            source_table_name=plan.table_name,
+            targets=[
+                BackfillTarget(region=t.region, table=t.table, role_arn=t.role_arn, item_filter=t.item_filter)
+                for t in plan.targets
+            ],
+            segments=settings.segments,
+            max_concurrency=settings.max_concurrency,
+            page_size=settings.page_size,
+            items_per_second_per_segment=settings.items_per_second_per_segment,
+            attribute_prefix=config.attribute_prefix,
+            ttl_attribute=config.ttl_attribute,
+            log_retention=getattr(
+                logs.RetentionDays, defaults.LOG_RETENTION_CHOICES[config.function.log_retention_days]
+            ),
+        )
 
     # Grants live here, at the composition root, so the whole permission set of a region reads in one place.
 

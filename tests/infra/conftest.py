@@ -99,6 +99,13 @@ TWO_REGION_MESH: dict[str, Any] = {
         "function_errors_max": 3,
     },
     "dashboard_region": "eu-west-1",
+    "backfill": {
+        "enabled": True,
+        "segments": 24,
+        "max_concurrency": 6,
+        "page_size": 250,
+        "items_per_second_per_segment": 50,
+    },
 }
 
 ONE_WAY: dict[str, Any] = {

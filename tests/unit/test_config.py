@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stacks import defaults
-from stacks.config import ConfigError, load_config, parse_context
+from stacks.config import BackfillSettings, ConfigError, load_config, parse_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,7 +184,94 @@ def test_log_retention_must_be_one_cloudwatch_accepts() -> None:
     assert "replication.function.log_retention_days" in message
 
 
+def test_backfill_that_is_not_an_object_is_rejected() -> None:
+    message = error_of(mesh(backfill=True))
+    assert "replication.backfill must be a JSON object" in message
+
+
+def test_unknown_key_in_the_backfill_block_is_rejected() -> None:
+    message = error_of(mesh(backfill={"enabled": True, "segmnets": 8}))
+    assert "replication.backfill.segmnets is not a known key" in message
+    assert "segments" in message
+
+
+def test_backfill_enabled_must_be_a_boolean() -> None:
+    message = error_of(mesh(backfill={"enabled": "yes"}))
+    assert "replication.backfill.enabled = 'yes' must be true or false" in message
+
+
+@pytest.mark.parametrize("segments", [0, 1001])
+def test_backfill_segments_beyond_what_the_state_machine_can_list_are_rejected(segments: int) -> None:
+    message = error_of(mesh(backfill={"segments": segments}))
+    assert f"replication.backfill.segments = {segments} is out of range" in message
+    assert "States.ArrayRange" in message
+    assert "1 to 1000" in message
+
+
+@pytest.mark.parametrize("max_concurrency", [0, 10_001])
+def test_backfill_concurrency_beyond_the_distributed_map_limit_is_rejected(max_concurrency: int) -> None:
+    message = error_of(mesh(backfill={"max_concurrency": max_concurrency}))
+    assert f"replication.backfill.max_concurrency = {max_concurrency} is out of range" in message
+    assert "1 to 10000" in message
+
+
+@pytest.mark.parametrize("page_size", [0, 10_001])
+def test_backfill_page_size_out_of_range_is_rejected(page_size: int) -> None:
+    message = error_of(mesh(backfill={"page_size": page_size}))
+    assert f"replication.backfill.page_size = {page_size} is out of range" in message
+    assert "1 to 10000" in message
+
+
+def test_backfill_negative_write_budget_is_rejected() -> None:
+    message = error_of(mesh(backfill={"items_per_second_per_segment": -1}))
+    assert "replication.backfill.items_per_second_per_segment = -1 is out of range" in message
+    assert "0 means no budget" in message
+
+
+def test_backfill_segments_must_be_an_integer() -> None:
+    message = error_of(mesh(backfill={"segments": "16"}))
+    assert "replication.backfill.segments = '16' must be an integer" in message
+
+
+def test_backfill_page_that_takes_longer_than_the_stop_margin_at_the_budget_is_rejected() -> None:
+    margin = defaults.BACKFILL_STOP_MARGIN_SECONDS
+    message = error_of(mesh(backfill={"page_size": 2 * margin + 1, "items_per_second_per_segment": 2}))
+    assert "replication.backfill.page_size" in message
+    assert f"longer than {margin} s" in message
+    assert f"Fix: set page_size to at most {2 * margin}" in message
+
+
 # ------------------------------------------------------------------------------------------- the plan
+
+
+def test_backfill_is_off_by_default_with_the_defaults_of_stacks_defaults() -> None:
+    backfill = load_config(mesh()).backfill
+    assert backfill == BackfillSettings()
+    assert backfill.enabled is defaults.BACKFILL_ENABLED is False
+    assert (
+        backfill.segments,
+        backfill.max_concurrency,
+        backfill.page_size,
+        backfill.items_per_second_per_segment,
+    ) == (
+        defaults.BACKFILL_SEGMENTS,
+        defaults.BACKFILL_MAX_CONCURRENCY,
+        defaults.BACKFILL_PAGE_SIZE,
+        defaults.BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT,
+    )
+
+
+def test_backfill_block_sets_every_knob_and_names_the_job_after_the_table() -> None:
+    block = {
+        "enabled": True,
+        "segments": 1000,
+        "max_concurrency": 10_000,
+        "page_size": 120,
+        "items_per_second_per_segment": 2,
+    }
+    config = load_config(mesh(backfill=block))
+    assert config.backfill == BackfillSettings(**block)
+    assert config.region("eu-west-1").backfill_function_name == "orders-backfill"
 
 
 def test_mesh_defaults_are_those_of_stacks_defaults() -> None:
@@ -254,6 +341,7 @@ def test_long_table_names_still_give_valid_physical_names() -> None:
     plan = config.region("us-east-1")
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", plan.dead_letter_bucket)
     assert len(plan.replicator_function_name) <= 64
+    assert len(plan.backfill_function_name) <= 64
     assert len(plan.targets[0].drain_function_name) <= 64
     assert len(plan.targets[0].handoff_dlq_name) <= 80
     assert "." not in plan.targets[0].handoff_queue_name
