@@ -80,7 +80,9 @@ DELETION_PROTECTION = True
 # The one event source mapping per source table. (context: stream.*, overridable per source region)
 BATCH_SIZE = 100
 BATCH_SIZE_RANGE = (1, 10_000)  # Lambda's limits for DynamoDB Streams
-BATCHING_WINDOW_SECONDS = 1
+# 0: Lambda invokes as soon as records arrive, so writes reach the other regions within a second.
+# A window of a few seconds cuts invocations (cost) several-fold at that much latency (BENCHMARKS.md).
+BATCHING_WINDOW_SECONDS = 0
 BATCHING_WINDOW_RANGE = (0, 300)
 PARALLELIZATION_FACTOR = 1
 PARALLELIZATION_RANGE = (1, 10)
