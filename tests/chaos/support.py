@@ -298,17 +298,22 @@ def stream_poller(cloud: LocalCloud, region: str) -> StreamPoller:
 
 
 @contextlib.contextmanager
-def mapping_paused(cloud: LocalCloud, region: str) -> Iterator[None]:
-    """No stream mapping on ``region``'s table while the block runs; afterwards a new mapping (same
-    template settings) starting at LATEST: what the table looks like when replication is deployed on a
-    table that already holds data (its stream records from before are never delivered)."""
+def mapping_paused(cloud: LocalCloud, region: str, *, skip: bool = True) -> Iterator[None]:
+    """No stream mapping on ``region``'s table while the block runs. Afterwards a new mapping with the
+    template's settings, which
+
+    - with ``skip``, starts at LATEST: what a table looks like when replication is deployed on a table
+      that already holds data (its stream records from before are never delivered);
+    - without, resumes where the paused one stopped: a mapping that was slow to poll (records written
+      in the block reach the function together, in one batch).
+    """
     old = stream_poller(cloud, region)
     old.stop()
     try:
         yield
     finally:
         new = StreamPoller(
-            dataclasses.replace(old.spec, starting_position="LATEST"),
+            dataclasses.replace(old.spec, starting_position="LATEST" if skip else old.spec.starting_position),
             old.source,
             old.function,
             destination=old.destination,
@@ -317,6 +322,10 @@ def mapping_paused(cloud: LocalCloud, region: str) -> Iterator[None]:
             poll_interval=old.poll_interval,
             whole_second_timestamps=old.whole_second_timestamps,
         )
+        if not skip:
+            # the stand-in has no pause: carry the checkpoint (its stream positions) over
+            assert not old._buffer, "pause a drained mapping only"
+            new._positions = dict(old._positions)
         new.start()
         cloud.stream_pollers[cloud.stream_pollers.index(old)] = new
 
