@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import threading
 import time
 
 import pytest
@@ -32,6 +31,7 @@ from tests.chaos.support import (
     snapshot,
     stream_poller,
 )
+from tests.local.support import wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -41,44 +41,24 @@ KILLS = 3
 SLOW_LINK_MS = 250  # each target write takes this long: an invocation lasts long enough to be killed
 
 
-class SandboxKiller:
-    """Kills the source replicator's sandbox (by its PID) while it is in the middle of an invocation,
-    up to ``kills`` times; the runtime reports a crash to the mapping and starts a fresh sandbox."""
+def kill_mid_invocation(cloud: LocalCloud, rng: random.Random) -> int | None:
+    """Kill the source replicator's sandbox (by its PID) once it is in the middle of an invocation; the
+    runtime reports the crash to the stream mapping and starts a fresh sandbox on the next invocation.
+    The PID killed, or None when no invocation started within the timeout."""
+    worker, poller = replicator_function(cloud, SOURCE).worker, stream_poller(cloud, SOURCE)
 
-    def __init__(self, cloud: LocalCloud, kills: int, rng: random.Random) -> None:
-        self.worker = replicator_function(cloud, SOURCE).worker
-        self.poller = stream_poller(cloud, SOURCE)
-        self.kills, self.rng = kills, rng
-        self.killed: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chaos-killer", daemon=True)
+    def in_flight() -> bool:  # the worker counts an invocation when it starts, the mapping once it returned
+        return worker.invocations > poller.stats.invocations
 
-    def _in_flight(self) -> bool:
-        # the worker counts an invocation when it starts, the mapping when it has returned
-        return self.worker.invocations > self.poller.stats.invocations
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 30
-        while len(self.killed) < self.kills and time.monotonic() < deadline and not self._stop.is_set():
-            if not self._in_flight():
-                self._stop.wait(0.02)
-                continue
-            started = self.worker.invocations
-            self._stop.wait(self.rng.uniform(0.2, 0.6))  # some of the batch's writes are done by now
-            pid = self.worker.pid
-            if pid is not None and self._in_flight() and self.worker.invocations == started:
-                os.kill(pid, signal.SIGKILL)
-                self.killed.append(pid)
-            while self._in_flight() and time.monotonic() < deadline:  # let the crash be reported
-                self._stop.wait(0.02)
-
-    def start(self) -> SandboxKiller:
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-        self._stop.set()
+    if not wait_for(in_flight, timeout=10, interval=0.01):
+        return None
+    time.sleep(rng.uniform(0.2, 0.5))  # some of the batch's writes are done by now
+    pid = worker.pid
+    if pid is None or not in_flight():
+        return None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not in_flight(), timeout=30)
+    return pid
 
 
 def test_a_replicator_killed_mid_batch_is_redelivered_without_loss(chaos: LocalCloud, prefix: str) -> None:
@@ -93,16 +73,19 @@ def test_a_replicator_killed_mid_batch_is_redelivered_without_loss(chaos: LocalC
         stats.bisections,
         stats.records_discarded,
     )
-    # Given slow links out of the source region and a killer waiting for the replicator to be busy
+    # Given slow links out of the source region (a batch takes a while to replicate)
     for target in REGIONS[1:]:
         cloud.faults.set_latency(SOURCE, target, SLOW_LINK_MS, both_ways=False)
-    killer = SandboxKiller(cloud, KILLS, rng).start()
+    worker = replicator_function(cloud, SOURCE).worker
     ledger = Ledger()
     helper = ReplicatedTable(cloud.client(SOURCE), TABLE, SOURCE)
     raw = cloud.client(SOURCE)
+    killed: list[int | None] = []
     try:
-        # When the source region writes bursts: helper puts and deletes, unstamped puts, hard deletes
+        # When the source region writes bursts (helper puts and deletes, unstamped puts, hard deletes)
+        # and the replicator's sandbox is killed while it replicates each burst but the last
         for burst in range(KILLS + 1):
+            worker.start()  # warm: the kill lands in the middle of a batch, not in a cold start
             for n in range(20):
                 pk = f"{prefix}{rng.randrange(25)}"
                 draw = rng.random()
@@ -116,18 +99,17 @@ def test_a_replicator_killed_mid_batch_is_redelivered_without_loss(chaos: LocalC
                     raw.put_item(TableName=TABLE, Item={**key(pk), "raw": {"N": str(n)}})
                 else:
                     raw.delete_item(TableName=TABLE, Key=key(pk))
-            deadline = time.monotonic() + 20
-            while len(killer.killed) == burst < KILLS and time.monotonic() < deadline:
-                time.sleep(0.05)  # one kill per burst, then a last burst with none
-        killer.join(timeout=30)
+            if burst < KILLS:
+                killed.append(kill_mid_invocation(cloud, rng))
     finally:
         heal_all(cloud)
     drain(cloud)
 
     # Then the sandbox was killed mid-batch and the mapping bisected and redelivered, discarding nothing
-    print(f"killed sandboxes {killer.killed}; mapping stats {stats}")
-    assert len(killer.killed) >= 1
-    assert stats.function_errors - errors_before >= len(killer.killed)
+    kills = [pid for pid in killed if pid is not None]
+    print(f"killed sandboxes {killed}; mapping stats {stats}")
+    assert len(kills) >= 1
+    assert stats.function_errors - errors_before >= len(kills)
     assert stats.bisections > bisections_before
     assert stats.records_discarded == discarded_before
     # and redelivered writes that had been applied already were recognised as such, not applied twice
