@@ -153,6 +153,7 @@ class BackfillRun:
         worker = SegmentWorker(
             source=self.clients.dynamodb(self.source_region),
             source_table=self.source_table,
+            source_region=self.source_region,
             key_names=list(key_names),
             targets=self.targets,
             target_client=lambda t: self.clients.dynamodb(t.region, t.role_arn),

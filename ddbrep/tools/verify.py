@@ -35,6 +35,7 @@ from replicator.core.metadata import (
     Version,
     WireItem,
     is_tombstone,
+    mark_origin,
     stamp,
     tombstone_for,
     user_attributes,
@@ -420,9 +421,10 @@ class Verify:
         if isinstance(plan, str):
             report.note_repair(key, "", Outcome.UNREPAIRABLE, plan)
             return
-        side = self.a if plan.side == "a" else self.b
+        side, origin = (self.a, self.b) if plan.side == "a" else (self.b, self.a)
         client = self.clients.dynamodb(side.region)
-        request = guarded_put(side.table, plan.item, plan.version, self.names)
+        item = mark_origin(plan.item, origin.region, self.names)
+        request = guarded_put(side.table, item, plan.version, self.names)
         result = write_with_retries(lambda: client.put_item(**request), 4, 50)
         if result.kind is None:
             report.note_repair(key, side.region, Outcome.APPLIED)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
-from replicator.core.metadata import AttributeNames, WireItem, is_tombstone, version_of
+from replicator.core.metadata import AttributeNames, WireItem, is_tombstone, mark_origin, version_of
 from replicator.core.plan import TargetWrite
 from replicator.engine import write_with_retries
 from replicator.settings import Settings, SettingsError, Target, _int, _json, _required, _target
@@ -229,11 +229,12 @@ def matches_filter(item_filter: Mapping[str, Any] | None, item: WireItem) -> boo
 
 
 def backfill_write(
-    item: WireItem, target: Target, keys: Sequence[str], names: AttributeNames
+    item: WireItem, target: Target, keys: Sequence[str], names: AttributeNames, source_region: str
 ) -> TargetWrite | None:
     """The write that copies ``item`` to ``target``, or None when the target's filter excludes it.
 
-    The item goes as it is, with the version it carries (the lowest one when it has no metadata).
+    The item goes with the version it carries; one without metadata keeps the lowest version and is
+    marked with its source region, so the target's replicator does not adopt it (``mark_origin``).
     Tombstones are copied too: they keep a delete from being undone by an older copy elsewhere.
     A live item that does not match the target's filter is not copied (a partial replica holds only
     matching items; a tombstone for every excluded item would cost a write each for nothing).
@@ -243,7 +244,7 @@ def backfill_write(
     return TargetWrite(
         region=target.region,
         table=target.table,
-        item=item,
+        item=mark_origin(item, source_region, names),
         version=version_of(item, names),
         keys={k: item[k] for k in keys},
     )
@@ -262,6 +263,7 @@ class SegmentWorker:
 
     source: Any
     source_table: str
+    source_region: str
     key_names: Sequence[str]
     targets: Sequence[Target]
     target_client: Callable[[Target], Any]
@@ -342,7 +344,7 @@ class SegmentWorker:
         return response
 
     def _copy(self, item: WireItem, target: Target) -> tuple[str, str]:
-        write = backfill_write(item, target, self.key_names, self.names)
+        write = backfill_write(item, target, self.key_names, self.names, self.source_region)
         if write is None:
             return "filtered", ""
         self.budget.acquire(target.region, write.item)
@@ -466,6 +468,7 @@ def run_job_step(
     worker = SegmentWorker(
         source=ports.dynamodb(settings.local_region),
         source_table=settings.source_table,
+        source_region=settings.local_region,
         key_names=key_names,
         targets=settings.targets,
         target_client=ports.target_dynamodb,

@@ -25,7 +25,9 @@ from replicator.core.classify import (
     Skip,
     SkipReason,
     WriteLocalTombstone,
+    above_adopted_predecessor,
     classify,
+    replaces_unstamped,
 )
 from replicator.core.coalesce import KeyChange, coalesce
 from replicator.core.conditions import guarded_put
@@ -191,9 +193,19 @@ class Replicator:
         self, record: StreamRecord, decision: Adopt | WriteLocalTombstone, outcome: BatchOutcome
     ) -> None:
         client = self.ports.local_dynamodb()
-        request = guarded_put(
-            self.settings.source_table, decision.item, decision.version, self.settings.names
-        )
+        table = self.settings.source_table
+        if replaces_unstamped(record, self.settings.names):
+            read: dict[str, Any] = {}
+            key = dict(record.keys)
+            result = self._retrying(
+                lambda: read.update(client.get_item(TableName=table, Key=key, ConsistentRead=True))
+            )
+            if result.kind is not None:
+                outcome.count(m.LOCAL_WRITE_FAILED)
+                outcome.failed_sequence_numbers.add(record.sequence_number)
+                return
+            decision = above_adopted_predecessor(decision, record, read.get("Item"), self.context)
+        request = guarded_put(table, decision.item, decision.version, self.settings.names)
         result = self._retrying(lambda: client.put_item(**request))
         applied_metric = m.RECORDS_ADOPTED if isinstance(decision, Adopt) else m.LOCAL_TOMBSTONES_WRITTEN
         if result.kind is None:

@@ -86,13 +86,6 @@ def backfill_until_done(cloud: LocalCloud, targets: list[str], checkpoint: Path)
     raise AssertionError("the backfill did not complete after 30 resumes")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a backfilled copy without metadata is adopted by the target region's replicator as if the "
-    "application had written it there: it gets a fresh version (the copy's stream time) and beats every "
-    "live write older than the copy that had not reached that region yet (here: all regions end with the "
-    "legacy content, the live update is lost everywhere)",
-)
 def test_a_backfilled_item_without_metadata_never_beats_a_live_write(
     chaos: LocalCloud, prefix: str, tmp_path: Path
 ) -> None:

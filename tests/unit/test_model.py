@@ -14,7 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.sim import Mesh
+from replicator.core.metadata import Version, stamp
+from tests.unit.sim import NAMES, Mesh
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 KEYS = ["a", "b"]
@@ -138,6 +139,37 @@ def test_two_unstamped_writes_in_the_same_second_keep_the_second() -> None:
         # When the replicators drain
         mesh.drain()
         # Then every region holds the second write
+        for region in REGIONS:
+            ((_, attributes),) = mesh.live_state(region).values()
+            assert '"v": {"N": "2"}' in attributes
+
+
+def _future_item(mesh: Mesh, region: str, value: int) -> None:
+    """An item stamped by another region whose clock runs ahead of this stream's record times."""
+    future = Version(1_800_000_000_000_000, "ap-southeast-2")
+    mesh.tables[region].put_item(Item=stamp({"pk": {"S": "a"}, "v": {"N": str(value)}}, future, NAMES))
+
+
+def test_a_hard_delete_right_after_an_unstamped_put_deletes_the_item() -> None:
+    # Given an item with a version ahead of the record times, then an unstamped put and a hard delete
+    with Mesh(REGIONS) as mesh:
+        _future_item(mesh, "us-east-1", 0)
+        table = mesh.tables["us-east-1"]
+        table.put_item(Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+        table.delete_item({"pk": {"S": "a"}})
+        # When the replicators drain
+        mesh.drain()
+        # Then the item is deleted everywhere: the delete came last
+        assert [mesh.live_state(r) for r in REGIONS] == [{}, {}, {}]
+
+
+def test_an_unstamped_put_after_another_keeps_the_later_one_over_a_future_version() -> None:
+    with Mesh(REGIONS) as mesh:
+        _future_item(mesh, "us-east-1", 0)
+        table = mesh.tables["us-east-1"]
+        table.put_item(Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+        table.put_item(Item={"pk": {"S": "a"}, "v": {"N": "2"}})
+        mesh.drain()
         for region in REGIONS:
             ((_, attributes),) = mesh.live_state(region).values()
             assert '"v": {"N": "2"}' in attributes

@@ -171,3 +171,37 @@ def _classify_mesh_write(record: StreamRecord, ctx: Context) -> Decision:
             return Adopt(record.keys, stamp(new_image, version, names), version)
     version = Version(new_version.ts, ctx.local_region, pad_sequence(record.sequence_number))
     return Replicate(record.keys, stamp(new_image, version, names), version, record.old_image)
+
+
+def replaces_unstamped(record: StreamRecord, names: AttributeNames) -> bool:
+    """The record replaced an unstamped item: its real version is that item's adoption, not in the image."""
+    return record.old_image is not None and names.ts not in record.old_image
+
+
+def above_adopted_predecessor(
+    decision: Adopt | WriteLocalTombstone,
+    record: StreamRecord,
+    stored: WireItem | None,
+    ctx: Context,
+) -> Adopt | WriteLocalTombstone:
+    """Raise a local version above the adoption of the unstamped item the record replaced.
+
+    An unstamped put P replacing an item of version V is adopted at max(time, V + 1). A later change
+    of P (an unstamped put or a hard delete) sees only P's unstamped image, so its own version would
+    come from its record time alone and could fall below P's adoption: the later change would lose
+    and the earlier one survive. ``stored`` is the local item read before writing: when it is P's
+    adoption (same attributes as the replaced image), the new version goes just above it.
+    """
+    names = ctx.names
+    if stored is None or not replaces_unstamped(record, names):
+        return decision
+    if user_attributes(stored, names) != user_attributes(record.old_image, names):
+        return decision
+    predecessor = version_of(stored, names)
+    if predecessor < decision.version:
+        return decision
+    version = Version(predecessor.ts + 1, decision.version.region, decision.version.seq)
+    if isinstance(decision, Adopt):
+        return Adopt(decision.keys, stamp(decision.item, version, names), version)
+    item = tombstone_for(decision.keys, version, ctx.tombstone_retention_seconds, names)
+    return WriteLocalTombstone(decision.keys, item, version)

@@ -126,6 +126,20 @@ def tombstone_for(
     return tombstone(keys, version, version.ts // 1_000_000 + retention_seconds, names)
 
 
+def mark_origin(item: WireItem, origin_region: str, names: AttributeNames) -> dict[str, Any]:
+    """A copy of ``item`` for another region (backfill, repair), marked with the region it came from.
+
+    An item without metadata keeps the lowest version (no ``rep_ts``: any live write wins over it), but
+    gets ``rep_region`` = its origin. Without that mark the target's replicator would take the copy for
+    an unstamped local write and adopt it with a fresh version, which would beat every older live write
+    still on its way there.
+    """
+    copied = dict(item)
+    if names.ts not in copied and names.region not in copied:
+        copied[names.region] = {"S": origin_region}
+    return copied
+
+
 def user_attributes(item: WireItem | None, names: AttributeNames) -> dict[str, Any]:
     """The item without the protocol's metadata (what the application sees)."""
     if not item:
