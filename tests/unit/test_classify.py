@@ -11,9 +11,17 @@ from replicator.core.classify import (
     Skip,
     SkipReason,
     WriteLocalTombstone,
+    above_adopted_predecessor,
     classify,
 )
-from replicator.core.metadata import AttributeNames, MetadataError, is_tombstone
+from replicator.core.metadata import (
+    LOWEST,
+    AttributeNames,
+    MetadataError,
+    is_tombstone,
+    mark_origin,
+    version_of,
+)
 from replicator.core.records import parse_record
 from tests.unit.factories import T0, item, record, tombstone_item
 
@@ -133,3 +141,36 @@ class TestOneWay:
     def test_stamps_in_the_image_do_not_matter(self) -> None:
         decision = decide(record("INSERT", new=item("a", "eu-west-1", 1, v=1)), ONE_WAY)
         assert isinstance(decision, Replicate) and decision.version.region == "us-east-1"
+
+
+class TestAfterAnAdoptedPredecessor:
+    """A change of an unstamped item is versioned above that item's adoption (read back from the table)."""
+
+    def test_a_delete_of_an_adopted_put_goes_above_the_adoption(self) -> None:
+        removed = parse_record(record("REMOVE", old=item("a", v=1), created=T0))
+        decision = classify(removed, MESH)
+        adopted = item("a", "us-east-1", T0_US + 5_000_000, v=1)  # the put, adopted above a future item
+        assert isinstance(decision, WriteLocalTombstone)
+        raised = above_adopted_predecessor(decision, removed, adopted, MESH)
+        assert raised.version[:2] == (T0_US + 5_000_001, "us-east-1")
+        assert is_tombstone(raised.item, NAMES) and raised.item["rep_ts"] == {"N": str(T0_US + 5_000_001)}
+
+    def test_a_stored_item_that_is_not_the_replaced_one_changes_nothing(self) -> None:
+        removed = parse_record(record("REMOVE", old=item("a", v=1), created=T0))
+        decision = classify(removed, MESH)
+        assert isinstance(decision, WriteLocalTombstone)
+        newer_elsewhere = item("a", "eu-west-1", T0_US + 5_000_000, v=9)
+        assert above_adopted_predecessor(decision, removed, newer_elsewhere, MESH) == decision
+        assert above_adopted_predecessor(decision, removed, None, MESH) == decision
+
+
+def test_a_copy_without_metadata_is_marked_with_its_origin_and_stays_the_lowest_version() -> None:
+    copy = mark_origin(item("a", v=1), "us-east-1", NAMES)
+    assert copy["rep_region"] == {"S": "us-east-1"} and "rep_ts" not in copy
+    assert version_of(copy, NAMES) == LOWEST
+    # in the target region it is a replicated write, not an unstamped local one to adopt
+    assert decide(record("INSERT", new=copy), Context("eu-west-1", "mesh", NAMES, 604800)) == Skip(
+        SkipReason.ECHO
+    )
+    stamped = item("b", "eu-west-1", 5, v=1)
+    assert mark_origin(stamped, "us-east-1", NAMES) == stamped
