@@ -256,3 +256,29 @@ def test_a_failed_handoff_reports_the_earliest_sequence_number_of_the_key(aws: d
     assert failed == [str(100_000_000_000_000_000_000 + 1), str(100_000_000_000_000_000_000 + 3)]
     # And eu-west-1 still received everything
     assert set(table_items(EU)) == {"order-1", "order-2"}
+
+
+def test_an_item_too_large_for_a_queue_message_is_handed_off_through_s3(aws: dict) -> None:
+    # Given ap-southeast-2 unreachable and a 300 KB item (over the 200 KB inline limit of a handoff message)
+    aws["monkeypatch"].setenv("REP_ENDPOINT_URLS", json.dumps({AP: UNREACHABLE}))
+    handler = load_function("replicator.handler")
+    big = item("big", "us-east-1", 1_700_000_000_000_000, blob="y" * 300_000)
+    # When it is replicated
+    assert handler.lambda_handler({"Records": [record("INSERT", new=big, seq=50)]}, Context()) == {
+        "batchItemFailures": []
+    }
+    # Then the queue holds a pointer, and the content is in the bucket under handoff/
+    sqs = boto3.client("sqs", region_name=LOCAL)
+    (message,) = sqs.receive_message(QueueUrl=aws["queues"][AP], MaxNumberOfMessages=10)["Messages"]
+    pointer = json.loads(message["Body"])["s3"]
+    assert pointer["bucket"] == "orders-replicator" and pointer["key"].startswith(f"handoff/{AP}/")
+    # And once the region is back, the drain function follows the pointer and applies the write
+    aws["monkeypatch"].delenv("REP_ENDPOINT_URLS")
+    aws["monkeypatch"].setenv("REP_DRAIN_TARGET_REGION", AP)
+    drain = load_function("replicator.drain")
+    event = {"Records": [{"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                          "body": message["Body"], "attributes": {}, "messageAttributes": {},
+                          "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                          "awsRegion": LOCAL, "md5OfBody": ""}]}  # fmt: skip
+    assert drain.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    assert table_items(AP)["big"]["blob"] == {"S": "y" * 300_000}
