@@ -198,25 +198,54 @@ class RegionAlarms(Construct):
                                 )
                             },
                         ),
-                        CustomMetricWithAlarm(
-                            metric=metrics.pair(names.DEAD_LETTERED, target),
-                            alarm_friendly_name=f"dead-letters-{pair}",
-                            add_alarm={
-                                "Critical": CustomThreshold(
-                                    threshold=0,
-                                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                                    # One dead letter is enough: it waits for a redrive.
-                                    evaluation_periods=1,
-                                    datapoints_to_alarm=1,
-                                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
-                                    additional_description="Records parked in the dead-letter store",
-                                )
-                            },
+                        # One dead letter is enough: it waits for a redrive.
+                        _any_is_critical(
+                            metrics.pair(names.DEAD_LETTERED, target),
+                            f"dead-letters-{pair}",
+                            "Records parked in the dead-letter store",
+                        ),
+                        _any_is_critical(
+                            metrics.pair(names.HANDOFF_FAILED, target),
+                            f"handoff-failed-{pair}",
+                            "Writes neither applied nor handed off: Lambda retries the batch and the stream "
+                            "stalls (check the handoff queue and the dead-letter bucket)",
                         ),
                     ],
                 )
             )
+        region = self.plan.region
+        groups.append(
+            CustomMetricGroup(
+                title=f"{region} alarms",
+                metrics=[
+                    _any_is_critical(
+                        metrics.source(names.DEAD_LETTERED, region),
+                        f"dead-letters-{region}",
+                        "Records of this region's stream parked in the dead-letter store (malformed, or "
+                        "rejected by the local table)",
+                    )
+                ],
+            )
+        )
         self.facade.monitor_custom(metric_groups=groups, alarm_friendly_name="pairs")
+
+
+def _any_is_critical(metric: cloudwatch.Metric, name: str, description: str) -> CustomMetricWithAlarm:
+    """An alarm on the first non-zero datapoint of a count that should stay at zero."""
+    return CustomMetricWithAlarm(
+        metric=metric,
+        alarm_friendly_name=name,
+        add_alarm={
+            "Critical": CustomThreshold(
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                datapoints_to_alarm=1,
+                treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                additional_description=description,
+            )
+        },
+    )
 
 
 class ReplicationDashboard(Construct):

@@ -178,7 +178,8 @@ class Replicator:
         }
         try:
             self.ports.dead_letter(entry)
-            outcome.count(m.DEAD_LETTERED, target or self.settings.local_region)
+            # Per pair for a target's write; per source for a record of its own (malformed, rejected locally).
+            outcome.count(m.DEAD_LETTERED, target)
         except Exception:
             if failure_sequence_number is None:
                 # Lambda can only resume from a sequence number: fail the whole batch instead.

@@ -115,6 +115,9 @@ def test_every_source_region_has_its_alarms_with_default_thresholds(mesh3: Synth
         dead = found[f"pairs-dead-letters-{pair}-Critical"]
         assert metric_of(dead)["name"] == names.DEAD_LETTERED
         assert (dead["Threshold"], dead["EvaluationPeriods"]) == (0, 1)
+        stalled = found[f"pairs-handoff-failed-{pair}-Critical"]
+        assert metric_of(stalled)["name"] == names.HANDOFF_FAILED
+        assert (stalled["Threshold"], stalled["EvaluationPeriods"]) == (0, 1)
         age = found[f"handoff-{target}-Queue-Message-Age-Max-Critical"]
         assert age["Threshold"] == defaults.HANDOFF_AGE_ALARM_SECONDS
         assert metric_of(age)["dimensions"] == {"QueueName": f"orders-handoff-{target}"}
@@ -123,7 +126,11 @@ def test_every_source_region_has_its_alarms_with_default_thresholds(mesh3: Synth
         assert (
             found[f"drain-{target}-Fault-Count-Critical"]["Threshold"] == defaults.FUNCTION_ERRORS_ALARM_MAX
         )
-    assert len(found) == 2 + 5 * (len(REGIONS) - 1)
+    # Dead letters of the region's own records (malformed, rejected locally): source dimension only
+    own = found[f"pairs-dead-letters-{region}-Critical"]
+    assert metric_of(own)["name"] == names.DEAD_LETTERED
+    assert metric_of(own)["dimensions"] == {names.SOURCE_REGION: region}
+    assert len(found) == 3 + 6 * (len(REGIONS) - 1)
 
 
 def test_without_notifications_alarms_have_no_actions_and_no_topic(mesh3: Synthesized) -> None:

@@ -161,6 +161,8 @@ class TestAfterAnAdoptedPredecessor:
         assert isinstance(decision, WriteLocalTombstone)
         newer_elsewhere = item("a", "eu-west-1", T0_US + 5_000_000, v=9)
         assert above_adopted_predecessor(decision, removed, newer_elsewhere, MESH) == decision
+        same_content_elsewhere = item("a", "eu-west-1", T0_US + 5_000_000, v=1)
+        assert above_adopted_predecessor(decision, removed, same_content_elsewhere, MESH) == decision
         assert above_adopted_predecessor(decision, removed, None, MESH) == decision
 
 

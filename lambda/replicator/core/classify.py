@@ -190,10 +190,14 @@ def above_adopted_predecessor(
     of P (an unstamped put or a hard delete) sees only P's unstamped image, so its own version would
     come from its record time alone and could fall below P's adoption: the later change would lose
     and the earlier one survive. ``stored`` is the local item read before writing: when it is P's
-    adoption (same attributes as the replaced image), the new version goes just above it.
+    adoption (stamped by this region, same attributes as the replaced image), the new version goes
+    just above it.
     """
     names = ctx.names
     if stored is None or not replaces_unstamped(record, names):
+        return decision
+    # Only the local adoption of that very image counts: an identical item from another region is not it.
+    if region_of(stored, names) != ctx.local_region:
         return decision
     if user_attributes(stored, names) != user_attributes(record.old_image, names):
         return decision

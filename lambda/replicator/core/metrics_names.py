@@ -9,6 +9,8 @@ LocalWriteSuperseded (an adoption or local tombstone found the item already chan
 LocalWriteRejected (dead-lettered), LocalWriteFailed (reported to Lambda for a retry), RecordsCoalesced
 (superseded within the batch by a newer change of the same key).
 HandoffFailed (per pair): a write could be neither applied nor handed off; Lambda retries the key.
+DeadLettered is per pair for a target's write, and per source for a record of the source's own
+(malformed, or an adoption / local tombstone the local table rejected).
 
 Every record of a batch ends in exactly one of these (invariant 4, checked by the model tests).
 No ``service`` dimension is emitted.
@@ -67,6 +69,7 @@ SOURCE_METRICS = (
     RECORDS_RECEIVED,
     LOCAL_WRITE_SUPERSEDED,
     LOCAL_WRITE_REJECTED,
+    DEAD_LETTERED,
     LOCAL_WRITE_FAILED,
     RECORDS_COALESCED,
 )
