@@ -244,18 +244,16 @@ class Replicator:
         jobs = []
         for key_change in changes.values():
             for target in self.settings.targets:
-                write = plan_write(
+                write, excluded = plan_write(
                     key_change,
                     target.region,
                     target.table,
                     target.item_filter,
-                    self.settings.topology,
                     self.settings.tombstone_retention_seconds,
                     self.settings.names,
                 )
-                if write is None:
+                if excluded:  # sent as a tombstone: counted here, and below as the write it is
                     outcome.count(m.FILTERED_OUT, target.region)
-                    continue
                 jobs.append((key_change, target, write))
 
         def run(key_change: KeyChange, target: Target, write: TargetWrite) -> None:

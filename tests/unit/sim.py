@@ -104,7 +104,6 @@ def assert_accounted(outcome: BatchOutcome, settings: Settings) -> None:
     per_write = (
         m.RECORDS_REPLICATED,
         m.STALE_SKIPPED,
-        m.FILTERED_OUT,
         m.HANDED_OFF,
         m.DEAD_LETTERED,
         m.HANDOFF_FAILED,

@@ -16,8 +16,6 @@ class KeyChange:
     change: Replicate
     earliest_sequence_number: str
     winning_sequence_number: str
-    # The state before the batch's first record of this key (for one-way partial replication).
-    first_old_image: object = None
     sequence_numbers: list[str] = field(default_factory=list)
 
 
@@ -25,22 +23,18 @@ def coalesce(changes: Iterable[tuple[str, Replicate]]) -> dict[str, KeyChange]:
     """Keep, per key, the change with the greatest version.
 
     ``changes`` are ``(sequence_number, change)`` pairs in stream order. Each key remembers its earliest
-    sequence number (Lambda resumes from the lowest reported failure, so a failed key reports that one)
-    and the old image of its first record.
+    sequence number (Lambda resumes from the lowest reported failure, so a failed key reports that one).
     """
     by_key: dict[str, KeyChange] = {}
     for sequence_number, change in changes:
         kid = key_id(change.keys)
         current = by_key.get(kid)
         if current is None:
-            by_key[kid] = KeyChange(
-                change, sequence_number, sequence_number, change.old_image, [sequence_number]
-            )
+            by_key[kid] = KeyChange(change, sequence_number, sequence_number, [sequence_number])
             continue
         current.sequence_numbers.append(sequence_number)
         if int(sequence_number) < int(current.earliest_sequence_number):
             current.earliest_sequence_number = sequence_number
-            current.first_old_image = change.old_image
         if change.version > current.change.version:
             current.change = change
             current.winning_sequence_number = sequence_number

@@ -2,7 +2,8 @@
 
 Per region pair (dimensions ``SourceRegion``, ``TargetRegion``): ReplicationLatency (Milliseconds),
 RecordsReplicated, StaleSkipped, TombstonesWritten, HandedOff, HandoffReplayed, HandoffReplayFailed,
-DeadLettered, TargetWriteRetries, FilteredOut, HandoffFailed.
+DeadLettered, TargetWriteRetries, FilteredOut (a change the target's item filter excludes, sent as a
+tombstone), HandoffFailed.
 Per source (dimension ``SourceRegion``): EchoSkipped, TtlSkipped, TombstoneExpirySkipped,
 NoChangeSkipped, RecordsAdopted, LocalTombstonesWritten, MalformedRecords, RecordsReceived,
 LocalWriteSuperseded (an adoption or local tombstone found the item already changed again),

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from replicator.core.classify import ONE_WAY
 from replicator.core.coalesce import KeyChange
 from replicator.core.metadata import AttributeNames, Version, WireItem, is_tombstone, tombstone_for
 
@@ -56,27 +55,20 @@ def plan_write(
     region: str,
     table: str,
     item_filter: Mapping[str, Any] | None,
-    topology: str,
     retention_seconds: int,
     names: AttributeNames,
-) -> TargetWrite | None:
-    """The write that brings one target up to this change, or None when the target needs nothing.
+) -> tuple[TargetWrite, bool]:
+    """The write that brings one target up to this change, and whether the target's filter excluded it.
 
     With an item filter, a live item that does not match is sent as a tombstone of the same version,
-    so a copy that matched before does not stay behind. In one-way, where one stream orders every
-    change of a key, a change whose state before the batch did not match either needs nothing.
-    (In mesh, another region's view of the previous state can differ, so the tombstone is always sent.)
+    so a copy that matched before does not stay behind. Always: whether the target still holds such a
+    copy cannot be told from the batch (a redelivered range may already have sent it a later state),
+    so skipping the tombstone when "the state before did not match" leaves stale copies behind.
     """
     change = key_change.change
     item = change.item
-    if item_filter is not None and not is_tombstone(item, names) and not _matches(item_filter, item):
-        before = key_change.first_old_image
-        if (
-            topology == ONE_WAY
-            and isinstance(before, Mapping)
-            and not is_tombstone(before, names)
-            and not _matches(item_filter, before)
-        ):
-            return None
+    excluded = item_filter is not None and not is_tombstone(item, names) and not _matches(item_filter, item)
+    if excluded:
         item = tombstone_for(change.keys, change.version, retention_seconds, names)
-    return TargetWrite(region=region, table=table, item=item, version=change.version, keys=change.keys)
+    write = TargetWrite(region=region, table=table, item=item, version=change.version, keys=change.keys)
+    return write, excluded
