@@ -98,6 +98,7 @@ class ReplicatedTable:
         self.clock = clock
         self.on_conflict = on_conflict
         self.max_attempts = max_attempts
+        self._key_schema: tuple[str, ...] | None = None  # read once from DescribeTable when needed
 
     # --- writes --------------------------------------------------------------------------------------
 
@@ -192,12 +193,10 @@ class ReplicatedTable:
         return {k: item[k] for k in keys}
 
     def _key_names(self) -> tuple[str, ...]:
-        cached = getattr(self, "_cached_key_names", None)
-        if cached is None:
+        if self._key_schema is None:
             schema = self.client.describe_table(TableName=self.table_name)["Table"]["KeySchema"]
-            cached = tuple(k["AttributeName"] for k in schema)
-            self._cached_key_names = cached
-        return cached
+            self._key_schema = tuple(k["AttributeName"] for k in schema)
+        return self._key_schema
 
     # --- reads (tombstones hidden) -------------------------------------------------------------------
 

@@ -90,6 +90,26 @@ def table_items(region: str) -> dict[str, dict[str, Any]]:
     return {i["pk"]["S"]: i for i in items}
 
 
+def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The drain function's event for messages received from a handoff queue (Lambda's SQS shape)."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{LOCAL}:123456789012:orders-handoff-{AP}",
+                "awsRegion": LOCAL,
+                "md5OfBody": "",
+            }
+            for m in messages
+        ]
+    }
+
+
 def emf_lines(out: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
 
@@ -215,23 +235,7 @@ def test_one_target_down_is_handed_off_while_the_other_gets_every_write(aws: dic
     aws["monkeypatch"].delenv("REP_ENDPOINT_URLS")
     aws["monkeypatch"].setenv("REP_DRAIN_TARGET_REGION", AP)
     drain = load_function("replicator.drain")
-    sqs_event = {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orders-handoff-ap-southeast-2",
-                "awsRegion": LOCAL,
-                "md5OfBody": "",
-            }
-            for m in messages
-        ]
-    }
-    assert drain.lambda_handler(sqs_event, Context()) == {"batchItemFailures": []}
+    assert drain.lambda_handler(sqs_event(messages), Context()) == {"batchItemFailures": []}
     # Then ap-southeast-2 converges with eu-west-1
     assert table_items(AP) == table_items(EU)
 
@@ -276,9 +280,5 @@ def test_an_item_too_large_for_a_queue_message_is_handed_off_through_s3(aws: dic
     aws["monkeypatch"].delenv("REP_ENDPOINT_URLS")
     aws["monkeypatch"].setenv("REP_DRAIN_TARGET_REGION", AP)
     drain = load_function("replicator.drain")
-    event = {"Records": [{"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                          "body": message["Body"], "attributes": {}, "messageAttributes": {},
-                          "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
-                          "awsRegion": LOCAL, "md5OfBody": ""}]}  # fmt: skip
-    assert drain.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    assert drain.lambda_handler(sqs_event([message]), Context()) == {"batchItemFailures": []}
     assert table_items(AP)["big"]["blob"] == {"S": "y" * 300_000}
