@@ -1,0 +1,198 @@
+"""DynamoDB JSON as the protocol carries it, and its one crossing into and out of the SDK.
+
+Two spellings of the same item exist:
+
+- **event form** (what Lambda delivers, what the core decides on, what handoff messages, dead letters
+  and checkpoints store): JSON-serializable DynamoDB JSON; ``B`` values and ``BS`` members are base64
+  text, at any depth of ``M`` and ``L``;
+- **SDK form** (what botocore takes and returns): the same, but binary values are ``bytes``.
+
+Handing event-form text to boto3 would base64-encode it a second time: the replica would store the
+base64 text as its bytes. So every item crosses between the two forms here, exactly once:
+:func:`to_sdk` right before a boto3 write, :func:`from_sdk` right after a boto3 read. Everything in
+between stays in event form (comparisons, keys, filters, serialization).
+
+:func:`validate_item` says what is wrong with a hostile value before any decision is taken on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from typing import Any
+
+WireItem = Mapping[str, Mapping[str, Any]]
+
+TYPE_TAGS = ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS")
+MAX_NUMBER_DIGITS = 38  # DynamoDB: up to 38 significant digits
+MAX_DEPTH = 32  # DynamoDB: nested attributes up to 32 levels deep
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class WireFormatError(ValueError):
+    """An attribute value that is not valid DynamoDB JSON; the message names the attribute path."""
+
+
+# --- crossing the SDK boundary --------------------------------------------------------------------
+
+
+def to_sdk(item: WireItem) -> dict[str, Any]:
+    """Event form -> SDK form: base64 text of B and BS members decoded to bytes, at any depth."""
+    return {name: value_to_sdk(value) for name, value in item.items()}
+
+
+def from_sdk(item: WireItem) -> dict[str, Any]:
+    """SDK form -> event form: bytes of B and BS members encoded as base64 text, at any depth."""
+    return {name: value_from_sdk(value) for name, value in item.items()}
+
+
+def value_to_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
+    (tag, inner), *_ = value.items()
+    if tag == "B":
+        return {"B": _decode(inner)}
+    if tag == "BS":
+        return {"BS": [_decode(member) for member in inner]}
+    if tag == "M":
+        return {"M": to_sdk(inner)}
+    if tag == "L":
+        return {"L": [value_to_sdk(member) for member in inner]}
+    return dict(value)
+
+
+def value_from_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
+    (tag, inner), *_ = value.items()
+    if tag == "B":
+        return {"B": _encode(inner)}
+    if tag == "BS":
+        return {"BS": [_encode(member) for member in inner]}
+    if tag == "M":
+        return {"M": from_sdk(inner)}
+    if tag == "L":
+        return {"L": [value_from_sdk(member) for member in inner]}
+    return dict(value)
+
+
+def _decode(text: Any) -> bytes:
+    if isinstance(text, bytes | bytearray):
+        raise WireFormatError(
+            "binary value is already bytes: an SDK-form item reached an event-form boundary (use from_sdk)"
+        )
+    return base64.b64decode(text, validate=True)
+
+
+def _encode(raw: Any) -> str:
+    if isinstance(raw, str):
+        raise WireFormatError(
+            "binary value is text: an event-form item reached an SDK-form boundary (use to_sdk)"
+        )
+    return base64.b64encode(bytes(raw)).decode("ascii")
+
+
+# --- validation of event-form values ---------------------------------------------------------------
+
+
+def validate_item(item: Any, where: str = "item") -> None:
+    """Raise WireFormatError naming the first attribute that is not valid event-form DynamoDB JSON."""
+    if not isinstance(item, Mapping):
+        raise WireFormatError(f"{where} must be an object of attributes, got {type(item).__name__}")
+    for name, value in item.items():
+        if not isinstance(name, str) or not name:
+            raise WireFormatError(f"{where} has an attribute with an empty or non-text name: {name!r}")
+        validate_value(value, f"{where}.{name}", depth=1)
+
+
+def validate_value(value: Any, path: str, depth: int = 1) -> None:
+    if depth > MAX_DEPTH:
+        raise WireFormatError(f"{path} nests deeper than DynamoDB's {MAX_DEPTH} levels")
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise WireFormatError(
+            f"{path} must be an object with exactly one type tag ({', '.join(TYPE_TAGS)}), got {_show(value)}"
+        )
+    (tag, inner), *_ = value.items()
+    if tag not in TYPE_TAGS:
+        raise WireFormatError(f"{path} has unknown type tag {tag!r}; expected one of {TYPE_TAGS}")
+    checker = _CHECKS[tag]
+    checker(inner, f"{path}.{tag}", depth)
+
+
+def _check_s(inner: Any, path: str, depth: int) -> None:
+    if not isinstance(inner, str):
+        raise WireFormatError(f"{path} must be a string, got {_show(inner)}")
+
+
+def _check_n(inner: Any, path: str, depth: int) -> None:
+    if not isinstance(inner, str) or not _NUMBER.match(inner.strip()):
+        raise WireFormatError(f"{path} must be a number written as a string, got {_show(inner)}")
+    digits = inner.strip().lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+    if len(digits) > MAX_NUMBER_DIGITS:
+        raise WireFormatError(f"{path} has more than {MAX_NUMBER_DIGITS} significant digits: {inner[:60]!r}")
+
+
+def _check_b(inner: Any, path: str, depth: int) -> None:
+    if not isinstance(inner, str):
+        raise WireFormatError(f"{path} must be base64 text (as Lambda delivers binary), got {_show(inner)}")
+    try:
+        base64.b64decode(inner, validate=True)
+    except (binascii.Error, ValueError):
+        raise WireFormatError(f"{path} is not valid base64: {inner[:60]!r}") from None
+
+
+def _check_bool(inner: Any, path: str, depth: int) -> None:
+    if not isinstance(inner, bool):
+        raise WireFormatError(f"{path} must be true or false, got {_show(inner)}")
+
+
+def _check_null(inner: Any, path: str, depth: int) -> None:
+    if inner is not True:
+        raise WireFormatError(f"{path} must be true, got {_show(inner)}")
+
+
+def _check_m(inner: Any, path: str, depth: int) -> None:
+    if not isinstance(inner, Mapping):
+        raise WireFormatError(f"{path} must be an object, got {_show(inner)}")
+    for name, member in inner.items():
+        if not isinstance(name, str):
+            raise WireFormatError(f"{path} has a non-text attribute name {name!r}")
+        validate_value(member, f"{path}.{name}", depth + 1)
+
+
+def _check_l(inner: Any, path: str, depth: int) -> None:
+    if not isinstance(inner, list):
+        raise WireFormatError(f"{path} must be a list, got {_show(inner)}")
+    for index, member in enumerate(inner):
+        validate_value(member, f"{path}[{index}]", depth + 1)
+
+
+def _set_checker(member_check: Any) -> Any:
+    def check(inner: Any, path: str, depth: int) -> None:
+        if not isinstance(inner, list) or not inner:
+            raise WireFormatError(
+                f"{path} must be a non-empty list (DynamoDB has no empty sets), got {_show(inner)}"
+            )
+        for index, member in enumerate(inner):
+            member_check(member, f"{path}[{index}]", depth)
+        if len(set(inner)) != len(inner):
+            raise WireFormatError(f"{path} has duplicate members")
+
+    return check
+
+
+_CHECKS = {
+    "S": _check_s,
+    "N": _check_n,
+    "B": _check_b,
+    "BOOL": _check_bool,
+    "NULL": _check_null,
+    "M": _check_m,
+    "L": _check_l,
+    "SS": _set_checker(_check_s),
+    "NS": _set_checker(_check_n),
+    "BS": _set_checker(_check_b),
+}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
