@@ -8,7 +8,8 @@ Per source (dimension ``SourceRegion``): EchoSkipped, TtlSkipped, TombstoneExpir
 NoChangeSkipped, RecordsAdopted, LocalTombstonesWritten, MalformedRecords, RecordsReceived,
 LocalWriteSuperseded (an adoption or local tombstone found the item already changed again),
 LocalWriteRejected (dead-lettered), LocalWriteFailed (reported to Lambda for a retry), RecordsCoalesced
-(superseded within the batch by a newer change of the same key).
+(superseded within the batch by a newer change of the same key), FutureVersionsRejected (a local
+write stamped beyond now + the maximum clock skew: dead-lettered, its region's clock runs ahead).
 HandoffFailed (per pair): a write could be neither applied nor handed off; Lambda retries the key.
 DeadLettered is per pair for a target's write, and per source for a record of the source's own
 (malformed, or an adoption / local tombstone the local table rejected).
@@ -58,6 +59,7 @@ LOCAL_WRITE_SUPERSEDED = "LocalWriteSuperseded"
 LOCAL_WRITE_REJECTED = "LocalWriteRejected"
 LOCAL_WRITE_FAILED = "LocalWriteFailed"
 RECORDS_COALESCED = "RecordsCoalesced"
+FUTURE_VERSIONS_REJECTED = "FutureVersionsRejected"
 
 SOURCE_METRICS = (
     ECHO_SKIPPED,
@@ -73,4 +75,5 @@ SOURCE_METRICS = (
     DEAD_LETTERED,
     LOCAL_WRITE_FAILED,
     RECORDS_COALESCED,
+    FUTURE_VERSIONS_REJECTED,
 )
