@@ -15,7 +15,12 @@ another region's), the write is re-stamped just above it and retried: a write ma
 one in this region always wins here, as a plain PutItem would. ``on_conflict="raise"`` gives the
 strict last-writer-wins answer instead.
 
-Items are in DynamoDB's wire format (``{"S": "..."}``), as the low-level boto3 client takes them.
+Items are in DynamoDB's wire format (``{"S": "..."}``), as the low-level boto3 client takes and returns
+them (binary values as ``bytes``); the helper hands them to the protocol's core through ``core.wire``.
+
+The helper never writes a version further ahead of its own clock than the maximum clock skew (the
+bound every replicator enforces): re-stamping above a stored version from the future would only spread
+the poison, so it raises :class:`FutureVersion` instead.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from replicator.core import defaults
 from replicator.core.conditions import guarded_put, version_guard
 from replicator.core.metadata import (
     AttributeNames,
@@ -37,8 +43,9 @@ from replicator.core.metadata import (
     tombstone_for,
     version_of,
 )
+from replicator.core.wire import from_sdk
 
-DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+DEFAULT_RETENTION_SECONDS = defaults.TOMBSTONE_RETENTION_SECONDS  # one definition: core/defaults
 
 
 class ConflictLost(Exception):
@@ -46,6 +53,17 @@ class ConflictLost(Exception):
 
     def __init__(self, stored: Version) -> None:
         super().__init__(f"a newer version exists: {stored}")
+        self.stored = stored
+
+
+class FutureVersion(Exception):
+    """The stored version is further ahead of this clock than the maximum skew: no write goes above it."""
+
+    def __init__(self, stored: Version, limit_us: int) -> None:
+        super().__init__(
+            f"the stored version {stored} is more than the maximum clock skew ahead of this clock "
+            f"(limit {limit_us} us): a writer's clock runs ahead; fix that host's time, then repair the key"
+        )
         self.stored = stored
 
 
@@ -87,6 +105,7 @@ class ReplicatedTable:
         clock: Callable[[], int] = _CLOCK,
         on_conflict: str = "win",
         max_attempts: int = 5,
+        max_clock_skew_seconds: int = defaults.MAX_CLOCK_SKEW_SECONDS,
     ) -> None:
         if on_conflict not in ("win", "raise"):
             raise ValueError("on_conflict must be 'win' or 'raise'")
@@ -98,17 +117,22 @@ class ReplicatedTable:
         self.clock = clock
         self.on_conflict = on_conflict
         self.max_attempts = max_attempts
+        self.max_skew_us = max_clock_skew_seconds * 1_000_000
         self._key_schema: tuple[str, ...] | None = None  # read once from DescribeTable when needed
 
     # --- writes --------------------------------------------------------------------------------------
 
     def put_item(self, item: Mapping[str, Any], keys: tuple[str, ...] | None = None) -> Version:
         """Write ``item`` (wire format) stamped with a new version; returns the version written."""
-        return self._guarded(lambda version: stamp(item, version, self.names), self._keys(item, keys))
+        event_item = from_sdk(item)
+        return self._guarded(lambda version: stamp(event_item, version, self.names), self._keys(item, keys))
 
     def delete_item(self, key: Mapping[str, Any]) -> Version:
         """Delete by writing a tombstone (replicated like any write, expired by TTL after retention)."""
-        return self._guarded(lambda version: tombstone_for(key, version, self.retention, self.names), key)
+        event_key = from_sdk(key)
+        return self._guarded(
+            lambda version: tombstone_for(event_key, version, self.retention, self.names), key
+        )
 
     def update_item(
         self,
@@ -169,7 +193,10 @@ class ReplicatedTable:
     ) -> Version:
         floor = 0
         for _ in range(self.max_attempts):
-            version = Version(max(self.clock(), floor), self.region)
+            now = self.clock()
+            if floor > now + self.max_skew_us:
+                raise FutureVersion(self._stored_version(key), now + self.max_skew_us)
+            version = Version(max(now, floor), self.region)
             try:
                 call(**request(version))
                 return version

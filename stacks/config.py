@@ -147,6 +147,7 @@ class ReplicationConfig:
     attribute_prefix: str
     ttl_attribute: str
     tombstone_retention_seconds: int
+    max_clock_skew_seconds: int
     point_in_time_recovery: bool
     deletion_protection: bool
     function: FunctionSettings
@@ -185,6 +186,7 @@ class ReplicationConfig:
             "REP_ATTRIBUTE_PREFIX": self.attribute_prefix,
             "REP_TTL_ATTRIBUTE": self.ttl_attribute,
             "REP_TOMBSTONE_RETENTION_SECONDS": str(self.tombstone_retention_seconds),
+            "REP_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
             "REP_DEAD_LETTER_BUCKET": plan.dead_letter_bucket,
             "REP_MAX_WORKERS": str(self.function.max_workers),
             "REP_WRITE_ATTEMPTS": str(self.function.write_attempts),
@@ -270,6 +272,7 @@ _TOP_KEYS = {
     "table": "table settings",
     "attribute_prefix": "metadata attribute prefix",
     "tombstone_retention_days": "tombstone lifetime",
+    "max_clock_skew_seconds": "how far ahead of the receiving clock a version may be",
     "handoff_retention_days": "how long a handed-off write waits for its target",
     "stream": "event source mapping defaults",
     "sources": "per source region mapping overrides",
@@ -380,6 +383,13 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
             f"{handoff_days + defaults.STREAM_RETENTION_DAYS + 1}, or lower handoff_retention_days"
         )
 
+    max_skew = root.integer(
+        "max_clock_skew_seconds",
+        defaults.MAX_CLOCK_SKEW_SECONDS,
+        *defaults.MAX_CLOCK_SKEW_RANGE,
+        "a version further ahead of the receiving clock is dead-lettered; keep it small (minutes)",
+    )
+
     stream_defaults = _stream(root.block("stream", _STREAM_KEYS), StreamSettings())
     source_blocks = _source_overrides(root, sources, stream_defaults)
     pairs = _pairs(root, sources, receivers, topology)
@@ -436,6 +446,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         attribute_prefix=prefix,
         ttl_attribute=ttl_attribute,
         tombstone_retention_seconds=retention_days * 24 * 3600,
+        max_clock_skew_seconds=max_skew,
         point_in_time_recovery=table.boolean("point_in_time_recovery", defaults.POINT_IN_TIME_RECOVERY),
         deletion_protection=table.boolean("deletion_protection", defaults.DELETION_PROTECTION),
         function=function,

@@ -65,13 +65,23 @@ KNOWN_REGIONS = (
     "us-west-2",
 )
 
-# Item metadata (DESIGN.md section 2). (context: attribute_prefix, table.ttl_attribute)
-ATTRIBUTE_PREFIX = "rep_"
+# Item metadata (docs/DESIGN.md). (context: attribute_prefix, table.ttl_attribute)
 # A tombstone must outlive every write that can still arrive for its key: one waiting in the stream
 # (24 h) or in a handoff queue (handoff_retention_days). Otherwise a replayed older write, finding no
 # tombstone, would bring a deleted item back. (context: tombstone_retention_days)
-TOMBSTONE_RETENTION_DAYS = 16
-STREAM_RETENTION_DAYS = 1
+# A version further ahead of the receiving region's clock than the maximum skew is dead-lettered.
+# (context: max_clock_skew_seconds)
+# These protocol defaults are defined once, in the function's core, and shared with the helper and tools.
+from replicator.core.defaults import ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX  # noqa: E402
+from replicator.core.defaults import DEAD_LETTER_PREFIX as DEAD_LETTER_PREFIX  # noqa: E402
+from replicator.core.defaults import HANDOFF_PREFIX as HANDOFF_PREFIX  # noqa: E402
+from replicator.core.defaults import MAX_CLOCK_SKEW_SECONDS as MAX_CLOCK_SKEW_SECONDS  # noqa: E402
+from replicator.core.defaults import RETRY_BASE_DELAY_MS as RETRY_BASE_DELAY_MS  # noqa: E402
+from replicator.core.defaults import STREAM_RETENTION_DAYS as STREAM_RETENTION_DAYS  # noqa: E402
+from replicator.core.defaults import TOMBSTONE_RETENTION_DAYS as TOMBSTONE_RETENTION_DAYS  # noqa: E402
+from replicator.core.defaults import WRITE_ATTEMPTS as WRITE_ATTEMPTS  # noqa: E402
+
+MAX_CLOCK_SKEW_RANGE = (1, 86_400)
 
 # Tables. (context: table.*)
 POINT_IN_TIME_RECOVERY = True
@@ -97,8 +107,6 @@ MAX_RECORD_AGE_RANGE = (60, 604_800)
 FUNCTION_MEMORY_MB = 512
 FUNCTION_TIMEOUT_SECONDS = 60
 MAX_WORKERS = 16
-WRITE_ATTEMPTS = 4
-RETRY_BASE_DELAY_MS = 50
 LOG_RETENTION_DAYS = 30
 # The retention periods CloudWatch Logs accepts (days -> aws_logs.RetentionDays member).
 LOG_RETENTION_CHOICES = {
@@ -135,8 +143,6 @@ HANDOFF_VISIBILITY_FACTOR = 6
 HANDOFF_MAX_RECEIVE_COUNT = 1000
 # Handoff payloads too large for a message live under handoff/ in the bucket; they are useless once the
 # message that points at them has expired.
-DEAD_LETTER_PREFIX = "dead-letters/"
-HANDOFF_PREFIX = "handoff/"
 
 # The deployed backfill job (stacks/backfill_job.py), one per source region when enabled.
 # (context: backfill.*)

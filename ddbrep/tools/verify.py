@@ -27,7 +27,8 @@ from typing import Any
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.tools.aws import Clients, ToolError, check_same_keys, describe_table, explain
-from replicator.backfill import encode_key, matches_filter
+from replicator.backfill import matches_filter
+from replicator.core import defaults
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
 from replicator.core.metadata import (
@@ -42,10 +43,11 @@ from replicator.core.metadata import (
     version_of,
 )
 from replicator.core.records import key_id
+from replicator.core.wire import from_sdk
 from replicator.engine import write_with_retries
 
 DEFAULT_SAMPLES = 10
-DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+DEFAULT_RETENTION_SECONDS = defaults.TOMBSTONE_RETENTION_SECONDS  # one definition: core/defaults
 
 
 class Kind(StrEnum):
@@ -207,7 +209,7 @@ class VerifyReport:
             if len(self.samples[kind.value]) < self.sample_size:
                 self.samples[kind.value].append(
                     {
-                        "key": encode_key(key),
+                        "key": dict(key),
                         "a_version": list(_stamp(a, names)) if a is not None else None,
                         "b_version": list(_stamp(b, names)) if b is not None else None,
                         "changed": changed_attributes(a, b, names) if kind is Kind.DIFFERENT else [],
@@ -222,7 +224,7 @@ class VerifyReport:
                 self.repairs[Outcome.APPLIED.value] = self.repairs.get(Outcome.APPLIED.value, 0) + 1
             if len(self.repair_samples) < self.sample_size:
                 self.repair_samples.append(
-                    {"key": encode_key(key), "written_to": region, "outcome": outcome.value, "detail": detail}
+                    {"key": dict(key), "written_to": region, "outcome": outcome.value, "detail": detail}
                 )
 
     def to_json(self) -> dict[str, Any]:
@@ -376,7 +378,7 @@ class Verify:
                 page = client.scan(**request)
             except Exception as err:
                 raise explain(err, "dynamodb:Scan", side.region, side.table) from None
-            yield page.get("Items", [])
+            yield [from_sdk(item) for item in page.get("Items", [])]  # a boto3 read: event form, once
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -425,7 +427,9 @@ class Verify:
         client = self.clients.dynamodb(side.region)
         item = mark_origin(plan.item, origin.region, self.names)
         request = guarded_put(side.table, item, plan.version, self.names)
-        result = write_with_retries(lambda: client.put_item(**request), 4, 50)
+        result = write_with_retries(
+            lambda: client.put_item(**request), defaults.WRITE_ATTEMPTS, defaults.RETRY_BASE_DELAY_MS
+        )
         if result.kind is None:
             report.note_repair(key, side.region, Outcome.APPLIED)
         elif result.kind is ErrorKind.STALE:

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from replicator.core.plan import TargetWrite
 from replicator.settings import Settings, Target
@@ -26,6 +26,9 @@ def describe_error(exc: BaseException) -> tuple[str | None, int | None, str]:
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return error.get("Code"), status, str(error.get("Message") or exc)
+    if isinstance(exc, ParamValidationError):
+        # botocore refused the request before sending it: the write itself is invalid, not the network
+        return "ParamValidationError", None, str(exc)
     if isinstance(exc, BotoCoreError | OSError):
         return None, None, f"{type(exc).__name__}: {exc}"
     return type(exc).__name__, None, str(exc)

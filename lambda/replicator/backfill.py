@@ -15,7 +15,6 @@ No Lambda specifics and no third-party imports: the CLI and the deployed job run
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 import time
@@ -27,6 +26,7 @@ from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
 from replicator.core.metadata import AttributeNames, WireItem, is_tombstone, mark_origin, version_of
 from replicator.core.plan import TargetWrite
+from replicator.core.wire import from_sdk, item_size_bytes, to_sdk
 from replicator.engine import write_with_retries
 from replicator.settings import Settings, SettingsError, Target, _int, _json, _required, _target
 
@@ -42,22 +42,15 @@ class BackfillError(RuntimeError):
 
 
 def encode_key(key: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A scan position as JSON (binary key values are bytes in boto3: base64 here)."""
-    if key is None:
-        return None
-    return {
-        name: {"B64": base64.b64encode(value["B"]).decode()} if "B" in value else dict(value)
-        for name, value in key.items()
-    }
+    """A scan position (boto3's LastEvaluatedKey, binary values as bytes) as JSON: event form."""
+    return None if key is None else from_sdk(key)
 
 
 def decode_key(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The scan position for boto3 again (also reads checkpoints written with the older ``B64`` tag)."""
     if doc is None:
         return None
-    return {
-        name: {"B": base64.b64decode(value["B64"])} if "B64" in value else dict(value)
-        for name, value in doc.items()
-    }
+    return to_sdk({name: {"B": value["B64"]} if "B64" in value else value for name, value in doc.items()})
 
 
 @dataclass(frozen=True)
@@ -147,30 +140,6 @@ class TokenBucket:
         return wait
 
 
-def item_size_bytes(item: Mapping[str, Any]) -> int:
-    """DynamoDB's item size: attribute names plus values (numbers and nesting approximated)."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    kind, data = next(iter(value.items()))
-    if kind == "S":
-        return len(str(data).encode())
-    if kind == "N":
-        return len(str(data).lstrip("-").replace(".", "")) // 2 + 2
-    if kind == "B":
-        return len(data)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        return sum(_value_size({kind[0]: v}) for v in data)
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in data)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in data.items())
-    return 0
-
-
 def write_units(item: Mapping[str, Any]) -> int:
     """Write capacity units of one put of ``item`` (1 per started KB; a failed condition costs the same)."""
     return max(1, -(-item_size_bytes(item) // 1024))
@@ -241,11 +210,12 @@ def backfill_write(
     """
     if not is_tombstone(item, names) and not matches_filter(target.item_filter, item):
         return None
+    copied = mark_origin(item, source_region, names)
     return TargetWrite(
         region=target.region,
         table=target.table,
-        item=mark_origin(item, source_region, names),
-        version=version_of(item, names),
+        item=copied,
+        version=version_of(copied, names),  # a half-stamped item's copy loses its rep_ts: lowest version
         keys={k: item[k] for k in keys},
     )
 
@@ -295,7 +265,8 @@ class SegmentWorker:
         page = self._scan(state)
         counts = {"written": 0, "stale": 0, "filtered": 0, "failed": 0}
         failures = list(state.failures)
-        for item in page.get("Items", []):
+        for sdk_item in page.get("Items", []):
+            item = from_sdk(sdk_item)  # a boto3 read: binary values back to event form, once
             for target in self.targets:
                 outcome, error = self._copy(item, target)
                 counts[outcome] += 1
@@ -303,7 +274,7 @@ class SegmentWorker:
                     failures.append(
                         {
                             "target": target.region,
-                            "key": encode_key({k: item[k] for k in self.key_names}),
+                            "key": {k: item[k] for k in self.key_names},
                             "error": error,
                         }
                     )

@@ -6,6 +6,7 @@ parallel conditional writes with retries -> handoff / dead-letter -> outcome (fa
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -21,6 +22,7 @@ from replicator.core.classify import (
     Adopt,
     Context,
     Decision,
+    Reject,
     Replicate,
     Skip,
     SkipReason,
@@ -32,9 +34,10 @@ from replicator.core.classify import (
 from replicator.core.coalesce import KeyChange, coalesce
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind, classify_error
-from replicator.core.metadata import MetadataError
+from replicator.core.metadata import MetadataError, Version
 from replicator.core.plan import TargetWrite, plan_write
 from replicator.core.records import MalformedRecord, StreamRecord, parse_record
+from replicator.core.wire import MAX_ITEM_BYTES, WireItem, from_sdk, item_size_bytes
 from replicator.settings import Settings, Target
 
 _SKIP_METRICS = {
@@ -119,6 +122,7 @@ class Replicator:
             topology=settings.topology,
             names=settings.names,
             tombstone_retention_seconds=settings.tombstone_retention_seconds,
+            max_clock_skew_seconds=settings.max_clock_skew_seconds,
         )
         self._pool = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="fanout")
 
@@ -127,9 +131,10 @@ class Replicator:
     def process_batch(self, raw_records: Sequence[Mapping[str, Any]]) -> BatchOutcome:
         outcome = BatchOutcome()
         outcome.count(m.RECORDS_RECEIVED, n=len(raw_records))
+        context = dataclasses.replace(self.context, now_us=int(self.clock() * 1_000_000))
         decided: list[tuple[StreamRecord, Decision]] = []
         for raw in raw_records:
-            parsed = self._decide(raw, outcome)
+            parsed = self._decide(raw, context, outcome)
             if parsed is not None:
                 decided.append(parsed)
         replicate: list[tuple[str, Replicate]] = []
@@ -138,6 +143,14 @@ class Replicator:
             raw_by_sequence[record.sequence_number] = record.raw
             if isinstance(decision, Skip):
                 outcome.count(_SKIP_METRICS[decision.reason])
+            elif isinstance(decision, Reject):
+                outcome.count(m.FUTURE_VERSIONS_REJECTED)
+                self._dead_letter(
+                    {"reason": decision.reason.value, "error": decision.message, "record": record.raw},
+                    record.sequence_number,
+                    outcome,
+                    target=None,
+                )
             elif isinstance(decision, Replicate):
                 replicate.append((record.sequence_number, decision))
             else:
@@ -148,15 +161,17 @@ class Replicator:
         self._fan_out(changes, raw_by_sequence, outcome)
         return outcome
 
-    def _decide(self, raw: Mapping[str, Any], outcome: BatchOutcome) -> tuple[StreamRecord, Decision] | None:
+    def _decide(
+        self, raw: Mapping[str, Any], context: Context, outcome: BatchOutcome
+    ) -> tuple[StreamRecord, Decision] | None:
         try:
             record = parse_record(raw)
-            return record, classify(record, self.context)
+            return record, classify(record, context)
         except (MalformedRecord, MetadataError) as err:
             outcome.count(m.MALFORMED_RECORDS)
             self._dead_letter(
                 {"reason": "malformed_record", "error": str(err), "record": raw},
-                _sequence_number_of(raw),
+                sequence_number_of(raw),
                 outcome,
                 target=None,
             )
@@ -205,9 +220,11 @@ class Replicator:
                 outcome.count(m.LOCAL_WRITE_FAILED)
                 outcome.failed_sequence_numbers.add(record.sequence_number)
                 return
-            decision = above_adopted_predecessor(decision, record, read.get("Item"), self.context)
-        request = guarded_put(table, decision.item, decision.version, self.settings.names)
-        result = self._retrying(lambda: client.put_item(**request))
+            stored = read.get("Item")
+            decision = above_adopted_predecessor(
+                decision, record, from_sdk(stored) if stored else None, self.context
+            )
+        result = self._put(table, decision.item, decision.version, client)
         applied_metric = m.RECORDS_ADOPTED if isinstance(decision, Adopt) else m.LOCAL_TOMBSTONES_WRITTEN
         if result.kind is None:
             outcome.count(applied_metric)
@@ -225,6 +242,19 @@ class Replicator:
             # Our own region's table is failing: let Lambda retry from this record.
             outcome.count(m.LOCAL_WRITE_FAILED)
             outcome.failed_sequence_numbers.add(record.sequence_number)
+
+    def _put(self, table: str, item: WireItem, version: Version, client: Any) -> WriteResult:
+        """The protocol's conditional put, refused before sending when DynamoDB would refuse the size."""
+        size = item_size_bytes(item)
+        if size > MAX_ITEM_BYTES:
+            return WriteResult(
+                ErrorKind.PERMANENT,
+                0,
+                f"ItemTooLarge: the item is {size} bytes with its replication metadata; DynamoDB's limit is "
+                f"{MAX_ITEM_BYTES}. Fix: shrink the item at the source (the metadata needs about 100 bytes)",
+            )
+        request = guarded_put(table, item, version, self.settings.names)
+        return self._retrying(lambda: client.put_item(**request))
 
     def _retrying(self, call: Callable[[], Any]) -> WriteResult:
         return write_with_retries(
@@ -261,8 +291,7 @@ class Replicator:
                 result = WriteResult(ErrorKind.RETRYABLE, 0, f"skipped: {down[target.region]}")
             else:
                 client = self.ports.target_dynamodb(target)
-                request = guarded_put(write.table, write.item, write.version, self.settings.names)
-                result = self._retrying(lambda: client.put_item(**request))
+                result = self._put(write.table, write.item, write.version, client)
             self._settle(key_change, target, write, result, raw_by_sequence, outcome, lock, down)
 
         if self.settings.max_workers == 1:
@@ -343,7 +372,8 @@ class Replicator:
         self._pool.shutdown(wait=True)
 
 
-def _sequence_number_of(raw: Any) -> str | None:
+def sequence_number_of(raw: Any) -> str | None:
+    """The record's sequence number if it has a valid one (hostile records may have none)."""
     try:
         value = raw["dynamodb"]["SequenceNumber"]
     except (KeyError, TypeError):

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
 from replicator.emf import print_pair_metrics
-from replicator.engine import BatchOutcome, Replicator
+from replicator.engine import BatchOutcome, Replicator, sequence_number_of
 from replicator.settings import Settings
 
 settings = Settings.from_env()
@@ -49,8 +49,10 @@ processor = ReplicationBatchProcessor()
 
 
 def report_record(record: DynamoDBRecord) -> None:
-    sequence_number = record.dynamodb.sequence_number if record.dynamodb else None
-    if sequence_number in processor.outcome.failed_sequence_numbers:
+    # Read from the raw record: a hostile one (not an object, no dynamodb) was dead-lettered by the
+    # engine, and must not make Powertools' typed view raise here.
+    sequence_number = sequence_number_of(record.raw_event)
+    if sequence_number is not None and sequence_number in processor.outcome.failed_sequence_numbers:
         raise RecordNotReplicated(f"sequence number {sequence_number} not replicated; Lambda will retry")
 
 

@@ -12,11 +12,12 @@ template, so what runs locally is what would be deployed.
 | REP_TARGETS | JSON list of targets, see :class:`Target` | required |
 | REP_ATTRIBUTE_PREFIX | prefix of the metadata attributes | ``rep_`` |
 | REP_TTL_ATTRIBUTE | the table's TTL attribute, set on tombstones | ``<prefix>expires`` |
-| REP_TOMBSTONE_RETENTION_SECONDS | how long a tombstone lives | 604800 (7 days) |
+| REP_TOMBSTONE_RETENTION_SECONDS | how long a tombstone lives | 1382400 (16 days, core/defaults) |
+| REP_MAX_CLOCK_SKEW_SECONDS | a local version further ahead of this clock is dead-lettered | 300 |
 | REP_DEAD_LETTER_BUCKET | S3 bucket (local region) of the dead-letter store and handoff overflow | required |
 | REP_MAX_WORKERS | bounded thread pool of the fan-out | 16 |
-| REP_WRITE_ATTEMPTS | attempts per target write before handing off | 4 |
-| REP_RETRY_BASE_DELAY_MS | first backoff delay, doubled each retry, full jitter | 50 |
+| REP_WRITE_ATTEMPTS | attempts per target write before handing off | 4 (core/defaults) |
+| REP_RETRY_BASE_DELAY_MS | first backoff delay, doubled each retry, full jitter | 50 (core/defaults) |
 | REP_ENDPOINT_URLS | JSON ``{region: url}``; local runs only (AWS: unset) | ``{}`` |
 | REP_DRAIN_TARGET_REGION | drain function only: the target whose handoff queue it replays | unset |
 | POWERTOOLS_METRICS_NAMESPACE | CloudWatch namespace of the metrics | ``DynamoDBReplicator`` |
@@ -35,11 +36,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from replicator.core import defaults
 from replicator.core.metadata import AttributeNames
 
 TOPOLOGIES = ("mesh", "one-way")
 DEFAULT_NAMESPACE = "DynamoDBReplicator"
-DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -66,11 +67,12 @@ class Settings:
     source_table: str
     targets: tuple[Target, ...]
     names: AttributeNames
-    tombstone_retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    tombstone_retention_seconds: int = defaults.TOMBSTONE_RETENTION_SECONDS
+    max_clock_skew_seconds: int = defaults.MAX_CLOCK_SKEW_SECONDS
     dead_letter_bucket: str = ""
     max_workers: int = 16
-    write_attempts: int = 4
-    retry_base_delay_ms: int = 50
+    write_attempts: int = defaults.WRITE_ATTEMPTS
+    retry_base_delay_ms: int = defaults.RETRY_BASE_DELAY_MS
     endpoint_urls: Mapping[str, str] = field(default_factory=dict)
     drain_target_region: str | None = None
     namespace: str = DEFAULT_NAMESPACE
@@ -151,7 +153,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     local_region = _required(env, "REP_LOCAL_REGION")
     if any(t.region == local_region for t in targets):
         raise SettingsError(f"REP_TARGETS names the local region {local_region!r} as a target")
-    prefix = env.get("REP_ATTRIBUTE_PREFIX", "rep_")
+    prefix = env.get("REP_ATTRIBUTE_PREFIX", defaults.ATTRIBUTE_PREFIX)
     names = AttributeNames.with_prefix(prefix, ttl=env.get("REP_TTL_ATTRIBUTE") or None)
     endpoints = _json(env, "REP_ENDPOINT_URLS", {})
     if not isinstance(endpoints, dict):
@@ -163,12 +165,15 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         targets=targets,
         names=names,
         tombstone_retention_seconds=_int(
-            env, "REP_TOMBSTONE_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS, minimum=1
+            env, "REP_TOMBSTONE_RETENTION_SECONDS", defaults.TOMBSTONE_RETENTION_SECONDS, minimum=1
+        ),
+        max_clock_skew_seconds=_int(
+            env, "REP_MAX_CLOCK_SKEW_SECONDS", defaults.MAX_CLOCK_SKEW_SECONDS, minimum=1
         ),
         dead_letter_bucket=_required(env, "REP_DEAD_LETTER_BUCKET"),
         max_workers=_int(env, "REP_MAX_WORKERS", 16, minimum=1),
-        write_attempts=_int(env, "REP_WRITE_ATTEMPTS", 4, minimum=1),
-        retry_base_delay_ms=_int(env, "REP_RETRY_BASE_DELAY_MS", 50),
+        write_attempts=_int(env, "REP_WRITE_ATTEMPTS", defaults.WRITE_ATTEMPTS, minimum=1),
+        retry_base_delay_ms=_int(env, "REP_RETRY_BASE_DELAY_MS", defaults.RETRY_BASE_DELAY_MS),
         endpoint_urls={str(k): str(v) for k, v in endpoints.items()},
         drain_target_region=env.get("REP_DRAIN_TARGET_REGION") or None,
         namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,

@@ -93,6 +93,7 @@ def test_replicator_function_runtime_layer_and_environment(mesh3: Synthesized, r
         "REP_TARGETS": env["REP_TARGETS"],
         "REP_ATTRIBUTE_PREFIX": "rep_",
         "REP_TTL_ATTRIBUTE": "rep_expires",
+        "REP_MAX_CLOCK_SKEW_SECONDS": str(defaults.MAX_CLOCK_SKEW_SECONDS),
         "REP_TOMBSTONE_RETENTION_SECONDS": str(defaults.TOMBSTONE_RETENTION_DAYS * 86_400),
         "REP_DEAD_LETTER_BUCKET": f"orders-replicator-{ACCOUNT}-{region}",
         "REP_MAX_WORKERS": str(defaults.MAX_WORKERS),

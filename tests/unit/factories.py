@@ -38,11 +38,13 @@ def record(
     created: float = T0,
     ttl: bool = False,
     region: str = "us-east-1",
+    key_names: tuple[str, ...] = ("pk",),
 ) -> dict[str, Any]:
+    """A stream record in Lambda's wire format (images in event form: binary values as base64 text)."""
     image = new or old or {}
     dynamodb: dict[str, Any] = {
-        "ApproximateCreationDateTime": created,
-        "Keys": {"pk": image["pk"]},
+        "ApproximateCreationDateTime": int(created),  # AWS streams: whole seconds
+        "Keys": {name: image[name] for name in key_names},
         "SequenceNumber": str(100_000_000_000_000_000_000 + (seq if seq is not None else next(_seq))),
         "SizeBytes": 64,
         "StreamViewType": "NEW_AND_OLD_IMAGES",

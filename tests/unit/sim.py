@@ -99,6 +99,7 @@ def assert_accounted(outcome: BatchOutcome, settings: Settings) -> None:
         m.LOCAL_WRITE_REJECTED,
         m.LOCAL_WRITE_FAILED,
         m.RECORDS_COALESCED,
+        m.FUTURE_VERSIONS_REJECTED,
     )
     assert src[m.RECORDS_RECEIVED] == sum(src[name] for name in per_record) + outcome.keys_fanned_out
     per_write = (
@@ -123,12 +124,18 @@ class Mesh:
         filters: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.regions = regions
-        clock = [1_700_000_000.0]  # one simulated wall clock shared by the streams
+        clock = [1_700_000_000.0]  # one simulated wall clock shared by the streams and the replicators
+        self.clock = clock
         self.tables = {r: MemTable(region=r, clock=clock) for r in regions}
         self.ports = {r: FakePorts(self.tables, r) for r in regions}
         sources = regions if topology == "mesh" else regions[:1]
         self.replicators = {
-            r: Replicator(settings_for(r, regions, topology, filters), self.ports[r], sleep=lambda _: None)
+            r: Replicator(
+                settings_for(r, regions, topology, filters),
+                self.ports[r],
+                clock=lambda: clock[0],
+                sleep=lambda _: None,
+            )
             for r in sources
         }
         self.cursor = dict.fromkeys(regions, 0)

@@ -117,7 +117,7 @@ def test_a_helper_delete_replicates_as_a_tombstone() -> None:
 def test_a_non_numeric_timestamp_is_malformed() -> None:
     bad = item("a", "us-east-1", None, v=1)
     bad["rep_ts"] = {"S": "yesterday"}
-    with pytest.raises(MetadataError, match="rep_ts must be a number"):
+    with pytest.raises(MetadataError, match="rep_ts must be a non-negative whole number"):
         decide(record("INSERT", new=bad))
 
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ddbrep.client import ConflictLost, MonotonicClock, ReplicatedTable
+from ddbrep.client import ConflictLost, FutureVersion, MonotonicClock, ReplicatedTable
 from replicator.core.metadata import AttributeNames, Version, stamp
 
 NAMES = AttributeNames()
@@ -101,8 +101,8 @@ def test_update_of_a_deleted_item_brings_it_back_without_the_tombstone_flag(clie
 
 
 def test_a_write_behind_a_newer_replicated_version_is_restamped_above_it(client: Any) -> None:
-    # Given eu-west-1 holds a version from ap-southeast-2 stamped in our future
-    future = Version(1_800_000_000_000_000, "ap-southeast-2")
+    # Given eu-west-1 holds a version from ap-southeast-2 stamped 200 s in our future (within the skew)
+    future = Version(1_700_000_200_000_000, "ap-southeast-2")
     client.put_item(TableName="orders", Item=stamp({**KEY, "total": {"N": "1"}}, future, NAMES))
     table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock())
     # When the application writes
@@ -112,8 +112,42 @@ def test_a_write_behind_a_newer_replicated_version_is_restamped_above_it(client:
     assert raw(client)["total"] == {"N": "2"}  # type: ignore[index]
 
 
+def test_a_version_beyond_the_clock_skew_is_never_written_above(client: Any) -> None:
+    # Given a stored version a year ahead of this clock (a writer whose clock runs ahead)
+    poison = Version(1_731_536_000_000_000, "ap-southeast-2")
+    client.put_item(TableName="orders", Item=stamp({**KEY, "total": {"N": "1"}}, poison, NAMES))
+    table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock(), max_clock_skew_seconds=300)
+    # When the application writes, Then the helper refuses to go above it and says why
+    with pytest.raises(FutureVersion, match="maximum clock skew"):
+        table.put_item({**KEY, "total": {"N": "2"}})
+    assert raw(client)["total"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_binary_values_and_keys_are_written_bytes_exact(client: Any) -> None:
+    # Given a table keyed by a binary attribute, and an item with binaries at every depth
+    client.create_table(
+        TableName="blobs",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "B"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    table = ReplicatedTable(client, "blobs", "eu-west-1", clock=fixed_clock())
+    key = {"id": {"B": b"\x00\xffkey"}}
+    body = {"B": b"hello"}, {"BS": [b"a", b"\x01"]}, {"M": {"l": {"L": [{"B": b"deep"}]}}}
+    # When the helper writes and deletes through the low-level client's SDK form (bytes)
+    table.put_item({**key, "b": body[0], "bs": body[1], "m": body[2]})
+    stored = client.get_item(TableName="blobs", Key=key)["Item"]
+    # Then DynamoDB holds the writer's bytes, not their base64 text
+    assert stored["b"] == {"B": b"hello"} and stored["id"] == {"B": b"\x00\xffkey"}
+    assert sorted(stored["bs"]["BS"]) == [b"\x01", b"a"]
+    assert stored["m"] == {"M": {"l": {"L": [{"B": b"deep"}]}}}
+    table.delete_item(key)
+    assert client.get_item(TableName="blobs", Key=key)["Item"]["id"] == {"B": b"\x00\xffkey"}
+    assert table.get_item(key) is None
+
+
 def test_strict_mode_reports_the_lost_conflict(client: Any) -> None:
-    future = Version(1_800_000_000_000_000, "ap-southeast-2")
+    future = Version(1_700_000_200_000_000, "ap-southeast-2")
     client.put_item(TableName="orders", Item=stamp({**KEY, "total": {"N": "1"}}, future, NAMES))
     table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock(), on_conflict="raise")
     with pytest.raises(ConflictLost) as lost:

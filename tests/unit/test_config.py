@@ -151,6 +151,37 @@ def test_shorter_handoff_retention_allows_shorter_tombstones() -> None:
     assert {t.handoff_retention_days for r in config.regions for t in r.targets} == {5}
 
 
+@pytest.mark.parametrize("skew", [0, 86_401, "5m", True])
+def test_a_clock_skew_bound_out_of_range_names_the_key(skew: object) -> None:
+    message = error_of(mesh(max_clock_skew_seconds=skew))
+    assert "replication.max_clock_skew_seconds" in message
+
+
+def test_the_clock_skew_bound_reaches_the_function() -> None:
+    config = load_config(mesh(max_clock_skew_seconds=120))
+    plan = config.regions[0]
+    assert config.replicator_environment(plan)["REP_MAX_CLOCK_SKEW_SECONDS"] == "120"
+
+
+def test_every_writer_of_tombstones_uses_the_one_retention_definition() -> None:
+    # The function's settings, the client helper, verify --repair and the stacks: one value, from the core.
+    import inspect
+
+    from ddbrep.client import ReplicatedTable
+    from ddbrep.tools.verify import Verify
+    from replicator.core import defaults as core_defaults
+    from replicator.settings import Settings
+
+    expected = core_defaults.TOMBSTONE_RETENTION_SECONDS
+    assert expected > (core_defaults.HANDOFF_RETENTION_DAYS + core_defaults.STREAM_RETENTION_DAYS) * 86_400
+    assert expected == defaults.TOMBSTONE_RETENTION_DAYS * 86_400
+    assert load_config(mesh()).tombstone_retention_seconds == expected
+    assert Settings.__dataclass_fields__["tombstone_retention_seconds"].default == expected
+    helper_default = inspect.signature(ReplicatedTable).parameters["tombstone_retention_seconds"].default
+    assert helper_default == expected
+    assert Verify.__dataclass_fields__["retention_seconds"].default == expected
+
+
 def test_handoff_retention_beyond_what_sqs_keeps_is_rejected() -> None:
     assert "replication.handoff_retention_days" in error_of(mesh(handoff_retention_days=15))
 

@@ -145,8 +145,11 @@ def test_two_unstamped_writes_in_the_same_second_keep_the_second() -> None:
 
 
 def _future_item(mesh: Mesh, region: str, value: int) -> None:
-    """An item stamped by another region whose clock runs ahead of this stream's record times."""
-    future = Version(1_800_000_000_000_000, "ap-southeast-2")
+    """An item stamped by another region whose clock runs ahead of this stream's record times.
+
+    Ahead by 200 s: within the maximum clock skew (300 s), so the replicators accept it.
+    """
+    future = Version(int((mesh.clock[0] + 200) * 1_000_000), "ap-southeast-2")
     mesh.tables[region].put_item(Item=stamp({"pk": {"S": "a"}, "v": {"N": str(value)}}, future, NAMES))
 
 

@@ -33,7 +33,10 @@ def test_a_well_formed_record_is_parsed() -> None:
         (lambda r: r["dynamodb"].pop("NewImage"), "no NewImage; the stream view type must be"),
         (lambda r: r["dynamodb"].pop("OldImage"), "no OldImage; the stream view type must be"),
         (lambda r: r["dynamodb"].update(SequenceNumber="12ab"), "is not a string of digits"),
-        (lambda r: r["dynamodb"].update(ApproximateCreationDateTime="yesterday"), "is not a number"),
+        (
+            lambda r: r["dynamodb"].update(ApproximateCreationDateTime="yesterday"),
+            "is not a time in epoch seconds",
+        ),
         (lambda r: r.pop("dynamodb"), "no 'dynamodb' object"),
         (lambda r: r["dynamodb"]["NewImage"].pop("pk"), "lacks key attributes"),
     ],

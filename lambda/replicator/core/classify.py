@@ -5,7 +5,16 @@ Pure: no I/O. Given a record and the local deployment's facts, returns one decis
 - Replicate: a change to send to every target (a local write, a tombstone, or a one-way change);
 - Adopt: stamp an unstamped local write in place, so the stamped version replicates (mesh);
 - WriteLocalTombstone: turn a hard DeleteItem into a tombstone in the local table (mesh);
-- Skip: nothing to do, for a named reason (echo, TTL removal, tombstone expiry, no change).
+- Skip: nothing to do, for a named reason (echo, TTL removal, tombstone expiry, no change);
+- Reject: a version further ahead of this region's clock than the maximum clock skew (dead-lettered).
+
+Metadata of the wrong shape (an empty ``rep_region``, a negative ``rep_ts``, a ``rep_deleted`` that is
+not a boolean) raises MetadataError, and the record goes to the dead-letter store with that reason.
+
+Half-stamped writes break the contract in one of two ways, and both are unstamped writes here:
+``rep_ts`` without ``rep_region`` and ``rep_region`` = this region without ``rep_ts`` are adopted (the
+record's image gets a fresh local version). ``rep_region`` = another region without ``rep_ts`` is how
+a backfilled or repaired copy arrives (``mark_origin``): an echo, not replicated again.
 """
 
 from __future__ import annotations
@@ -13,11 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from replicator.core import defaults
 from replicator.core.metadata import (
     LOWEST,
     AttributeNames,
     Version,
     WireItem,
+    check_metadata,
     is_tombstone,
     pad_sequence,
     region_of,
@@ -39,6 +50,10 @@ class SkipReason(StrEnum):
     NO_CHANGE = "no_change"
 
 
+class RejectReason(StrEnum):
+    FUTURE_VERSION = "future_version"
+
+
 @dataclass(frozen=True)
 class Context:
     """What classification needs to know about the deployment."""
@@ -47,6 +62,9 @@ class Context:
     topology: str
     names: AttributeNames
     tombstone_retention_seconds: int
+    # Versions beyond now + skew are refused; now_us None: no bound (set per batch by the engine).
+    max_clock_skew_seconds: int = defaults.MAX_CLOCK_SKEW_SECONDS
+    now_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +105,15 @@ class Skip:
     reason: SkipReason
 
 
-Decision = Replicate | Adopt | WriteLocalTombstone | Skip
+@dataclass(frozen=True)
+class Reject:
+    """Refuse the record: it goes to the dead-letter store with ``reason`` and ``message``."""
+
+    reason: RejectReason
+    message: str
+
+
+Decision = Replicate | Adopt | WriteLocalTombstone | Skip | Reject
 
 
 def _next_version(record: StreamRecord, previous: Version, region: str) -> Version:
@@ -102,11 +128,33 @@ def _next_version(record: StreamRecord, previous: Version, region: str) -> Versi
 
 
 def classify(record: StreamRecord, ctx: Context) -> Decision:
+    for image in (record.new_image, record.old_image):
+        if image is not None:
+            check_metadata(image, ctx.names)  # MetadataError: dead-lettered with the reason
     if record.event_name == "REMOVE":
-        return _classify_remove(record, ctx)
-    if ctx.topology == ONE_WAY:
-        return _classify_one_way_write(record, ctx)
-    return _classify_mesh_write(record, ctx)
+        decision = _classify_remove(record, ctx)
+    elif ctx.topology == ONE_WAY:
+        decision = _classify_one_way_write(record, ctx)
+    else:
+        decision = _classify_mesh_write(record, ctx)
+    return _within_clock_skew(decision, ctx)
+
+
+def _within_clock_skew(decision: Decision, ctx: Context) -> Decision:
+    """A version from the future would beat every later write of its key until the clocks caught up."""
+    if ctx.now_us is None or isinstance(decision, Skip | Reject):
+        return decision
+    limit = ctx.now_us + ctx.max_clock_skew_seconds * 1_000_000
+    if decision.version.ts <= limit:
+        return decision
+    ahead = (decision.version.ts - ctx.now_us) / 1_000_000
+    return Reject(
+        RejectReason.FUTURE_VERSION,
+        f"version {decision.version.ts} ({ctx.names.ts}, microseconds) is {ahead:.0f} s ahead of this "
+        f"region's clock, more than the maximum clock skew of {ctx.max_clock_skew_seconds} s: the writer's "
+        "clock runs ahead. Fix the writer's time (NTP), then rewrite the item; redriving this entry "
+        "will be refused again",
+    )
 
 
 def _classify_remove(record: StreamRecord, ctx: Context) -> Decision:

@@ -2,8 +2,9 @@
 
 Every write the protocol makes (to a target, an adoption, a local tombstone, a backfill, a repair, a
 replay) is the same conditional put: it applies only over an older version. That is what makes
-retries, duplicates and out-of-order delivery harmless. The function returns the keyword arguments for
-the low-level client's PutItem, so the wire format goes to DynamoDB unchanged.
+retries, duplicates and out-of-order delivery harmless. ``guarded_put`` returns the keyword arguments
+for the low-level client's PutItem: it is where an item leaves the protocol's event form for the SDK
+(binary values decoded from base64 exactly once, ``core.wire``); numbers stay strings.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.core.metadata import AttributeNames, Version, WireItem
+from replicator.core.wire import to_sdk
 
 
 def version_guard(
@@ -37,11 +39,14 @@ def version_guard(
 
 
 def guarded_put(table: str, item: WireItem, version: Version, names: AttributeNames) -> dict[str, Any]:
-    """PutItem that applies only if the stored item is older than ``version`` (last writer wins)."""
+    """PutItem that applies only if the stored item is older than ``version`` (last writer wins).
+
+    ``item`` is in event form (binary as base64 text); the request carries it in SDK form (bytes).
+    """
     condition, attribute_names, values = version_guard(version, names)
     return {
         "TableName": table,
-        "Item": dict(item),
+        "Item": to_sdk(item),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": attribute_names,
         "ExpressionAttributeValues": values,

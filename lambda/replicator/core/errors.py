@@ -43,6 +43,8 @@ _PERMANENT = {
     "ValidationException",
     "ItemCollectionSizeLimitExceededException",
     "SerializationException",
+    "ParamValidationError",  # botocore's client-side validation: the request can never be sent
+    "ItemTooLarge",  # the item with its metadata exceeds DynamoDB's 400 KB (checked before sending)
 }
 
 

@@ -68,19 +68,48 @@ def pad_sequence(sequence_number: str) -> str:
 
 
 def version_of(item: WireItem | None, names: AttributeNames) -> Version:
-    """The version an item carries; LOWEST for a missing item or one without metadata."""
-    if not item or names.ts not in item:
+    """The version an item carries; LOWEST for a missing item or one without ``rep_ts``.
+
+    MetadataError for metadata no writer following the contract produces: a ``rep_ts`` that is not a
+    non-negative whole number of microseconds, a ``rep_region`` that is not a non-empty string, a
+    ``rep_seq`` that is not a string of digits, a ``rep_deleted`` that is not a boolean. Such a value
+    would be silently dropped or wrongly applied, so the record goes to the dead-letter store instead.
+    """
+    if not item:
         return LOWEST
-    raw_ts = item[names.ts].get("N")
-    try:
-        ts = int(raw_ts) if raw_ts is not None else None
-    except (TypeError, ValueError):
-        ts = None
-    if ts is None:
-        raise MetadataError(f"{names.ts} must be a number (N) of microseconds, got {dict(item[names.ts])!r}")
+    check_metadata(item, names)
+    if names.ts not in item:
+        return LOWEST
     region = item.get(names.region, {}).get("S", "")
     seq = item.get(names.seq, {}).get("S", "")
-    return Version(ts, str(region), str(seq))
+    return Version(int(item[names.ts]["N"]), str(region), str(seq))
+
+
+def check_metadata(item: WireItem, names: AttributeNames) -> None:
+    """Raise MetadataError naming the first protocol attribute of ``item`` that has the wrong shape."""
+    if names.ts in item:
+        raw_ts = item[names.ts].get("N")
+        if not isinstance(raw_ts, str) or not raw_ts.isdigit():
+            raise MetadataError(
+                f"{names.ts} must be a non-negative whole number (N) of microseconds since the epoch, "
+                f"got {dict(item[names.ts])!r}"
+            )
+    if names.region in item:
+        region = item[names.region].get("S")
+        if not isinstance(region, str) or not region:
+            raise MetadataError(
+                f"{names.region} must be a non-empty string (S) naming the writer's region, "
+                f"got {dict(item[names.region])!r}"
+            )
+    if names.seq in item:
+        seq = item[names.seq].get("S")
+        if not isinstance(seq, str) or not seq.isdigit():
+            raise MetadataError(f"{names.seq} must be a string (S) of digits, got {dict(item[names.seq])!r}")
+    if names.deleted in item and not isinstance(item[names.deleted].get("BOOL"), bool):
+        raise MetadataError(
+            f"{names.deleted} must be a boolean (BOOL), got {dict(item[names.deleted])!r}: "
+            "a tombstone written with another type would replicate as a live item"
+        )
 
 
 def is_stamped(item: WireItem | None, names: AttributeNames) -> bool:
@@ -129,13 +158,20 @@ def tombstone_for(
 def mark_origin(item: WireItem, origin_region: str, names: AttributeNames) -> dict[str, Any]:
     """A copy of ``item`` for another region (backfill, repair), marked with the region it came from.
 
-    An item without metadata keeps the lowest version (no ``rep_ts``: any live write wins over it), but
-    gets ``rep_region`` = its origin. Without that mark the target's replicator would take the copy for
-    an unstamped local write and adopt it with a fresh version, which would beat every older live write
-    still on its way there.
+    A copy of an item that was never stamped by the contract keeps the lowest version (no ``rep_ts``:
+    any live write wins over it) and gets ``rep_region`` = its origin. Without that mark the target's
+    replicator would take the copy for an unstamped local write and adopt it with a fresh version, which
+    would beat every older live write still on its way there.
+
+    A half-stamped item (``rep_ts`` without ``rep_region``) is an unstamped write for the protocol (the
+    origin's replicator adopts it, see ``classify``), so its copy is marked the same way and its
+    ``rep_ts`` dropped: kept, the copy would be adopted by the target's replicator for the same reason.
+    An item with ``rep_region`` (with or without ``rep_ts``) is copied as it is.
     """
     copied = dict(item)
-    if names.ts not in copied and names.region not in copied:
+    if names.region not in copied:
+        copied.pop(names.ts, None)
+        copied.pop(names.seq, None)
         copied[names.region] = {"S": origin_region}
     return copied
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.core.metadata import WireItem
+from replicator.core.wire import WireFormatError, validate_item, validate_value
+
+KEY_TYPES = ("S", "N", "B")  # DynamoDB key attributes are strings, numbers or binaries
 
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
@@ -47,6 +50,7 @@ class StreamRecord:
 
 
 def key_id(keys: WireItem) -> str:
+    """A canonical string for a key in event form (binary values are base64 text, so it is JSON)."""
     return json.dumps(keys, sort_keys=True, separators=(",", ":"))
 
 
@@ -56,7 +60,30 @@ def _image(dynamodb: Mapping[str, Any], name: str) -> WireItem | None:
         return None
     if not isinstance(image, dict):
         raise MalformedRecord(f"dynamodb.{name} must be an object in DynamoDB JSON")
+    try:
+        validate_item(image, f"dynamodb.{name}")
+    except WireFormatError as err:
+        raise MalformedRecord(str(err)) from None
     return image
+
+
+def _keys(dynamodb: Mapping[str, Any]) -> WireItem:
+    keys = dynamodb.get("Keys")
+    if not isinstance(keys, Mapping) or not keys:
+        raise MalformedRecord("record has no dynamodb.Keys")
+    if len(keys) > 2:
+        raise MalformedRecord(f"dynamodb.Keys has {len(keys)} attributes; a key has one or two")
+    for name, value in keys.items():
+        try:
+            validate_value(value, f"dynamodb.Keys.{name}")
+        except WireFormatError as err:
+            raise MalformedRecord(str(err)) from None
+        (tag, inner), *_ = value.items()
+        if tag not in KEY_TYPES:
+            raise MalformedRecord(f"dynamodb.Keys.{name} is of type {tag}; key attributes are S, N or B")
+        if tag in ("S", "B") and inner == "":
+            raise MalformedRecord(f"dynamodb.Keys.{name} is empty; DynamoDB keys cannot be empty")
+    return keys
 
 
 def parse_record(raw: Mapping[str, Any]) -> StreamRecord:
@@ -69,15 +96,15 @@ def parse_record(raw: Mapping[str, Any]) -> StreamRecord:
     dynamodb = raw.get("dynamodb")
     if not isinstance(dynamodb, Mapping):
         raise MalformedRecord("record has no 'dynamodb' object")
-    keys = dynamodb.get("Keys")
-    if not isinstance(keys, Mapping) or not keys:
-        raise MalformedRecord("record has no dynamodb.Keys")
+    keys = _keys(dynamodb)
     sequence_number = dynamodb.get("SequenceNumber")
     if not isinstance(sequence_number, str) or not sequence_number.isdigit():
         raise MalformedRecord(f"dynamodb.SequenceNumber {sequence_number!r} is not a string of digits")
     created = dynamodb.get("ApproximateCreationDateTime")
-    if isinstance(created, bool) or not isinstance(created, int | float):
-        raise MalformedRecord(f"dynamodb.ApproximateCreationDateTime {created!r} is not a number")
+    if isinstance(created, bool) or not isinstance(created, int | float) or not 0 <= created < 1e11:
+        raise MalformedRecord(
+            f"dynamodb.ApproximateCreationDateTime {created!r} is not a time in epoch seconds"
+        )
     view_type = str(dynamodb.get("StreamViewType", "NEW_AND_OLD_IMAGES"))
     new_image = _image(dynamodb, "NewImage")
     old_image = _image(dynamodb, "OldImage")
@@ -94,6 +121,12 @@ def parse_record(raw: Mapping[str, Any]) -> StreamRecord:
     for image_name, image in (("NewImage", new_image), ("OldImage", old_image)):
         if image is not None and any(k not in image for k in keys):
             raise MalformedRecord(f"dynamodb.{image_name} lacks key attributes {sorted(keys)}")
+        if image is not None and any(image[k] != keys[k] for k in keys):
+            differing = sorted(k for k in keys if image[k] != keys[k])
+            raise MalformedRecord(
+                f"dynamodb.{image_name} has other values for key attributes {differing} than dynamodb.Keys: "
+                "writing it would change another item"
+            )
     identity = raw.get("userIdentity")
     return StreamRecord(
         event_name=event_name,

@@ -90,6 +90,40 @@ def _encode(raw: Any) -> str:
     return base64.b64encode(bytes(raw)).decode("ascii")
 
 
+# --- size -------------------------------------------------------------------------------------------
+
+MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit, attribute names included
+
+
+def item_size_bytes(item: WireItem) -> int:
+    """DynamoDB's size of an event-form item: UTF-8 attribute names plus values.
+
+    Strings count their UTF-8 bytes, binaries their decoded bytes, numbers about one byte per two
+    significant digits plus one, BOOL and NULL one byte, lists and maps 3 bytes plus 1 per element.
+    """
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    (tag, inner), *_ = value.items()
+    if tag == "S":
+        return len(str(inner).encode())
+    if tag == "N":
+        digits = str(inner).lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+        return (len(digits) + 1) // 2 + 1
+    if tag == "B":
+        return len(base64.b64decode(inner))
+    if tag in ("BOOL", "NULL"):
+        return 1
+    if tag in ("SS", "NS", "BS"):
+        return sum(_value_size({tag[0]: member}) for member in inner)
+    if tag == "L":
+        return 3 + sum(1 + _value_size(member) for member in inner)
+    if tag == "M":
+        return 3 + sum(1 + len(name.encode()) + _value_size(member) for name, member in inner.items())
+    return 0
+
+
 # --- validation of event-form values ---------------------------------------------------------------
 
 

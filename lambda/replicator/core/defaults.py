@@ -1,0 +1,37 @@
+"""The protocol's defaults, defined once: the function, the client helper, the tools and the stacks use these.
+
+The stacks (``stacks/defaults.py``) re-export them for ``cdk.json``; the function's settings fall back
+to them when a variable is unset; the client helper and the operator tools take them as their defaults.
+An infra test checks that every writer of tombstones agrees.
+"""
+
+from __future__ import annotations
+
+DAY_SECONDS = 24 * 3600
+
+# Item metadata: the prefix of the attribute names (``rep_region``, ``rep_ts``, ...).
+ATTRIBUTE_PREFIX = "rep_"
+
+# How long a write can still be on its way: in the stream (24 h) or parked in a handoff queue (SQS's
+# maximum retention, 14 days).
+STREAM_RETENTION_DAYS = 1
+HANDOFF_RETENTION_DAYS = 14
+
+# A tombstone must outlive every write that can still arrive for its key; otherwise a replayed older
+# write, finding no tombstone, would bring a deleted item back. 16 > 14 + 1.
+TOMBSTONE_RETENTION_DAYS = 16
+TOMBSTONE_RETENTION_SECONDS = TOMBSTONE_RETENTION_DAYS * DAY_SECONDS
+
+# A version more than this far ahead of the receiving clock is refused (dead-lettered): accepted, it
+# would beat every later write of its key until the clocks caught up. Hosts synchronized by NTP
+# (Amazon Time Sync) are within milliseconds; five minutes leaves room for a bad host to be noticed
+# (alarm on FutureVersionsRejected) without refusing honest writes.
+MAX_CLOCK_SKEW_SECONDS = 300
+
+# Target writes: attempts per write (then handoff) and the first backoff delay (doubled, full jitter).
+WRITE_ATTEMPTS = 4
+RETRY_BASE_DELAY_MS = 50
+
+# Prefixes in the dead-letter bucket.
+DEAD_LETTER_PREFIX = "dead-letters/"
+HANDOFF_PREFIX = "handoff/"
