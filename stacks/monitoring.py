@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -157,8 +158,30 @@ class RegionAlarms(Construct):
         if not alarms.email:
             return None
         topic = sns.Topic(self, "AlarmTopic", topic_name=self.plan.alarm_topic_name, enforce_ssl=True)
+        # A topic policy replaces SNS's default one, and enforce_ssl writes a policy holding only the TLS
+        # deny: without this statement CloudWatch may not publish, and no alarm would reach anyone.
+        # Scoped to this stack's alarms (their names carry the region's prefix) in this account, so no
+        # other account's alarm can use the topic (confused deputy).
+        topic.add_to_resource_policy(self._cloudwatch_may_publish(topic))
         topic.add_subscription(subscriptions.EmailSubscription(alarms.email))
         return topic
+
+    def _cloudwatch_may_publish(self, topic: sns.ITopic) -> iam.PolicyStatement:
+        account, region = self.plan.account, self.plan.region
+        return iam.PolicyStatement(
+            sid="CloudWatchAlarmsOfThisStackPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "ArnLike": {
+                    "aws:SourceArn": (
+                        f"arn:{Aws.PARTITION}:cloudwatch:{region}:{account}:alarm:{self.plan.alarm_prefix}-*"
+                    )
+                },
+                "StringEquals": {"aws:SourceAccount": account},
+            },
+        )
 
     def _build_function_alarms(self) -> None:
         alarms = self.config.alarms

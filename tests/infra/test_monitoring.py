@@ -212,6 +212,43 @@ def test_without_notifications_alarms_have_no_actions_and_no_topic(mesh3: Synthe
         assert all(not a.get("AlarmActions") for a in alarms(mesh3, region).values())
 
 
+def test_cloudwatch_may_publish_to_the_alarm_topic_for_this_stacks_alarms_only(mesh2: Synthesized) -> None:
+    # Given the topic created for the e-mail subscription (a topic policy replaces SNS's default one)
+    ((topic_id, _topic),) = mesh2.resources("us-west-2", "AWS::SNS::Topic").items()
+    (policy,) = mesh2.resources("us-west-2", "AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    statements = render(policy["Properties"]["PolicyDocument"]["Statement"])
+    # Then it keeps the TLS deny and allows CloudWatch to publish, only for this stack's alarms
+    assert statements == [
+        {
+            "Action": "sns:Publish",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": "*",
+            "Resource": f"<{topic_id}>",
+            "Sid": "AllowPublishThroughSSLOnly",
+        },
+        {
+            "Action": "sns:Publish",
+            "Condition": {
+                "ArnLike": {
+                    "aws:SourceArn": "arn:aws:cloudwatch:us-west-2:222222222222:alarm:"
+                    "orders_usw2-replication-us-west-2-*"
+                },
+                "StringEquals": {"aws:SourceAccount": "222222222222"},
+            },
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Resource": f"<{topic_id}>",
+            "Sid": "CloudWatchAlarmsOfThisStackPublish",
+        },
+    ]
+    # And every alarm of the stack is one the statement covers
+    assert all(name.startswith("orders_usw2-replication-us-west-2-") for name in alarms(mesh2, "us-west-2"))
+    # And an imported topic gets no policy from this stack (its owner must allow CloudWatch)
+    assert not mesh2.resources("eu-west-1", "AWS::SNS::TopicPolicy")
+
+
 def test_alarms_notify_an_email_topic_or_the_given_topic(mesh2: Synthesized) -> None:
     # us-west-2: a topic created with the e-mail subscription; eu-west-1: the existing topic given.
     ((topic_id, topic),) = mesh2.resources("us-west-2", "AWS::SNS::Topic").items()
