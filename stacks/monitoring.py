@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -44,6 +45,25 @@ PERIOD = Duration.minutes(defaults.ALARM_PERIOD_MINUTES)
 # names, so a metric added to the function appears on the dashboard without a change here.
 PAIR_COUNTS = tuple(m for m in names.PAIR_METRICS if m != names.REPLICATION_LATENCY)
 LATENCY_STATISTICS = ("p50", "p90", "p99")
+
+# Lambda's event source mapping metrics (namespace AWS/Lambda, dimension EventSourceMappingUUID), emitted
+# only when the mapping's MetricsConfig includes EventCount (stacks/replicator.py turns it on). From
+# https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html#event-source-mapping-metrics
+# (both "Yes" for Kinesis and DynamoDB streams):
+# - OnFailureDestinationDeliveredEventCount: records of batches Lambda gave up on (retries exhausted,
+#   record age exceeded) whose description reached the on-failure destination (the dead-letter bucket,
+#   under aws/lambda/). Exactly "a batch was discarded": the records were never applied, and
+#   `ddbrep redrive` can recover them from the stream while it retains them.
+# - DroppedEventCount: records discarded that way WITHOUT a description in the bucket (the delivery
+#   failed; Lambda then also emits DestinationDeliveryFailures). Nothing points redrive at them: only
+#   `verify --repair` finds what they changed.
+# Chosen over S3 request metrics on the prefix (a paid, best-effort filter on the bucket, counting puts,
+# not records) and over an S3 event notification (another topic and policy, and no CloudWatch alarm
+# state): the mapping's own count says how many records were given up on, per source table.
+ESM_NAMESPACE = "AWS/Lambda"
+ESM_DIMENSION = "EventSourceMappingUUID"
+DISCARDED_TO_DESTINATION = "OnFailureDestinationDeliveredEventCount"
+DISCARDED_AND_LOST = "DroppedEventCount"
 
 
 @dataclass(frozen=True)
@@ -93,11 +113,18 @@ class RegionAlarms(Construct):
     """The alarms of one source region, wired to the region's notification topic (if any)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: ReplicationConfig, plan: RegionPlan
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ReplicationConfig,
+        plan: RegionPlan,
+        stream_mapping_id: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.plan = plan
+        self.stream_mapping_id = stream_mapping_id  # the UUID of the source table's one mapping
         self.topic = self._build_topic()
         self.facade = MonitoringFacade(
             self,
@@ -131,8 +158,30 @@ class RegionAlarms(Construct):
         if not alarms.email:
             return None
         topic = sns.Topic(self, "AlarmTopic", topic_name=self.plan.alarm_topic_name, enforce_ssl=True)
+        # A topic policy replaces SNS's default one, and enforce_ssl writes a policy holding only the TLS
+        # deny: without this statement CloudWatch may not publish, and no alarm would reach anyone.
+        # Scoped to this stack's alarms (their names carry the region's prefix) in this account, so no
+        # other account's alarm can use the topic (confused deputy).
+        topic.add_to_resource_policy(self._cloudwatch_may_publish(topic))
         topic.add_subscription(subscriptions.EmailSubscription(alarms.email))
         return topic
+
+    def _cloudwatch_may_publish(self, topic: sns.ITopic) -> iam.PolicyStatement:
+        account, region = self.plan.account, self.plan.region
+        return iam.PolicyStatement(
+            sid="CloudWatchAlarmsOfThisStackPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "ArnLike": {
+                    "aws:SourceArn": (
+                        f"arn:{Aws.PARTITION}:cloudwatch:{region}:{account}:alarm:{self.plan.alarm_prefix}-*"
+                    )
+                },
+                "StringEquals": {"aws:SourceAccount": account},
+            },
+        )
 
     def _build_function_alarms(self) -> None:
         alarms = self.config.alarms
@@ -223,11 +272,40 @@ class RegionAlarms(Construct):
                         f"dead-letters-{region}",
                         "Records of this region's stream parked in the dead-letter store (malformed, or "
                         "rejected by the local table)",
-                    )
+                    ),
+                    _any_is_critical(
+                        metrics.source(names.FUTURE_VERSIONS_REJECTED, region),
+                        f"future-versions-{region}",
+                        "Local writes stamped beyond now + the maximum clock skew, refused and "
+                        "dead-lettered: the clock of this region's writers runs ahead (check their NTP)",
+                    ),
+                    _any_is_critical(
+                        self._stream_mapping_metric(DISCARDED_TO_DESTINATION),
+                        f"discarded-batches-{region}",
+                        "Lambda gave up on stream batches (retries exhausted or record age exceeded): their "
+                        "records were not replicated. Run `ddbrep redrive` within 24 h (docs/OPERATIONS.md, "
+                        "Discarded batch)",
+                    ),
+                    _any_is_critical(
+                        self._stream_mapping_metric(DISCARDED_AND_LOST),
+                        f"dropped-records-{region}",
+                        "Lambda discarded stream records and could not describe them in the dead-letter "
+                        "bucket: run `ddbrep verify --repair` for every pair of this region",
+                    ),
                 ],
             )
         )
         self.facade.monitor_custom(metric_groups=groups, alarm_friendly_name="pairs")
+
+    def _stream_mapping_metric(self, metric_name: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=ESM_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={ESM_DIMENSION: self.stream_mapping_id},
+            statistic="Sum",
+            period=PERIOD,
+            label=f"{self.plan.region} stream records {metric_name}",
+        )
 
 
 def _any_is_critical(metric: cloudwatch.Metric, name: str, description: str) -> CustomMetricWithAlarm:

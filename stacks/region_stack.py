@@ -49,7 +49,14 @@ class RegionStack(Stack):
         self.backfill: BackfillJob | None = None
         if plan.is_source:
             self._build_replication()
-            self.alarms = RegionAlarms(self, "Alarms", config=config, plan=plan)
+            assert self.replicator is not None
+            self.alarms = RegionAlarms(
+                self,
+                "Alarms",
+                config=config,
+                plan=plan,
+                stream_mapping_id=self.replicator.mapping.event_source_mapping_id,
+            )
         if plan.region == config.dashboard_region:
             self.dashboard = ReplicationDashboard(self, "Dashboard", config=config)
 

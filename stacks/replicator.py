@@ -102,6 +102,10 @@ class ReplicatorFunction(Construct):
                 actions=["s3:PutObject"], resources=[failure_bucket.arn_for_objects(f"{ON_FAILURE_PREFIX}*")]
             )
         )
+        # EventCount turns on the mapping's own metrics, among them OnFailureDestinationDeliveredEventCount
+        # and DroppedEventCount: the only CloudWatch signal that Lambda gave up on a batch (the
+        # discarded-batch alarms in stacks/monitoring.py). Off by default.
+        cfn.metrics_config = lambda_.CfnEventSourceMapping.MetricsConfigProperty(metrics=["EventCount"])
         # Written out even when it is the service default (-1: no limit), so the template states it.
         cfn.maximum_record_age_in_seconds = stream.max_record_age_seconds
         return mapping

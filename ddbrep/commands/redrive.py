@@ -1,4 +1,4 @@
-"""``redrive``: replay the dead-letter store (and, on request, a handoff queue) through the apply path."""
+"""``redrive``: replay dead letters, discarded batches (and a handoff queue) through the apply path."""
 
 from __future__ import annotations
 
@@ -23,13 +23,16 @@ from replicator.adapters import AwsPorts
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "redrive",
-        help="replay dead-lettered records (and a handoff queue) through the replicator's apply path",
+        help="replay dead-lettered records, discarded batches (and a handoff queue) through the apply path",
         description=(
             "Replay every entry of one source region's dead-letter store with the replicator's own "
-            "code and settings (read from the deployed function). Entries that apply, or are stale "
-            "because the target already holds a newer version, are deleted; entries that still fail "
-            "stay in place with the new reason appended to their redrive_attempts. Exit code 0: "
-            "nothing still fails; 1: something does; 2: an error."
+            "code and settings (read from the deployed function), and every batch Lambda gave up on "
+            "(its on-failure document under aws/lambda/), read again from the stream. Entries that "
+            "apply, or are stale because the target already holds a newer version, are deleted; "
+            "entries that still fail stay in place with the new reason appended to their "
+            "redrive_attempts; a batch the stream no longer holds stays, marked unrecoverable, and "
+            "the verify --repair commands that find its changes are printed. Exit code 0: nothing "
+            "still fails; 1: something does (or is unrecoverable); 2: an error."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -47,10 +50,25 @@ def register(subparsers: Any) -> None:
         metavar="TARGET_REGION",
         help="also replay this target's handoff queue now (what its drain function does)",
     )
-    parser.add_argument("--skip-dead-letters", action="store_true", help="only the handoff queue")
+    parser.add_argument(
+        "--skip-dead-letters", action="store_true", help="not the dead letters (under dead-letters/)"
+    )
+    parser.add_argument(
+        "--skip-discarded-batches",
+        action="store_true",
+        help="not the batches Lambda gave up on (under aws/lambda/)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_connection_flags(parser)
     parser.set_defaults(func=guarded(run))
+
+
+_NOT_RETAINED = (
+    "{count} discarded batch(es) can no longer be read from the stream (trimmed after 24 h, or the "
+    "stream or shard is gone): redrive cannot recover them. They stay in s3://{bucket}/aws/lambda/, "
+    "marked unrecoverable. Find and repair what they changed with verify --repair, for every target, "
+    "then delete the documents:"
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     reports: dict[str, RedriveReport] = {}
     if not args.skip_dead_letters:
         reports["dead_letters"] = redrive.dead_letters(prefix=args.prefix, limit=args.limit)
+    if not args.skip_discarded_batches:
+        reports["discarded_batches"] = redrive.discarded_batches(limit=args.limit)
     if args.handoff_queue:
         reports[f"handoff_queue:{args.handoff_queue}"] = redrive.handoff_queue(args.handoff_queue, args.limit)
     if args.json:
@@ -79,4 +99,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {counts}")
             for sample in report.samples:
                 print(f"  {sample['outcome']}: {sample['entry']}: {sample['reason']}: {sample['error']}")
+            if report.repair_commands:
+                print(
+                    _NOT_RETAINED.format(
+                        count=report.counts["unrecoverable"], bucket=settings.dead_letter_bucket
+                    )
+                )
+                for command in report.repair_commands:
+                    print(f"    {command}")
     return EXIT_OK if all(r.ok for r in reports.values()) else EXIT_DIFFERENT

@@ -1,4 +1,4 @@
-"""Redrive: replay the dead-letter store (and, on request, a handoff queue) through the apply path.
+"""Redrive: replay the dead-letter store, discarded batches (and a handoff queue) through the apply path.
 
 Every replay is the protocol's conditional write, so a redrive is safe at any time and in any order:
 an entry whose key has moved on since comes back "stale". Nothing is lost: an entry that still fails
@@ -7,11 +7,17 @@ stays where it is, with one more line in its ``redrive_attempts`` saying why.
 - an entry with a ``write`` (a target rejected it) replays through the drain function's path
   (``Drainer.apply``);
 - an entry with only a ``record`` (a malformed record, a rejected local write) replays through the
-  replicator's (``Replicator.process_batch([record])``).
+  replicator's (``Replicator.process_batch([record])``);
+- a discarded batch (the document Lambda's event source mapping writes under ``aws/lambda/`` when it
+  gives up on a batch: its shard and sequence range, not its records) is read again from the stream
+  and replays through ``Replicator.process_batch`` like the batch Lambda gave up on. When the stream
+  no longer holds the range, the document stays, marked unrecoverable, and ``verify --repair`` is the
+  way to find what the batch changed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -20,17 +26,34 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
+from ddbrep.local import streams
 from ddbrep.tools.aws import ToolError, explain
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
+from replicator.core import wire
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer, DrainFailed
 from replicator.engine import BatchOutcome, Replicator
 from replicator.settings import Settings, SettingsError, Target, parse_settings
 
 DEAD_LETTER_PREFIX = "dead-letters/"
+# Where the event source mapping writes a batch it gave up on (stacks/replicator.py ON_FAILURE_PREFIX).
+# AWS: aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>
+# (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html); the local stand-in:
+# aws/lambda/<function>/YYYY/MM/DD/HH/<uuid> (ddbrep/local/mapping.py S3Destination). Both under this.
+ON_FAILURE_PREFIX = "aws/lambda/"
+BATCH_INFO = "DDBStreamBatchInfo"
+# DynamoDB Streams keeps a record 24 hours; a range older than that cannot be read again.
+STREAM_RETENTION_SECONDS = 24 * 3600
+GET_RECORDS_LIMIT = 1000
+# An open shard may answer empty pages before the next record; past this many, the range is incomplete.
+MAX_EMPTY_PAGES = 50
 DEFAULT_SAMPLES = 20
+# The stream's errors that mean "the range is gone", not "try again".
+_NOT_RETAINED_ERRORS = {"TrimmedDataAccessException", "ResourceNotFoundException"}
 
 _APPLIED = {m.RECORDS_REPLICATED, m.RECORDS_ADOPTED, m.LOCAL_TOMBSTONES_WRITTEN}
 _STALE = {m.STALE_SKIPPED, m.LOCAL_WRITE_SUPERSEDED}
@@ -42,6 +65,7 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # the record needs no write (an echo, a TTL removal, filtered out)
     STILL_FAILING = "still_failing"  # left in place with the new reason
     DEAD_LETTERED = "dead_lettered"  # handoff queue only: rejected for good, moved to the dead-letter store
+    UNRECOVERABLE = "unrecoverable"  # discarded batch only: the stream no longer holds it (verify --repair)
 
 
 def settings_from_environment(variables: Mapping[str, str], endpoints: Mapping[str, str]) -> Settings:
@@ -108,17 +132,82 @@ class RedriveReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
     sample_size: int = DEFAULT_SAMPLES
 
+    repair_commands: list[str] = field(default_factory=list)  # what to run for unrecoverable entries
+
     def note(self, where: str, outcome: Outcome, reason: str = "", error: str = "") -> None:
         self.counts[outcome.value] += 1
-        if outcome in (Outcome.STILL_FAILING, Outcome.DEAD_LETTERED) and len(self.samples) < self.sample_size:
+        if outcome in _FAILED and len(self.samples) < self.sample_size:
             self.samples.append({"entry": where, "outcome": outcome.value, "reason": reason, "error": error})
 
     @property
     def ok(self) -> bool:
-        return self.counts[Outcome.STILL_FAILING] == 0 and self.counts[Outcome.DEAD_LETTERED] == 0
+        return not any(self.counts[outcome] for outcome in _FAILED)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "counts": dict(self.counts), "still_failing_samples": self.samples}
+        doc = {"ok": self.ok, "counts": dict(self.counts), "still_failing_samples": self.samples}
+        if self.repair_commands:
+            doc["repair_commands"] = list(self.repair_commands)
+        return doc
+
+
+_FAILED = (Outcome.STILL_FAILING, Outcome.DEAD_LETTERED, Outcome.UNRECOVERABLE)
+
+
+class NotRetained(Exception):
+    """The stream no longer holds the range of a discarded batch (trimmed, older than 24 h, gone)."""
+
+
+@dataclass(frozen=True)
+class DiscardedBatch:
+    """What Lambda's on-failure document says about a batch it gave up on (``DDBStreamBatchInfo``)."""
+
+    stream_arn: str
+    shard_id: str
+    start: str  # sequence number of the batch's first record
+    end: str  # ... and of its last
+    size: int
+    first_arrival: float | None  # epoch seconds of the first record, when the document says
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> DiscardedBatch:
+        info = document.get(BATCH_INFO)
+        if not isinstance(info, Mapping):
+            raise ValueError(f"no {BATCH_INFO}: not an on-failure document of a DynamoDB stream mapping")
+        missing = [
+            k for k in ("streamArn", "shardId", "startSequenceNumber", "endSequenceNumber") if not info.get(k)
+        ]
+        if missing:
+            raise ValueError(f"{BATCH_INFO} lacks {', '.join(missing)}")
+        return cls(
+            stream_arn=str(info["streamArn"]),
+            shard_id=str(info["shardId"]),
+            start=str(info["startSequenceNumber"]),
+            end=str(info["endSequenceNumber"]),
+            size=int(info.get("batchSize") or 0),
+            first_arrival=_epoch(info.get("approximateArrivalOfFirstRecord")),
+        )
+
+    def describe(self) -> str:
+        return f"shard {self.shard_id}, sequence numbers {self.start}..{self.end}, {self.size} records"
+
+
+def _epoch(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def lambda_record(raw: Mapping[str, Any], *, region: str, stream_arn: str) -> dict[str, Any]:
+    """A record as GetRecords returns it (SDK form: bytes) -> as Lambda delivered it (base64 text)."""
+    dynamodb = dict(raw["dynamodb"])
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in dynamodb:
+            dynamodb[image] = wire.from_sdk(dynamodb[image])
+    event_form = {**raw, "dynamodb": dynamodb}
+    return streams.to_lambda_record(event_form, region=region, stream_arn=stream_arn).event
 
 
 def _outcome_of(batch: BatchOutcome) -> Outcome:
@@ -214,6 +303,133 @@ class Redrive:
         if batch.failed_sequence_numbers:
             return Outcome.STILL_FAILING, "local_table_unavailable", "the source table did not take the write"
         return _outcome_of(batch), "", ""
+
+    # --- batches Lambda gave up on --------------------------------------------------------------
+
+    def discarded_batches(self, prefix: str = ON_FAILURE_PREFIX, limit: int | None = None) -> RedriveReport:
+        """Read every discarded batch under ``prefix`` again from the stream and replay it.
+
+        Recovered (applied, stale or skipped): the document is deleted. Still failing: it stays, with
+        the reason appended to its ``redrive_attempts``. No longer in the stream: it stays, marked
+        ``unrecoverable``, and the report carries the ``verify --repair`` commands that find what the
+        batch changed.
+        """
+        bucket = self.settings.dead_letter_bucket
+        s3 = self.ports.client("s3", self.settings.local_region)
+        report = RedriveReport()
+        replicator = Replicator(self.settings, self.capturing, clock=self.clock, sleep=self.sleep)
+        try:
+            for done, key in enumerate(self._keys(s3, bucket, prefix)):
+                if limit is not None and done >= limit:
+                    break
+                document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                outcome, reason, error = self._replay_discarded(document, replicator)
+                if outcome in (Outcome.STILL_FAILING, Outcome.UNRECOVERABLE):
+                    attempts = list(document.get("redrive_attempts", []))
+                    attempts.append({"at": self.clock(), "reason": reason, "error": error})
+                    document["redrive_attempts"] = attempts
+                    if outcome is Outcome.UNRECOVERABLE:
+                        document["unrecoverable"] = True
+                    s3.put_object(
+                        Bucket=bucket,
+                        Key=key,
+                        Body=json.dumps(document, default=str).encode(),
+                        ContentType="application/json",
+                    )
+                else:
+                    s3.delete_object(Bucket=bucket, Key=key)
+                report.note(key, outcome, reason, error)
+        finally:
+            replicator.close()
+        if report.counts[Outcome.UNRECOVERABLE]:
+            report.repair_commands = self.repair_commands()
+        return report
+
+    def repair_commands(self) -> list[str]:
+        """``verify --repair`` for every target of this source: what finds a lost batch's changes."""
+        settings = self.settings
+        commands = []
+        for target in settings.targets:
+            command = (
+                f"python -m ddbrep verify --table {settings.source_table} --source {settings.local_region} "
+                f"--target {target.region}={target.table} --repair"
+            )
+            if settings.topology == "one-way":
+                command += " --ignore-metadata"
+            if target.item_filter:
+                command += f" --filter '{json.dumps(dict(target.item_filter))}'"
+            commands.append(command)
+        return commands
+
+    def _replay_discarded(
+        self, document: Mapping[str, Any], replicator: Replicator
+    ) -> tuple[Outcome, str, str]:
+        self.capturing.take()
+        if document.get("unrecoverable"):
+            return Outcome.UNRECOVERABLE, "not_retained", "marked unrecoverable by an earlier redrive"
+        try:
+            batch = DiscardedBatch.from_document(document)
+        except ValueError as err:
+            return Outcome.STILL_FAILING, "not_a_discarded_batch", str(err)
+        try:
+            records = self._read_range(batch)
+        except NotRetained as err:
+            return Outcome.UNRECOVERABLE, "not_retained", f"{batch.describe()}: {err}"
+        outcome = replicator.process_batch(records)
+        failures = self.capturing.take()
+        if failures:
+            return Outcome.STILL_FAILING, failures[0][0], failures[0][1]
+        if outcome.failed_sequence_numbers:
+            return Outcome.STILL_FAILING, "local_table_unavailable", "the source table did not take the write"
+        return _outcome_of(outcome), "", ""
+
+    def _read_range(self, batch: DiscardedBatch) -> list[dict[str, Any]]:
+        """The records of [start, end] on the batch's shard, as Lambda delivered them."""
+        if batch.first_arrival is not None and self.clock() - batch.first_arrival > STREAM_RETENTION_SECONDS:
+            raise NotRetained("its records are older than the stream's 24-hour retention")
+        region = self.settings.local_region
+        client = self.ports.client("dynamodbstreams", region)
+        end = int(batch.end)
+        raws: list[dict[str, Any]] = []
+        try:
+            iterator = client.get_shard_iterator(
+                StreamArn=batch.stream_arn,
+                ShardId=batch.shard_id,
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                SequenceNumber=batch.start,
+            )["ShardIterator"]
+            empty = 0
+            while iterator and empty < MAX_EMPTY_PAGES:
+                page = client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+                records = page.get("Records", [])
+                empty = 0 if records else empty + 1
+                for raw in records:
+                    if int(raw["dynamodb"]["SequenceNumber"]) > end:
+                        return self._checked(batch, raws)
+                    raws.append(raw)
+                if raws and int(raws[-1]["dynamodb"]["SequenceNumber"]) == end:
+                    return self._checked(batch, raws)
+                iterator = page.get("NextShardIterator")
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in _NOT_RETAINED_ERRORS:
+                message = err.response["Error"].get("Message", "")
+                raise NotRetained(f"the stream answers {code}: {message}") from None
+            raise explain(err, "dynamodb:GetRecords", region, batch.stream_arn) from None
+        except BotoCoreError as err:
+            raise explain(err, "dynamodb:GetRecords", region, batch.stream_arn) from None
+        return self._checked(batch, raws)
+
+    def _checked(self, batch: DiscardedBatch, raws: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        sequence_numbers = [str(raw["dynamodb"]["SequenceNumber"]) for raw in raws]
+        if batch.start not in sequence_numbers or batch.end not in sequence_numbers:
+            raise NotRetained(
+                "the shard no longer holds the whole range (trimmed, or the shard was replaced)"
+            )
+        # Only what the mapping delivered: without the local engine's artifacts (none in AWS).
+        kept = streams.drop_engine_artifacts(raws, now=self.clock(), hold_seconds=0).records
+        region = self.settings.local_region
+        return [lambda_record(raw, region=region, stream_arn=batch.stream_arn) for raw in kept]
 
     # --- a handoff queue ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import pytest
 
 from replicator.core import metrics_names as names
 from stacks import defaults
+from stacks.monitoring import DISCARDED_AND_LOST, DISCARDED_TO_DESTINATION
 from tests.infra.conftest import TOPIC_EU, Synthesized
 from tests.infra.templates import render
 
@@ -130,13 +131,122 @@ def test_every_source_region_has_its_alarms_with_default_thresholds(mesh3: Synth
     own = found[f"pairs-dead-letters-{region}-Critical"]
     assert metric_of(own)["name"] == names.DEAD_LETTERED
     assert metric_of(own)["dimensions"] == {names.SOURCE_REGION: region}
-    assert len(found) == 3 + 6 * (len(REGIONS) - 1)
+    # Writes stamped in the future by this region's writers (their clock runs ahead)
+    future = found[f"pairs-future-versions-{region}-Critical"]
+    assert metric_of(future) == {
+        "namespace": defaults.METRICS_NAMESPACE,
+        "name": names.FUTURE_VERSIONS_REJECTED,
+        "dimensions": {names.SOURCE_REGION: region},
+        "stat": "Sum",
+    }
+    assert (future["Threshold"], future["EvaluationPeriods"], future["DatapointsToAlarm"]) == (0, 1, 1)
+    assert future["ComparisonOperator"] == "GreaterThanThreshold"
+    assert future["TreatMissingData"] == "notBreaching"
+    assert len(found) == 6 + 6 * (len(REGIONS) - 1)
+
+
+def stream_mapping_id(synth: Synthesized, region: str) -> str:
+    """The logical id of the region's one DynamoDB stream mapping (the others read handoff queues)."""
+    (logical_id,) = (
+        logical_id
+        for logical_id, mapping in synth.resources(region, "AWS::Lambda::EventSourceMapping").items()
+        if "StartingPosition" in mapping["Properties"]
+    )
+    return logical_id
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_a_discarded_batch_alarms_on_the_source_tables_mapping(mesh3: Synthesized, region: str) -> None:
+    # Given the source table's one event source mapping, with its own event-count metrics turned on
+    mapping = stream_mapping_id(mesh3, region)
+    properties = mesh3.template(region)["Resources"][mapping]["Properties"]
+    assert properties["MetricsConfig"] == {"Metrics": ["EventCount"]}
+    found = alarms(mesh3, region)
+    prefix = f"orders-replication-{region}-pairs-"
+    # Then any record Lambda gave up on and described in the bucket alarms at once
+    # And so does any record it gave up on without a description (delivery to the bucket failed)
+    for name, metric_name in (
+        (f"{prefix}discarded-batches-{region}-Critical", DISCARDED_TO_DESTINATION),
+        (f"{prefix}dropped-records-{region}-Critical", DISCARDED_AND_LOST),
+    ):
+        alarm = found[name]
+        assert alarm["Metrics"] == [
+            {
+                "Id": "m1",
+                "Label": f"{region} stream records {metric_name}",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/Lambda",
+                        "MetricName": metric_name,
+                        "Dimensions": [{"Name": "EventSourceMappingUUID", "Value": {"Ref": mapping}}],
+                    },
+                    "Period": defaults.ALARM_PERIOD_MINUTES * 60,
+                    "Stat": "Sum",
+                },
+                "ReturnData": True,
+            }
+        ]
+        assert (alarm["Threshold"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (0, 1, 1)
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert "ddbrep redrive" in found[f"{prefix}discarded-batches-{region}-Critical"]["AlarmDescription"]
+    assert "verify --repair" in found[f"{prefix}dropped-records-{region}-Critical"]["AlarmDescription"]
+
+
+def test_dashboard_shows_future_versions_rejected_for_every_source_region(mesh3: Synthesized) -> None:
+    (dashboard,) = mesh3.resources("us-east-1", "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(render(dashboard["Properties"]["DashboardBody"]))
+    shown = {
+        (w["properties"]["title"], m[2], m[3], m[-1]["region"])
+        for w in body["widgets"]
+        if w["type"] == "metric"
+        for m in w["properties"].get("metrics", [])
+        if isinstance(m[0], str) and m[1] == names.FUTURE_VERSIONS_REJECTED
+    }
+    assert shown == {(f"{r}: {names.FUTURE_VERSIONS_REJECTED}", names.SOURCE_REGION, r, r) for r in REGIONS}
 
 
 def test_without_notifications_alarms_have_no_actions_and_no_topic(mesh3: Synthesized) -> None:
     for region in REGIONS:
         assert not mesh3.resources(region, "AWS::SNS::Topic")
         assert all(not a.get("AlarmActions") for a in alarms(mesh3, region).values())
+
+
+def test_cloudwatch_may_publish_to_the_alarm_topic_for_this_stacks_alarms_only(mesh2: Synthesized) -> None:
+    # Given the topic created for the e-mail subscription (a topic policy replaces SNS's default one)
+    ((topic_id, _topic),) = mesh2.resources("us-west-2", "AWS::SNS::Topic").items()
+    (policy,) = mesh2.resources("us-west-2", "AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    statements = render(policy["Properties"]["PolicyDocument"]["Statement"])
+    # Then it keeps the TLS deny and allows CloudWatch to publish, only for this stack's alarms
+    assert statements == [
+        {
+            "Action": "sns:Publish",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": "*",
+            "Resource": f"<{topic_id}>",
+            "Sid": "AllowPublishThroughSSLOnly",
+        },
+        {
+            "Action": "sns:Publish",
+            "Condition": {
+                "ArnLike": {
+                    "aws:SourceArn": "arn:aws:cloudwatch:us-west-2:222222222222:alarm:"
+                    "orders_usw2-replication-us-west-2-*"
+                },
+                "StringEquals": {"aws:SourceAccount": "222222222222"},
+            },
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Resource": f"<{topic_id}>",
+            "Sid": "CloudWatchAlarmsOfThisStackPublish",
+        },
+    ]
+    # And every alarm of the stack is one the statement covers
+    assert all(name.startswith("orders_usw2-replication-us-west-2-") for name in alarms(mesh2, "us-west-2"))
+    # And an imported topic gets no policy from this stack (its owner must allow CloudWatch)
+    assert not mesh2.resources("eu-west-1", "AWS::SNS::TopicPolicy")
 
 
 def test_alarms_notify_an_email_topic_or_the_given_topic(mesh2: Synthesized) -> None:

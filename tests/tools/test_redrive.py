@@ -1,17 +1,20 @@
-"""Redrive of the dead-letter store and of a handoff queue, against simulated regions."""
+"""Redrive of the dead-letter store, of discarded batches and of a handoff queue, on simulated regions."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ddbrep.commands import main
 from ddbrep.tools.aws import Connection
 from ddbrep.tools.redrive import Redrive
 from replicator.adapters import AwsPorts
-from replicator.core.metadata import AttributeNames, Version
+from replicator.core.metadata import AttributeNames, Version, pad_sequence
 from replicator.core.plan import TargetWrite
 from replicator.settings import Settings, Target
 from tests.tools.conftest import MakeTable, put_items, scan_all, stamped
@@ -93,7 +96,14 @@ def test_redrive_applies_what_now_succeeds_and_leaves_the_rest_with_the_new_reas
     report = Redrive(settings, ports).dead_letters()
 
     # Then two applied, one was stale, three still fail and stay in place with their new reason
-    assert report.counts == {"applied": 2, "stale": 1, "skipped": 0, "still_failing": 3, "dead_lettered": 0}
+    assert report.counts == {
+        "applied": 2,
+        "stale": 1,
+        "skipped": 0,
+        "still_failing": 3,
+        "dead_lettered": 0,
+        "unrecoverable": 0,
+    }
     assert not report.ok
     items = scan_all(conn, B, target_table)
     assert items["k1"]["rep_ts"] == {"N": "100"}
@@ -138,3 +148,231 @@ def test_redrive_of_a_handoff_queue_replays_and_keeps_what_still_fails(
     assert "h1" in scan_all(conn, B, target.table)
     left = sqs.receive_message(QueueUrl=target.handoff_queue_url, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(msg["Body"])["write"]["table"] for msg in left] == ["still-missing"]
+
+
+# --- batches Lambda gave up on ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def streamed(conn: Connection, make_table: MakeTable, endpoints: dict[str, str]) -> Settings:
+    """A source table with a stream (as deployed), a target, and the dead-letter bucket."""
+    source, target = make_table(A, stream=True), make_table(B)
+    bucket = f"dlq-{uuid.uuid4().hex[:8]}"
+    conn.client("s3", A).create_bucket(Bucket=bucket)
+    return Settings(
+        local_region=A,
+        topology="mesh",
+        source_table=source,
+        targets=(Target(B, target),),
+        names=AttributeNames(),
+        dead_letter_bucket=bucket,
+        endpoint_urls=endpoints,
+        write_attempts=1,
+    )
+
+
+def stream_of(conn: Connection, table: str) -> tuple[str, str, list[dict[str, Any]]]:
+    """The table's stream ARN, its shard and the records it holds."""
+    arn = conn.dynamodb(A).describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    streams = conn.client("dynamodbstreams", A)
+    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    return arn, shard["ShardId"], streams.get_records(ShardIterator=iterator)["Records"]
+
+
+def iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
+
+
+def on_failure_document(arn: str, shard: str, batch: list[dict[str, Any]], arrival: float) -> dict[str, Any]:
+    """What Lambda writes to an S3 on-failure destination for a DynamoDB stream batch (AWS's documented
+    shape, as ddbrep/local/mapping.py writes it): the batch's position, not its records."""
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"arn:aws:lambda:{A}:111111111111:function:orders-replicator",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 11,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": iso(arrival + 60),
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": iso(arrival),
+            "approximateArrivalOfLastRecord": iso(arrival),
+            "batchSize": len(batch),
+            "streamArn": arn,
+        },
+        "errorType": "",
+    }
+
+
+AWS_KEY = "aws/lambda/{mapping}/{shard}/2026/01/02/2026-01-02T03.04.05-{uuid}"  # AWS's documented key
+STAND_IN_KEY = "aws/lambda/orders-replicator/2026/01/02/03/{uuid}"  # the local stand-in's key
+
+
+def discard(conn: Connection, settings: Settings, key: str, batch: list[dict[str, Any]]) -> None:
+    """Lambda gives up on ``batch`` and describes it in the bucket."""
+    arn, shard, _records = stream_of(conn, settings.source_table)
+    document = on_failure_document(arn, shard, batch, arrival=time.time())
+    conn.client("s3", A).put_object(
+        Bucket=settings.dead_letter_bucket, Key=key, Body=json.dumps(document).encode()
+    )
+
+
+def replicated(item: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The copy a target holds of a replicated local write: the item and the record's sequence number."""
+    return {**item, "rep_seq": {"S": pad_sequence(record["dynamodb"]["SequenceNumber"])}}
+
+
+ALL_COUNTS_ZERO = {
+    o: 0 for o in ("applied", "stale", "skipped", "still_failing", "dead_lettered", "unrecoverable")
+}
+
+
+@pytest.mark.parametrize("key_format", [AWS_KEY, STAND_IN_KEY], ids=["aws-key", "stand-in-key"])
+def test_redrive_reads_a_discarded_batch_again_from_the_stream_and_applies_it(
+    conn: Connection, streamed: Settings, key_format: str
+):
+    settings = streamed
+    s3 = conn.client("s3", A)
+    # Given three local writes in the source's stream
+    items = [stamped("k1", 100, A, body="one"), stamped("k2", 200, A, body="two"), stamped("k3", 300, A)]
+    put_items(conn, A, settings.source_table, items)
+    _arn, shard, records = stream_of(conn, settings.source_table)
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["k1", "k2", "k3"]
+    # and Lambda gave up on the batch of the first two and described it in the bucket
+    key = key_format.format(mapping=uuid.uuid4(), shard=shard, uuid=uuid.uuid4())
+    discard(conn, settings, key, records[:2])
+
+    # When the discarded batches are redriven
+    report = Redrive(settings, AwsPorts(settings, session=conn.session())).discarded_batches()
+
+    # Then the batch's two records are in the target, and nothing outside the range is
+    assert report.counts == {**ALL_COUNTS_ZERO, "applied": 1}
+    assert report.ok and report.repair_commands == []
+    assert scan_all(conn, B, settings.targets[0].table) == {
+        "k1": replicated(items[0], records[0]),
+        "k2": replicated(items[1], records[1]),
+    }
+    # And the recovered document is gone
+    assert "Contents" not in s3.list_objects_v2(Bucket=settings.dead_letter_bucket)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the engine writes event-form (base64 text) binary to boto3 until lambda/replicator applies "
+    "core.wire.to_sdk before its writes (in progress on another branch); remove this mark then",
+)
+def test_a_redriven_discarded_batch_keeps_binary_values_bytes_exact(conn: Connection, streamed: Settings):
+    settings = streamed
+    # Given a discarded batch with a binary value (GetRecords returns bytes; Lambda delivers base64 text)
+    item = {**stamped("bin", 100, A), "blob": {"B": b"\x00\xff\x10"}}
+    put_items(conn, A, settings.source_table, [item])
+    _arn, _shard, records = stream_of(conn, settings.source_table)
+    discard(conn, settings, STAND_IN_KEY.format(uuid=uuid.uuid4()), records)
+
+    # When the discarded batches are redriven
+    report = Redrive(settings, AwsPorts(settings, session=conn.session())).discarded_batches()
+
+    # Then the target holds the same bytes, not their base64 text
+    assert report.counts == {**ALL_COUNTS_ZERO, "applied": 1}
+    assert scan_all(conn, B, settings.targets[0].table) == {"bin": replicated(item, records[0])}
+
+
+def test_a_discarded_batch_older_than_the_streams_retention_is_marked_unrecoverable(
+    conn: Connection, streamed: Settings
+):
+    settings = streamed
+    s3 = conn.client("s3", A)
+    # Given a discarded batch whose records arrived 25 hours ago (the stream keeps them 24 hours)
+    put_items(conn, A, settings.source_table, [stamped("old", 100, A)])
+    arn, shard, records = stream_of(conn, settings.source_table)
+    now = time.time()
+    key = STAND_IN_KEY.format(uuid=uuid.uuid4())
+    document = on_failure_document(arn, shard, records, arrival=now - 25 * 3600)
+    s3.put_object(Bucket=settings.dead_letter_bucket, Key=key, Body=json.dumps(document).encode())
+
+    # When the discarded batches are redriven
+    report = Redrive(
+        settings, AwsPorts(settings, session=conn.session()), clock=lambda: now
+    ).discarded_batches()
+
+    # Then nothing is written, the batch is unrecoverable, and verify --repair is the way
+    assert report.counts["unrecoverable"] == 1 and not report.ok
+    sequence = records[0]["dynamodb"]["SequenceNumber"]
+    assert report.samples == [
+        {
+            "entry": key,
+            "outcome": "unrecoverable",
+            "reason": "not_retained",
+            "error": f"shard {shard}, sequence numbers {sequence}..{sequence}, 1 records: "
+            "its records are older than the stream's 24-hour retention",
+        }
+    ]
+    assert report.repair_commands == [
+        f"python -m ddbrep verify --table {settings.source_table} --source {A} "
+        f"--target {B}={settings.targets[0].table} --repair"
+    ]
+    assert scan_all(conn, B, settings.targets[0].table) == {}
+    # And the document stays, marked unrecoverable, with the reason
+    kept = json.loads(s3.get_object(Bucket=settings.dead_letter_bucket, Key=key)["Body"].read())
+    assert kept["unrecoverable"] is True
+    assert kept["redrive_attempts"] == [
+        {"at": now, "reason": "not_retained", "error": report.samples[0]["error"]}
+    ]
+    assert kept["DDBStreamBatchInfo"] == document["DDBStreamBatchInfo"]
+
+
+def test_redrive_command_says_when_the_stream_is_gone_and_exits_non_zero(
+    conn: Connection, streamed: Settings, endpoints: dict[str, str], tmp_path: Path, capsys
+):
+    settings = streamed
+    target = settings.targets[0]
+    s3 = conn.client("s3", A)
+    # Given a discarded batch of a stream that no longer exists (its table was deleted)
+    put_items(conn, A, settings.source_table, [stamped("gone", 100, A)])
+    arn, shard, records = stream_of(conn, settings.source_table)
+    key = AWS_KEY.format(mapping=uuid.uuid4(), shard=shard, uuid=uuid.uuid4())
+    s3.put_object(
+        Bucket=settings.dead_letter_bucket,
+        Key=key,
+        Body=json.dumps(on_failure_document(arn, shard, records, arrival=time.time())).encode(),
+    )
+    conn.dynamodb(A).delete_table(TableName=settings.source_table)
+    env = {
+        "REP_LOCAL_REGION": A,
+        "REP_TOPOLOGY": "mesh",
+        "REP_SOURCE_TABLE": settings.source_table,
+        "REP_TARGETS": json.dumps([{"region": B, "table": target.table}]),
+        "REP_DEAD_LETTER_BUCKET": settings.dead_letter_bucket,
+    }
+    env_file = tmp_path / "env.json"
+    env_file.write_text(json.dumps(env))
+    endpoint_flags = [arg for region, url in endpoints.items() for arg in ("--endpoint", f"{region}={url}")]
+
+    # When redrive runs from the command line
+    code = main(["redrive", "--env-file", str(env_file), *endpoint_flags])
+
+    # Then it exits with 1 and says that the stream no longer holds the batch, and what to run instead
+    assert code == 1
+    out = capsys.readouterr().out
+    assert (
+        "discarded_batches: applied 0, stale 0, skipped 0, still_failing 0, dead_lettered 0, unrecoverable 1"
+        in out
+    )
+    assert f"unrecoverable: {key}: not_retained: shard {shard}" in out
+    assert "the stream answers ResourceNotFoundException" in out
+    assert "1 discarded batch(es) can no longer be read from the stream" in out
+    assert (
+        f"    python -m ddbrep verify --table {settings.source_table} --source {A} "
+        f"--target {B}={target.table} --repair\n"
+    ) in out
+    # And the document stays in the bucket, marked unrecoverable
+    kept = json.loads(s3.get_object(Bucket=settings.dead_letter_bucket, Key=key)["Body"].read())
+    assert kept["unrecoverable"] is True
