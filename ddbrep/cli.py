@@ -10,6 +10,7 @@ registered here through ``ddbrep.commands.register_all``. A module may also defi
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import time
@@ -52,7 +53,19 @@ def _cmd_local_up(args: argparse.Namespace) -> int:
         max_visibility_timeout=args.max_visibility_timeout,
         log_dir=args.log_dir,
     )
-    cloud = LocalCloud(assembly, options)
+
+    def report_failure(thread: str, stats: Any) -> None:
+        if stats.consecutive_errors <= 1:  # the first failure of a streak; the log file has every one
+            console.print(f"[red]{thread} failed (it backs off and keeps polling):[/red] {stats.last_error}")
+
+    if args.log_dir:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(
+            filename=args.log_dir / "runtime.log",
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+    cloud = LocalCloud(assembly, options, on_error=report_failure)
     try:
         with console.status("Starting...") as status:
             cloud.start(step=lambda message: status.update(message))
@@ -76,7 +89,10 @@ def _cmd_local_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         console.print("Stopping...")
     finally:
+        failing = {name: stats for name, stats in cloud.health().items() if stats.errors}
         cloud.stop()
+    for name, stats in failing.items():
+        console.print(f"[red]{name}: {stats.errors} failures, last: {stats.last_error}[/red]")
     return EXIT_OK
 
 

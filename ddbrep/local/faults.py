@@ -23,6 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from ddbrep.local.limits import (
+    ITEM_TOO_LARGE_MESSAGE,
+    MAX_ITEM_BYTES,
+    SQS_MESSAGE_BYTES_STRICT,
+    item_size,
+)
 from ddbrep.local.regions import LOOPBACK
 
 DEFAULT_LATENCY_MS = 70.0
@@ -36,6 +42,7 @@ _HOP_BY_HOP = {
     "proxy-connection",
 }
 _DYNAMODB_TARGET = "DynamoDB_20120810."
+_SQS_TARGET = "AmazonSQS."
 _MAX_BATCH_WRITE_ITEMS = 25
 
 
@@ -105,15 +112,57 @@ class FaultPlan:
         return self._rng
 
 
-def aws_rejection(method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str]] | None:
+def _written_items(operation: str, request: Any) -> list[Any]:
+    """The full items a DynamoDB write request puts (UpdateItem: moto checks the resulting item)."""
+    if operation == "PutItem":
+        return [request.get("Item") or {}]
+    if operation == "BatchWriteItem":
+        return [
+            (entry.get("PutRequest") or {}).get("Item") or {}
+            for entries in (request.get("RequestItems") or {}).values()
+            for entry in entries
+            if "PutRequest" in entry
+        ]
+    if operation == "TransactWriteItems":
+        return [
+            (entry.get("Put") or {}).get("Item") or {}
+            for entry in request.get("TransactItems") or []
+            if "Put" in entry
+        ]
+    return []
+
+
+def _sqs_message_bytes(entry: Any) -> int:
+    """SQS counts the body and every message attribute (name, type and value) toward the limit."""
+    size = len(str(entry.get("MessageBody", "")).encode("utf-8"))
+    for name, attribute in (entry.get("MessageAttributes") or {}).items():
+        size += len(name.encode("utf-8")) + len(str(attribute.get("DataType", "")).encode("utf-8"))
+        for field in ("StringValue", "BinaryValue"):
+            if field in attribute:
+                size += len(str(attribute[field]).encode("utf-8"))
+    return size
+
+
+def aws_rejection(
+    method: str,
+    path: str,
+    headers: Any,
+    body: bytes,
+    sqs_max_message_bytes: int = SQS_MESSAGE_BYTES_STRICT,
+) -> tuple[int, dict[str, str]] | None:
     """An error AWS would return for a request the local engine would accept (or be broken by)."""
     target = headers.get("X-Amz-Target", "") or ""
+    if target.startswith(_SQS_TARGET):
+        return _sqs_rejection(target[len(_SQS_TARGET) :], body, sqs_max_message_bytes)
     if target.startswith(_DYNAMODB_TARGET):
         operation = target[len(_DYNAMODB_TARGET) :]
         try:
             request = json.loads(body or b"{}")
         except ValueError:
             return None
+        for item in _written_items(operation, request):
+            if isinstance(item, dict) and item_size(item) > MAX_ITEM_BYTES:
+                return 400, _dynamodb_error("ValidationException", ITEM_TOO_LARGE_MESSAGE)
         if operation == "BatchWriteItem":
             count = sum(len(v) for v in (request.get("RequestItems") or {}).values())
             if count > _MAX_BATCH_WRITE_ITEMS:
@@ -139,6 +188,24 @@ def aws_rejection(method: str, path: str, headers: Any, body: bytes) -> tuple[in
     return None
 
 
+def _sqs_rejection(operation: str, body: bytes, limit: int) -> tuple[int, dict[str, str]] | None:
+    if operation not in ("SendMessage", "SendMessageBatch"):
+        return None
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    entries = [request] if operation == "SendMessage" else list(request.get("Entries") or [])
+    sizes = [_sqs_message_bytes(entry) for entry in entries]
+    if any(size > limit for size in sizes):
+        message = f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes."
+        return 400, {"__type": "com.amazonaws.sqs#InvalidParameterValue", "message": message}
+    if operation == "SendMessageBatch" and sum(sizes) > limit:
+        message = f"Batch requests cannot be longer than {limit} bytes. You have sent {sum(sizes)} bytes."
+        return 400, {"__type": "com.amazonaws.sqs#BatchRequestTooLong", "message": message}
+    return None
+
+
 def _dynamodb_error(code: str, message: str) -> dict[str, str]:
     return {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
 
@@ -147,8 +214,11 @@ class _Proxy(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, upstream: str, link: Link | None, plan: FaultPlan | None) -> None:
+    def __init__(
+        self, upstream: str, link: Link | None, plan: FaultPlan | None, sqs_max_message_bytes: int
+    ) -> None:
         super().__init__((LOOPBACK, 0), _ProxyHandler)
+        self.sqs_max_message_bytes = sqs_max_message_bytes
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or LOOPBACK
         self.upstream_port = parts.port or 80
@@ -193,7 +263,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             if link.latency_ms:
                 time.sleep(link.latency_ms / 1000.0)
-        rejection = aws_rejection(self.command, self.path, self.headers, body)
+        rejection = aws_rejection(self.command, self.path, self.headers, body, server.sqs_max_message_bytes)
         if rejection is None and link is not None and server.plan is not None:
             is_dynamodb = (self.headers.get("X-Amz-Target") or "").startswith(_DYNAMODB_TARGET)
             if is_dynamodb and link.throttles(now, server.plan.draw()):
@@ -254,8 +324,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 class Proxy:
     """A running proxy in front of one upstream endpoint (threads of this process)."""
 
-    def __init__(self, upstream: str, link: Link | None = None, plan: FaultPlan | None = None) -> None:
-        self._server = _Proxy(upstream, link, plan)
+    def __init__(
+        self,
+        upstream: str,
+        link: Link | None = None,
+        plan: FaultPlan | None = None,
+        *,
+        sqs_max_message_bytes: int = SQS_MESSAGE_BYTES_STRICT,
+    ) -> None:
+        self._server = _Proxy(upstream, link, plan, sqs_max_message_bytes)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
         )

@@ -16,12 +16,16 @@ behaves as Lambda documents it:
   count as a retry);
 - after MaximumRetryAttempts retries, or for records older than MaximumRecordAgeInSeconds, sends the
   batch's description to the on-failure destination and moves on.
+
+Whatever fails in the stand-in itself never stops it (resilience.run_forever): an engine error or an
+unexpected exception is logged, counted and backed off; a record it cannot turn into Lambda's event
+is logged, counted and skipped, so the records after it are still delivered.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -32,11 +36,17 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddbrep.local import streams
+from ddbrep.local.limits import MAX_SYNC_PAYLOAD_BYTES
+from ddbrep.local.resilience import ErrorListener, LoopStats, run_forever
 from ddbrep.local.templates import INFINITE, StreamMappingSpec
 from ddbrep.local.worker import FunctionWorker, Invocation
 
+LOG = logging.getLogger("ddbrep.local.mapping")
+_ENGINE_ERRORS = (ClientError, BotoCoreError, OSError)
 POLL_INTERVAL_SECONDS = 0.25
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# The batch's JSON is {"Records": [r1, r2, ...]}: the envelope, and ", " between records.
+_EVENT_ENVELOPE_BYTES = len('{"Records": []}')
+_SEPARATOR_BYTES = len(", ")
 GET_RECORDS_LIMIT = 1000
 RETRY_BACKOFF_SECONDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -48,7 +58,8 @@ def _load_matcher() -> Callable[[Any, Any], bool]:
 
 
 class FailureDestination(Protocol):
-    def send(self, document: Mapping[str, Any]) -> None: ...
+    def send(self, document: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """Deliver the invocation record of a discarded batch (``event``: what the function was sent)."""
 
 
 class BatchObserver(Protocol):
@@ -72,7 +83,7 @@ class StreamSource:
 
 
 @dataclass
-class PollerStats:
+class PollerStats(LoopStats):
     polls: int = 0
     records_read: int = 0
     records_filtered_out: int = 0
@@ -83,6 +94,7 @@ class PollerStats:
     bisections: int = 0
     records_delivered: int = 0
     records_discarded: int = 0
+    records_unreadable: int = 0  # engine records the stand-in could not turn into Lambda's event: skipped
     engine_errors: int = 0
 
 
@@ -132,6 +144,7 @@ class StreamPoller:
         poll_interval: float = POLL_INTERVAL_SECONDS,
         whole_second_timestamps: bool = True,
         clock: Callable[[], float] = time.time,
+        on_error: ErrorListener | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -142,6 +155,7 @@ class StreamPoller:
         self.poll_interval = poll_interval
         self.whole_second_timestamps = whole_second_timestamps
         self.clock = clock
+        self.on_error = on_error
         self.stats = PollerStats()
         self._matches = _load_matcher() if spec.filters else None
         self._positions: dict[str, str | None] = {}  # shard -> last consumed sequence number
@@ -178,15 +192,23 @@ class StreamPoller:
             return self._quiet_since
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.poll_once()
-            except (ClientError, BotoCoreError, OSError):
-                # moto answers 500 to a bad iterator or an out-of-range sequence number: read again later
-                self.stats.engine_errors += 1
-                busy = False
-            if not busy:
-                self._stop.wait(self.poll_interval)
+        run_forever(
+            f"stream mapping {self.name}",
+            self._poll_counting_engine_errors,
+            self._stop,
+            interval=self.poll_interval,
+            stats=self.stats,
+            on_error=self.on_error,
+            expected=_ENGINE_ERRORS,
+        )
+
+    def _poll_counting_engine_errors(self) -> bool:
+        try:
+            return self.poll_once()
+        except _ENGINE_ERRORS:
+            # moto answers 500 to a bad iterator or an out-of-range sequence number: read again later
+            self.stats.engine_errors += 1
+            raise
 
     # --- one iteration --------------------------------------------------------------------------------
 
@@ -269,14 +291,9 @@ class StreamPoller:
         if cleaned.last_consumed is not None:
             self._positions[shard_id] = cleaned.last_consumed
         for raw in cleaned.records:
-            identity = self.ttl.identity_for(self.source.table, raw) if self.ttl else None
-            record = streams.to_lambda_record(
-                raw,
-                region=self.source.region,
-                stream_arn=self.source.stream_arn,
-                whole_seconds=self.whole_second_timestamps,
-                user_identity=identity,
-            )
+            record = self._to_record(raw, shard_id)
+            if record is None:
+                continue
             if not self._passes_filters(record.event):
                 self.stats.records_filtered_out += 1
                 continue
@@ -286,6 +303,33 @@ class StreamPoller:
         held = cleaned.last_consumed != raws[-1]["dynamodb"]["SequenceNumber"]
         self._holding = self._holding or held
         return len(raws) - (1 if held else 0)
+
+    def _to_record(self, raw: Mapping[str, Any], shard_id: str) -> streams.Record | None:
+        """Lambda's event for one engine record; None (logged, counted, skipped) if there is none."""
+        try:
+            identity = self.ttl.identity_for(self.source.table, raw) if self.ttl else None
+            return streams.to_lambda_record(
+                raw,
+                region=self.source.region,
+                stream_arn=self.source.stream_arn,
+                shard_id=shard_id,
+                whole_seconds=self.whole_second_timestamps,
+                user_identity=identity,
+            )
+        except Exception as error:
+            self.stats.records_unreadable += 1
+            self.stats.record_error(error, self.clock())
+            sequence = (raw.get("dynamodb") or {}).get("SequenceNumber")
+            LOG.error(
+                "stream mapping %s skips record %s: it cannot be delivered as Lambda would (%s)",
+                self.name,
+                sequence,
+                error,
+                exc_info=True,
+            )
+            if self.on_error is not None:
+                self.on_error(f"stream mapping {self.name}", self.stats)
+            return None
 
     def _passes_filters(self, event: Mapping[str, Any]) -> bool:
         if self._matches is None:
@@ -311,11 +355,14 @@ class StreamPoller:
     def _next_batch(self) -> list[streams.Record]:
         limit = self._batch.segments[0] if self._batch.segments else self.spec.batch_size
         batch: list[streams.Record] = []
-        size = 0
+        size = _EVENT_ENVELOPE_BYTES
+        shard = self._buffer[0].shard_id if self._buffer else ""
         for record in self._buffer[:limit]:
-            record_size = len(json.dumps(record.event))
-            if batch and size + record_size > MAX_PAYLOAD_BYTES:
+            record_size = record.payload_bytes + (_SEPARATOR_BYTES if batch else 0)
+            if batch and size + record_size > MAX_SYNC_PAYLOAD_BYTES:
                 break
+            if record.shard_id != shard:
+                break  # a batch holds records of one shard, as Lambda's do
             batch.append(record)
             size += record_size
         return batch
@@ -400,15 +447,20 @@ class StreamPoller:
         """Give up on ``batch``: describe it to the on-failure destination and checkpoint past it."""
         self.stats.records_discarded += len(batch)
         if self.destination is not None:
-            self.destination.send(self.failure_document(batch, condition, invocation))
+            event = {"Records": [record.event for record in batch]}
+            self.destination.send(self.failure_document(batch, condition, invocation), event)
         self._advance(len(batch))
 
     def failure_document(
         self, batch: Sequence[streams.Record], condition: str, invocation: Invocation | None
     ) -> dict[str, Any]:
-        """The invocation record Lambda sends to an on-failure destination for a stream batch."""
+        """The invocation record Lambda sends to an on-failure destination for a stream batch.
+
+        As the Lambda Developer Guide's example for DynamoDB shows it: ``timestamp`` with milliseconds,
+        the arrival times in whole seconds (DynamoDB's ApproximateCreationDateTime), the batch's own
+        shard, sequence numbers as strings.
+        """
         first, last = batch[0], batch[-1]
-        payload = invocation.payload if invocation and isinstance(invocation.payload, Mapping) else {}
         return {
             "requestContext": {
                 "requestId": invocation.request_id if invocation else str(uuid.uuid4()),
@@ -422,41 +474,62 @@ class StreamPoller:
                 "functionError": "" if invocation is None or invocation.ok else "Unhandled",
             },
             "version": "1.0",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(self.clock())),
+            "timestamp": _iso_milliseconds(self.clock()),
             "DDBStreamBatchInfo": {
-                "shardId": next(iter(self._positions), ""),
+                "shardId": first.shard_id,
                 "startSequenceNumber": first.sequence_number,
                 "endSequenceNumber": last.sequence_number,
-                "approximateArrivalOfFirstRecord": _iso(first.created_at),
-                "approximateArrivalOfLastRecord": _iso(last.created_at),
+                "approximateArrivalOfFirstRecord": _iso_seconds(first.created_at),
+                "approximateArrivalOfLastRecord": _iso_seconds(last.created_at),
                 "batchSize": len(batch),
                 "streamArn": self.source.stream_arn,
             },
-            "errorType": str(payload.get("errorType", "")) if payload else "",
         }
 
 
-def _iso(seconds: float) -> str:
+def mapping_uuid(region: str, account: str, logical_id: str) -> str:
+    """A stable identifier for a local mapping, where AWS would name the mapping by its UUID."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ddbrep-local:{account}:{region}:{logical_id}"))
+
+
+def _iso_seconds(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _iso_milliseconds(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
 
 
+def s3_failure_key(mapping_id: str, shard_id: str, at: float) -> str:
+    """Lambda's key for an invocation record in an S3 on-failure destination:
+    ``aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>``."""
+    moment = time.gmtime(at)
+    return (
+        f"aws/lambda/{mapping_id}/{shard_id}/{time.strftime('%Y/%m/%d', moment)}/"
+        f"{time.strftime('%Y-%m-%dT%H.%M.%S', moment)}-{uuid.uuid4()}"
+    )
+
+
 class SqsDestination:
-    """On-failure destination: a local SQS queue."""
+    """On-failure destination: a local SQS queue (the invocation record only, not the records)."""
 
     def __init__(self, client: Any, queue_url: str) -> None:
         self.client, self.queue_url = client, queue_url
 
-    def send(self, document: Mapping[str, Any]) -> None:
+    def send(self, document: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(document))
 
 
 class S3Destination:
-    """On-failure destination: a local S3 bucket (Lambda writes one object per discarded batch)."""
+    """On-failure destination: a local S3 bucket. Lambda writes one object per discarded batch: the
+    invocation record plus the batch it invoked the function with (``payload``)."""
 
-    def __init__(self, client: Any, bucket: str, function_name: str) -> None:
-        self.client, self.bucket, self.function_name = client, bucket, function_name
+    def __init__(
+        self, client: Any, bucket: str, mapping_id: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.client, self.bucket, self.mapping_id, self.clock = client, bucket, mapping_id, clock
 
-    def send(self, document: Mapping[str, Any]) -> None:
-        key = f"aws/lambda/{self.function_name}/{time.strftime('%Y/%m/%d/%H')}/{uuid.uuid4()}"
-        with contextlib.suppress(ClientError):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(document).encode())
+    def send(self, document: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        key = s3_failure_key(self.mapping_id, document["DDBStreamBatchInfo"]["shardId"], self.clock())
+        body = json.dumps({**document, "payload": event}).encode()
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body)  # a failure: the poller retries

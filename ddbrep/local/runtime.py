@@ -24,8 +24,17 @@ from typing import Any
 
 from ddbrep.local import emf
 from ddbrep.local.faults import DEFAULT_LATENCY_MS, FaultPlan, Proxy
-from ddbrep.local.mapping import FailureDestination, S3Destination, SqsDestination, StreamPoller, StreamSource
+from ddbrep.local.limits import SQS_MESSAGE_BYTES_STRICT
+from ddbrep.local.mapping import (
+    FailureDestination,
+    S3Destination,
+    SqsDestination,
+    StreamPoller,
+    StreamSource,
+    mapping_uuid,
+)
 from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
+from ddbrep.local.resilience import ErrorListener, LoopStats
 from ddbrep.local.sqs_source import QueuePoller, QueueSource
 from ddbrep.local.streams import Record
 from ddbrep.local.templates import (
@@ -64,6 +73,9 @@ class RuntimeOptions:
     warm_functions: bool = (
         True  # start the stream functions' sandboxes up front (no cold start on first write)
     )
+    # SQS message size the gateways accept: 256 KiB, the strictest tooling (and AWS until 2025);
+    # limits.SQS_MESSAGE_BYTES_AWS (1 MiB) for what AWS accepts since 2025.
+    sqs_max_message_bytes: int = SQS_MESSAGE_BYTES_STRICT
 
 
 @dataclass
@@ -86,9 +98,18 @@ class RegionState:
 class LocalCloud:
     """Several simulated regions on loopback, running the deployment the assembly describes."""
 
-    def __init__(self, assembly: Assembly, options: RuntimeOptions | None = None) -> None:
+    def __init__(
+        self,
+        assembly: Assembly,
+        options: RuntimeOptions | None = None,
+        *,
+        on_error: ErrorListener | None = None,
+    ) -> None:
+        """``on_error(thread name, its stats)`` is called whenever a stand-in thread fails (it then
+        backs off and carries on); ``local up`` prints a line."""
         self.assembly = assembly
         self.options = options or RuntimeOptions()
+        self.on_error = on_error
         self.region_names = list(assembly.regions)
         self.faults = FaultPlan(self.region_names, self.options.latency_ms, seed=self.options.seed)
         self.metrics = emf.MetricsStore(self.options.log_dir)
@@ -181,7 +202,9 @@ class LocalCloud:
 
     def _start_network(self) -> None:
         for name, state in self.regions.items():
-            gateway = Proxy(state.region.engine_url).start()
+            gateway = Proxy(
+                state.region.engine_url, sqs_max_message_bytes=self.options.sqs_max_message_bytes
+            ).start()
             self.gateways[name] = gateway
             state.region.endpoint_url = gateway.url
         for source in self.region_names:
@@ -190,7 +213,10 @@ class LocalCloud:
                     continue
                 link = self.faults.link(source, target)
                 self.links[(source, target)] = Proxy(
-                    self.regions[target].region.engine_url, link, self.faults
+                    self.regions[target].region.engine_url,
+                    link,
+                    self.faults,
+                    sqs_max_message_bytes=self.options.sqs_max_message_bytes,
                 ).start()
 
     def endpoint_urls_from(self, source: str) -> dict[str, str]:
@@ -354,7 +380,7 @@ class LocalCloud:
             with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
                 list(pool.map(lambda w: w.start(), workers))
 
-    def _destination(self, stack: StackSpec, function: FunctionSpec, spec: Any) -> FailureDestination | None:
+    def _destination(self, stack: StackSpec, spec: Any) -> FailureDestination | None:
         destination = spec.on_failure
         if destination is None or destination.logical_id is None:
             return None
@@ -364,7 +390,9 @@ class LocalCloud:
             return SqsDestination(region.new_client("sqs"), resolver.refs[destination.logical_id])
         if destination.kind == "s3":
             return S3Destination(
-                region.new_client("s3"), resolver.refs[destination.logical_id], function.name
+                region.new_client("s3"),
+                resolver.refs[destination.logical_id],
+                mapping_uuid(stack.region, stack.account, spec.logical_id),
             )
         return None
 
@@ -377,7 +405,11 @@ class LocalCloud:
                 if table.ttl_attribute
             ]
             sweeper = TtlSweeper(
-                state.region.new_client("dynamodb"), ttl_tables, self.options.ttl_sweep_interval
+                state.region.new_client("dynamodb"),
+                ttl_tables,
+                self.options.ttl_sweep_interval,
+                name=f"TTL sweeper {name}",
+                on_error=self.on_error,
             )
             self.sweepers[name] = sweeper
             for stack in state.stacks:
@@ -395,11 +427,12 @@ class LocalCloud:
                             state.region.new_client("dynamodbstreams"),
                         ),
                         function.worker,
-                        destination=self._destination(stack, function.spec, mapping),
+                        destination=self._destination(stack, mapping),
                         observer=self,
                         ttl=sweeper,
                         poll_interval=self.options.poll_interval,
                         whole_second_timestamps=self.options.whole_second_timestamps,
+                        on_error=self.on_error,
                     )
                     self.stream_pollers.append(poller)
                 for queue_mapping in stack.queue_mappings:
@@ -419,6 +452,7 @@ class LocalCloud:
                             function.worker,
                             observer=self,
                             poll_interval=self.options.poll_interval,
+                            on_error=self.on_error,
                         )
                     )
         for stream_poller in self.stream_pollers:
@@ -463,6 +497,17 @@ class LocalCloud:
     def client(self, region: str, service: str = "dynamodb") -> Any:
         """A client of ``region`` through its gateway, as an application in that region would use."""
         return self.regions[region].region.client(service, engine=False)
+
+    def health(self) -> dict[str, LoopStats]:
+        """The failure counts of every stand-in thread (stream and SQS mappings, TTL sweepers), by name."""
+        threads: dict[str, LoopStats] = {}
+        for poller in self.stream_pollers:
+            threads[f"stream mapping {poller.name}"] = poller.stats
+        for queue_poller in self.queue_pollers:
+            threads[f"SQS mapping {queue_poller.name}"] = queue_poller.stats
+        for region, sweeper in self.sweepers.items():
+            threads[f"TTL sweeper {region}"] = sweeper.stats
+        return threads
 
     def invocations(self) -> int:
         return sum(p.stats.invocations for p in self.stream_pollers) + sum(

@@ -10,7 +10,9 @@ is the retry backoff, and move to the queue's dead-letter queue after maxReceive
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -19,6 +21,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ddbrep.local.limits import MAX_SYNC_PAYLOAD_BYTES
+from ddbrep.local.resilience import ErrorListener, LoopStats, run_forever
 from ddbrep.local.templates import QueueMappingSpec
 from ddbrep.local.worker import FunctionWorker, Invocation
 
@@ -35,48 +39,79 @@ class QueueSource:
 
 
 @dataclass
-class QueuePollerStats:
+class QueuePollerStats(LoopStats):
     invocations: int = 0
     function_errors: int = 0
     messages_deleted: int = 0
     messages_failed: int = 0
 
 
+def _base64(value: Any) -> str:
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
 def _message_attributes(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Message attributes as Lambda spells them: camelCase, binary values as base64 text."""
     converted = {}
     for name, value in raw.items():
-        converted[name] = {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": value.get("BinaryValue"),
-            "stringListValues": value.get("StringListValues", []),
-            "binaryListValues": value.get("BinaryListValues", []),
-            "dataType": value.get("DataType"),
-        }
+        attribute: dict[str, Any] = {}
+        if "StringValue" in value:
+            attribute["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            attribute["binaryValue"] = _base64(value["BinaryValue"])
+        attribute["stringListValues"] = list(value.get("StringListValues", []))
+        attribute["binaryListValues"] = [_base64(member) for member in value.get("BinaryListValues", [])]
+        attribute["dataType"] = value.get("DataType")
+        converted[name] = attribute
     return converted
 
 
+_FIFO_ATTRIBUTES = ("MessageGroupId", "MessageDeduplicationId", "SequenceNumber")
+
+
 def to_sqs_record(message: Mapping[str, Any], source: QueueSource) -> dict[str, Any]:
-    """One message as Lambda's SQS event delivers it."""
+    """One message as Lambda's SQS event delivers it (Lambda Developer Guide, "Using Lambda with SQS")."""
     body = message.get("Body", "")
     attributes = message.get("Attributes", {})
+    now_ms = str(int(time.time() * 1000))
+    record_attributes = {
+        "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+        "SentTimestamp": attributes.get("SentTimestamp", now_ms),
+        "SenderId": attributes.get("SenderId", "local"),
+        "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", now_ms),
+    }
+    record_attributes.update({name: attributes[name] for name in _FIFO_ATTRIBUTES if name in attributes})
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
-            "SenderId": attributes.get("SenderId", "local"),
-            "ApproximateFirstReceiveTimestamp": attributes.get(
-                "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
-            ),
-        },
+        "attributes": record_attributes,
         "messageAttributes": _message_attributes(message.get("MessageAttributes", {})),
         "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": source.queue_arn,
         "awsRegion": source.region,
     }
+
+
+def split_under_payload_limit(records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive batches whose event stays under Lambda's 6 MB synchronous payload limit.
+
+    Lambda sends an SQS batch "up to the payload limit for synchronous invocation": ten 1 MiB messages
+    make two invocations, not one over the limit. A single message always fits (SQS caps it at 1 MiB).
+    """
+    batches: list[list[dict[str, Any]]] = []
+    size = len('{"Records": []}')
+    for record in records:
+        record_size = len(json.dumps(record).encode("utf-8")) + len(", ")
+        if batches and batches[-1] and size + record_size > MAX_SYNC_PAYLOAD_BYTES:
+            batches.append([])
+            size = len('{"Records": []}')
+        if not batches:
+            batches.append([])
+        batches[-1].append(record)
+        size += record_size
+    return batches
 
 
 def failed_message_ids(payload: Any, message_ids: Sequence[str]) -> set[str] | None:
@@ -106,12 +141,14 @@ class QueuePoller:
         *,
         observer: Any = None,
         poll_interval: float = POLL_INTERVAL_SECONDS,
+        on_error: ErrorListener | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
         self.function = function
         self.observer = observer
         self.poll_interval = poll_interval
+        self.on_error = on_error
         self.stats = QueuePollerStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,13 +167,15 @@ class QueuePoller:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.poll_once()
-            except (ClientError, BotoCoreError, OSError):
-                busy = False
-            if not busy:
-                self._stop.wait(self.poll_interval)
+        run_forever(
+            f"SQS mapping {self.name}",
+            self.poll_once,
+            self._stop,
+            interval=self.poll_interval,
+            stats=self.stats,
+            on_error=self.on_error,
+            expected=(ClientError, BotoCoreError, OSError),
+        )
 
     def _receive(self, count: int) -> list[dict[str, Any]]:
         response = self.source.client.receive_message(
@@ -161,11 +200,12 @@ class QueuePoller:
             if not more:
                 self._stop.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
         records = [to_sqs_record(message, self.source) for message in messages]
-        invocation = self.function.invoke({"Records": records})
-        self.stats.invocations += 1
-        if self.observer is not None:
-            self.observer.on_queue_batch(self, records, invocation)
-        self._settle(records, invocation)
+        for batch in split_under_payload_limit(records):
+            invocation = self.function.invoke({"Records": batch})
+            self.stats.invocations += 1
+            if self.observer is not None:
+                self.observer.on_queue_batch(self, batch, invocation)
+            self._settle(batch, invocation)
         return True
 
     def _settle(self, records: Sequence[Mapping[str, Any]], invocation: Invocation) -> None:

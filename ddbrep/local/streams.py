@@ -7,10 +7,13 @@ Pure functions: no I/O. Each absorbs one measured deviation of moto's DynamoDB S
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from replicator.core import wire  # the product's one crossing between SDK form and event form
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 EVENT_VERSION = "1.1"
@@ -30,9 +33,11 @@ def creation_seconds(value: Any) -> float:
 class Record:
     """One stream record in Lambda's event shape, with the facts the poller needs."""
 
-    event: dict[str, Any]
+    event: dict[str, Any]  # exactly what json.loads of Lambda's event JSON gives
     sequence_number: str
     created_at: float  # epoch seconds as the engine reported them (milliseconds in moto)
+    shard_id: str = ""
+    payload_bytes: int = 0  # length of the record's JSON text, for the 6 MB invocation limit
 
     @property
     def event_name(self) -> str:
@@ -40,7 +45,10 @@ class Record:
 
     @property
     def size_bytes(self) -> int:
-        return int(self.event["dynamodb"].get("SizeBytes", 0))
+        return int(self.event["dynamodb"]["SizeBytes"])
+
+
+_IMAGES = ("Keys", "NewImage", "OldImage")
 
 
 def to_lambda_record(
@@ -48,21 +56,35 @@ def to_lambda_record(
     *,
     region: str,
     stream_arn: str,
+    shard_id: str = "",
     whole_seconds: bool = True,
     user_identity: Mapping[str, str] | None = None,
 ) -> Record:
-    """A record shaped as Lambda delivers it from AWS.
+    """The record as Lambda delivers it from AWS, from what boto3's GetRecords returned.
 
-    moto says awsRegion us-east-1 and eventVersion 1.0 for every table, never sets userIdentity, and
-    reports ApproximateCreationDateTime in milliseconds where AWS reports whole seconds (rounded down
-    here unless ``whole_seconds`` is False).
+    The one serializer of stream events: the result is JSON (it is built, then passed through JSON
+    text and back), so nothing a handler receives can be a Python object Lambda never sends. Images
+    go through ``wire.from_sdk``: boto3 hands binary values (B, BS members, at any depth) as bytes,
+    Lambda as base64 text. moto says awsRegion us-east-1 and eventVersion 1.0 for every table, never
+    sets userIdentity, and reports ApproximateCreationDateTime in milliseconds where AWS reports whole
+    seconds (rounded down here unless ``whole_seconds`` is False).
+
+    Raises ValueError (or TypeError) for a record that cannot be delivered as Lambda would.
     """
-    dynamodb = dict(raw["dynamodb"])
-    created = creation_seconds(dynamodb["ApproximateCreationDateTime"])
-    dynamodb["ApproximateCreationDateTime"] = math.floor(created) if whole_seconds else round(created, 3)
+    source = raw["dynamodb"]
+    created = creation_seconds(source["ApproximateCreationDateTime"])
+    dynamodb: dict[str, Any] = {
+        "ApproximateCreationDateTime": math.floor(created) if whole_seconds else round(created, 3)
+    }
+    for image in _IMAGES:
+        if image in source:
+            dynamodb[image] = wire.from_sdk(source[image])
+    dynamodb["SequenceNumber"] = str(source["SequenceNumber"])
+    dynamodb["SizeBytes"] = int(source["SizeBytes"])
+    dynamodb["StreamViewType"] = str(source["StreamViewType"])
     event: dict[str, Any] = {
-        "eventID": raw.get("eventID", ""),
-        "eventName": raw["eventName"],
+        "eventID": str(raw["eventID"]),
+        "eventName": str(raw["eventName"]),
         "eventVersion": EVENT_VERSION,
         "eventSource": "aws:dynamodb",
         "awsRegion": region,
@@ -71,7 +93,14 @@ def to_lambda_record(
     }
     if user_identity:
         event["userIdentity"] = dict(user_identity)
-    return Record(event=event, sequence_number=str(dynamodb["SequenceNumber"]), created_at=created)
+    text = json.dumps(event, allow_nan=False)
+    return Record(
+        event=json.loads(text),
+        sequence_number=dynamodb["SequenceNumber"],
+        created_at=created,
+        shard_id=shard_id,
+        payload_bytes=len(text.encode("utf-8")),
+    )
 
 
 def is_no_op_modify(raw: Mapping[str, Any]) -> bool:

@@ -19,7 +19,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ddbrep.local.resilience import ErrorListener, LoopStats, run_forever
 from ddbrep.local.streams import TTL_IDENTITY
+from replicator.core import wire
 
 FIVE_YEARS_SECONDS = 5 * 365 * 24 * 3600
 DEFAULT_SWEEP_INTERVAL_SECONDS = 1.0
@@ -33,7 +35,8 @@ class TtlTable:
 
 
 def _key_id(keys: Mapping[str, Any]) -> str:
-    return json.dumps(keys, sort_keys=True, separators=(",", ":"))
+    """A key as text; keys come from boto3 (binary key values are bytes), hence the event form."""
+    return json.dumps(wire.from_sdk(keys), sort_keys=True, separators=(",", ":"))
 
 
 def is_expired(item: Mapping[str, Any], attribute: str, now: float) -> bool:
@@ -56,8 +59,14 @@ class TtlSweeper:
         tables: list[TtlTable],
         interval: float = DEFAULT_SWEEP_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.time,
+        *,
+        name: str = "TTL sweeper",
+        on_error: ErrorListener | None = None,
     ) -> None:
         self.client = client
+        self.name = name
+        self.on_error = on_error
+        self.stats = LoopStats()
         self.tables = tables
         self.interval = interval
         self.clock = clock
@@ -138,11 +147,21 @@ class TtlSweeper:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except (ClientError, BotoCoreError, OSError):
-                continue
+        def sweep_then_wait() -> bool:
+            self.sweep()
+            return False
+
+        if self._stop.wait(self.interval):
+            return
+        run_forever(
+            self.name,
+            sweep_then_wait,
+            self._stop,
+            interval=self.interval,
+            stats=self.stats,
+            on_error=self.on_error,
+            expected=(ClientError, BotoCoreError, OSError),
+        )
 
     def stop(self) -> None:
         self._stop.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+from ddbrep.local.limits import MAX_SYNC_PAYLOAD_BYTES
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_TIMEOUT_SECONDS = 60
@@ -156,10 +159,11 @@ def _sandbox_main() -> None:
             return
         if message is None:
             return
-        event, request_id, deadline = message
+        event_text, request_id, deadline = message
+        event = json.loads(event_text)  # the handler gets what Lambda's runtime gives it: parsed JSON
         context = LambdaContext(config, request_id, deadline)
         try:
-            reply = ("ok", handler(event, context))
+            result = handler(event, context)
         except Exception as exc:
             error: dict[str, Any] = {
                 "errorType": type(exc).__name__,
@@ -167,7 +171,20 @@ def _sandbox_main() -> None:
                 "stackTrace": traceback.format_exc().splitlines(),
             }
             reply = ("error", error)
+        else:
+            reply = _as_lambda_response(result)
         replies.send((*reply, capture.drain()))
+
+
+def _as_lambda_response(result: Any) -> tuple[str, Any]:
+    """The handler's return value as the caller gets it: through JSON, or Lambda's marshalling error."""
+    try:
+        return "ok", json.loads(json.dumps(result, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        return "error", {
+            "errorType": "Runtime.MarshalError",
+            "errorMessage": f"Unable to marshal response: {exc}",
+        }
 
 
 class FunctionWorker:
@@ -239,10 +256,29 @@ class FunctionWorker:
         return True
 
     def invoke(self, event: Any) -> Invocation:
-        """Run the handler once; a function error, timeout or crash is reported, never raised."""
+        """Run the handler once; a function error, timeout or crash is reported, never raised.
+
+        The event crosses into the sandbox as JSON text, as Lambda's does: an event that is not JSON
+        (bytes, Decimal, datetime...) raises TypeError here, in the stand-in that built it; an event
+        over the synchronous payload limit is refused without running the handler, as Lambda's
+        Invoke refuses it (RequestEntityTooLargeException), and counts as a failed invocation.
+        """
         request_id = str(uuid.uuid4())
+        event_text = json.dumps(event, allow_nan=False)
+        size = len(event_text.encode("utf-8"))
         with self._lock:
             self.invocations += 1
+            if size > MAX_SYNC_PAYLOAD_BYTES:
+                self.errors += 1
+                message = (
+                    f"Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction "
+                    f"operation (got {size})"
+                )
+                return Invocation(
+                    request_id,
+                    False,
+                    {"errorType": "RequestEntityTooLargeException", "errorMessage": message},
+                )
             started = time.monotonic()
             try:
                 cold = self._ensure_started()
@@ -255,7 +291,7 @@ class FunctionWorker:
             deadline = time.time() + self.config.timeout_seconds
             try:
                 assert self._requests is not None
-                self._requests.send((event, request_id, deadline))
+                self._requests.send((event_text, request_id, deadline))
                 if not self._conn.poll(self.config.timeout_seconds + 0.5):
                     self._kill()
                     self.errors += 1

@@ -20,6 +20,8 @@ def raw(event: str, seq: int, new: Any = None, old: Any = None, created: float =
         "Keys": KEYS,
         "SequenceNumber": f"{seq:021d}",
         "ApproximateCreationDateTime": created,
+        "SizeBytes": 10,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
     if new is not None:
         dynamodb["NewImage"] = new
