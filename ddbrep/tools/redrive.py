@@ -33,7 +33,6 @@ from ddbrep.local import streams
 from ddbrep.tools.aws import ToolError, explain
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
-from replicator.core import wire
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer, DrainFailed
 from replicator.engine import BatchOutcome, Replicator
@@ -200,14 +199,11 @@ def _epoch(text: Any) -> float | None:
         return None
 
 
-def lambda_record(raw: Mapping[str, Any], *, region: str, stream_arn: str) -> dict[str, Any]:
-    """A record as GetRecords returns it (SDK form: bytes) -> as Lambda delivered it (base64 text)."""
-    dynamodb = dict(raw["dynamodb"])
-    for image in ("Keys", "NewImage", "OldImage"):
-        if image in dynamodb:
-            dynamodb[image] = wire.from_sdk(dynamodb[image])
-    event_form = {**raw, "dynamodb": dynamodb}
-    return streams.to_lambda_record(event_form, region=region, stream_arn=stream_arn).event
+def lambda_record(
+    raw: Mapping[str, Any], *, region: str, stream_arn: str, shard_id: str = ""
+) -> dict[str, Any]:
+    """A record as GetRecords returns it (SDK form: bytes) -> as Lambda delivered it (the one serializer)."""
+    return streams.to_lambda_record(raw, region=region, stream_arn=stream_arn, shard_id=shard_id).event
 
 
 def _outcome_of(batch: BatchOutcome) -> Outcome:
@@ -429,7 +425,10 @@ class Redrive:
         # Only what the mapping delivered: without the local engine's artifacts (none in AWS).
         kept = streams.drop_engine_artifacts(raws, now=self.clock(), hold_seconds=0).records
         region = self.settings.local_region
-        return [lambda_record(raw, region=region, stream_arn=batch.stream_arn) for raw in kept]
+        return [
+            lambda_record(raw, region=region, stream_arn=batch.stream_arn, shard_id=batch.shard_id)
+            for raw in kept
+        ]
 
     # --- a handoff queue ------------------------------------------------------------------------
 

@@ -264,11 +264,6 @@ def test_redrive_reads_a_discarded_batch_again_from_the_stream_and_applies_it(
     assert "Contents" not in s3.list_objects_v2(Bucket=settings.dead_letter_bucket)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine writes event-form (base64 text) binary to boto3 until lambda/replicator applies "
-    "core.wire.to_sdk before its writes (in progress on another branch); remove this mark then",
-)
 def test_a_redriven_discarded_batch_keeps_binary_values_bytes_exact(conn: Connection, streamed: Settings):
     settings = streamed
     # Given a discarded batch with a binary value (GetRecords returns bytes; Lambda delivers base64 text)
