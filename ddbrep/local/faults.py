@@ -27,7 +27,7 @@ from ddbrep.local.limits import (
     ITEM_TOO_LARGE_MESSAGE,
     MAX_ITEM_BYTES,
     SQS_MESSAGE_BYTES_STRICT,
-    item_size,
+    item_size_bytes,
 )
 from ddbrep.local.regions import LOOPBACK
 
@@ -161,7 +161,7 @@ def aws_rejection(
         except ValueError:
             return None
         for item in _written_items(operation, request):
-            if isinstance(item, dict) and item_size(item) > MAX_ITEM_BYTES:
+            if isinstance(item, dict) and item_size_bytes(item) > MAX_ITEM_BYTES:
                 return 400, _dynamodb_error("ValidationException", ITEM_TOO_LARGE_MESSAGE)
         if operation == "BatchWriteItem":
             count = sum(len(v) for v in (request.get("RequestItems") or {}).values())

@@ -12,7 +12,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ddbrep.local.faults import Proxy
-from ddbrep.local.limits import MAX_ITEM_BYTES, SQS_MESSAGE_BYTES_AWS, SQS_MESSAGE_BYTES_STRICT, item_size
+from ddbrep.local.limits import (
+    MAX_ITEM_BYTES,
+    SQS_MESSAGE_BYTES_AWS,
+    SQS_MESSAGE_BYTES_STRICT,
+    item_size_bytes,
+)
 from ddbrep.local.regions import Region, start_region, stop_region
 
 REGION = "eu-west-1"
@@ -58,15 +63,15 @@ MANY_SMALL_ELEMENTS = {**key("many"), "l": {"L": [{"NULL": True}] * 205_000}}
 
 def test_item_size_follows_dynamodb_rules() -> None:
     # Given values of every kind, When their sizes are computed, Then they follow the Developer Guide
-    assert item_size({"name": {"S": "héllo"}}) == 4 + 6  # UTF-8 names and values
-    assert item_size({"n": {"N": "12345"}}) == 1 + 4  # 1 byte per 2 significant digits (3), plus 1
-    assert item_size({"n": {"N": "-0.0012300"}}) == 1 + 3  # zeroes trimmed: "123" is 2 bytes, plus 1
-    assert item_size({"b": {"B": "AAEC"}}) == 1 + 3  # raw bytes of the base64 text
-    assert item_size({"b": {"B": b"\x00\x01\x02"}}) == 1 + 3
-    assert item_size({"f": {"BOOL": False}, "z": {"NULL": True}}) == 2 + 2
-    assert item_size({"m": {"M": {"a": {"S": "x"}}}}) == 1 + 3 + (1 + 1 + 1)
-    assert item_size({"l": {"L": []}}) == 1 + 3
-    assert item_size(MANY_SMALL_ELEMENTS) > MAX_ITEM_BYTES
+    assert item_size_bytes({"name": {"S": "héllo"}}) == 4 + 6  # UTF-8 names and values
+    assert item_size_bytes({"n": {"N": "12345"}}) == 1 + 4  # 1 byte per 2 significant digits (3), plus 1
+    assert item_size_bytes({"n": {"N": "-0.0012300"}}) == 1 + 3  # zeroes trimmed: "123" is 2 bytes, plus 1
+    assert item_size_bytes({"b": {"B": "AAEC"}}) == 1 + 3  # raw bytes of the base64 text
+    assert item_size_bytes({"b": {"B": b"\x00\x01\x02"}}) == 1 + 3
+    assert item_size_bytes({"f": {"BOOL": False}, "z": {"NULL": True}}) == 2 + 2
+    assert item_size_bytes({"m": {"M": {"a": {"S": "x"}}}}) == 1 + 3 + (1 + 1 + 1)
+    assert item_size_bytes({"l": {"L": []}}) == 1 + 3
+    assert item_size_bytes(MANY_SMALL_ELEMENTS) > MAX_ITEM_BYTES
 
 
 @pytest.mark.parametrize("operation", ["PutItem", "BatchWriteItem", "TransactWriteItems"])
@@ -135,7 +140,7 @@ def test_query_and_scan_pages_stop_at_1_mb_and_resume_exactly(region: Region) ->
             page = getattr(client, operation)(**kwargs)
             pages += 1
             # Then no page carries more than 1 MB of items
-            assert sum(item_size(item) for item in page["Items"]) <= 1024 * 1024
+            assert sum(item_size_bytes(item) for item in page["Items"]) <= 1024 * 1024
             seen.extend(item["sk"]["S"] for item in page["Items"])
             if "LastEvaluatedKey" not in page:
                 break

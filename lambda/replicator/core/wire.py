@@ -92,36 +92,59 @@ def _encode(raw: Any) -> str:
 
 # --- size -------------------------------------------------------------------------------------------
 
-MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit, attribute names included
+MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit, attribute names included (409,600 bytes)
+_LIST_OR_MAP_OVERHEAD = 3  # bytes of a List or Map, whatever its content
+_ELEMENT_OVERHEAD = 1  # bytes per element of a List or Map
 
 
 def item_size_bytes(item: WireItem) -> int:
-    """DynamoDB's size of an event-form item: UTF-8 attribute names plus values.
+    """The size DynamoDB counts for an item: UTF-8 names plus value sizes (Developer Guide, "Item sizes").
 
-    Strings count their UTF-8 bytes, binaries their decoded bytes, numbers about one byte per two
-    significant digits plus one, BOOL and NULL one byte, lists and maps 3 bytes plus 1 per element.
+    Accepts both spellings of binary values, base64 text (event form) and bytes (SDK form); either way
+    the raw byte length counts. Numbers: one byte per two significant digits, plus one.
     """
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+    return sum(_utf8(name) + value_size_bytes(value) for name, value in item.items())
 
 
-def _value_size(value: Mapping[str, Any]) -> int:
+def value_size_bytes(value: Mapping[str, Any]) -> int:
     (tag, inner), *_ = value.items()
     if tag == "S":
-        return len(str(inner).encode())
+        return _utf8(inner)
     if tag == "N":
-        digits = str(inner).lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
-        return (len(digits) + 1) // 2 + 1
+        return _number_size(inner)
     if tag == "B":
-        return len(base64.b64decode(inner))
+        return _binary_size(inner)
     if tag in ("BOOL", "NULL"):
         return 1
-    if tag in ("SS", "NS", "BS"):
-        return sum(_value_size({tag[0]: member}) for member in inner)
+    if tag == "SS":
+        return sum(_utf8(member) for member in inner)
+    if tag == "NS":
+        return sum(_number_size(member) for member in inner)
+    if tag == "BS":
+        return sum(_binary_size(member) for member in inner)
     if tag == "L":
-        return 3 + sum(1 + _value_size(member) for member in inner)
+        return _LIST_OR_MAP_OVERHEAD + sum(_ELEMENT_OVERHEAD + value_size_bytes(member) for member in inner)
     if tag == "M":
-        return 3 + sum(1 + len(name.encode()) + _value_size(member) for name, member in inner.items())
-    return 0
+        return _LIST_OR_MAP_OVERHEAD + sum(
+            _ELEMENT_OVERHEAD + _utf8(name) + value_size_bytes(member) for name, member in inner.items()
+        )
+    raise WireFormatError(f"unknown DynamoDB type tag {tag!r}")
+
+
+def _utf8(text: Any) -> int:
+    return len(str(text).encode("utf-8"))
+
+
+def _number_size(text: Any) -> int:
+    mantissa = str(text).strip().lstrip("+-").split("e")[0].split("E")[0]
+    digits = mantissa.replace(".", "").strip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def _binary_size(value: Any) -> int:
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    return len(base64.b64decode(value))
 
 
 # --- validation of event-form values ---------------------------------------------------------------
