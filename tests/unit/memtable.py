@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from replicator.core.wire import from_sdk
+
 _TOKEN = re.compile(r"\s*(attribute_not_exists|attribute_exists|AND|OR|\(|\)|<|=|[#:][A-Za-z0-9_]+)")
 
 
@@ -134,8 +136,9 @@ class MemTable:
         self._seq += 1
         self.clock[0] += 0.01
         name = "INSERT" if old is None else ("REMOVE" if new is None else "MODIFY")
+        # The table stores the SDK form (bytes); its stream speaks Lambda's event form, as AWS does.
         dynamodb: dict[str, Any] = {
-            "Keys": copy.deepcopy(keys),
+            "Keys": from_sdk(copy.deepcopy(keys)),
             "SequenceNumber": str(100_000_000_000_000_000_000 + self._seq),
             "ApproximateCreationDateTime": int(self.clock[0])
             if self.whole_seconds
@@ -144,9 +147,9 @@ class MemTable:
             "SizeBytes": 100,
         }
         if new is not None:
-            dynamodb["NewImage"] = copy.deepcopy(new)
+            dynamodb["NewImage"] = from_sdk(copy.deepcopy(new))
         if old is not None:
-            dynamodb["OldImage"] = copy.deepcopy(old)
+            dynamodb["OldImage"] = from_sdk(copy.deepcopy(old))
         record: dict[str, Any] = {
             "eventID": f"{self.region}-{self._seq}",
             "eventName": name,

@@ -16,6 +16,7 @@ from ddbrep.client import ReplicatedTable
 from replicator.core import metrics_names as m
 from replicator.core.metadata import AttributeNames, Version, is_tombstone, user_attributes, version_of
 from replicator.core.plan import TargetWrite
+from replicator.core.wire import from_sdk
 from replicator.drain_core import Drainer
 from replicator.engine import BatchOutcome, Replicator
 from replicator.settings import Settings, Target
@@ -205,13 +206,14 @@ class Mesh:
         for key, item in self.tables[region].items.items():
             if not is_tombstone(item, NAMES):
                 v = version_of(item, NAMES)
-                out[key] = (Version(v.ts, v.region), json.dumps(user_attributes(item, NAMES), sort_keys=True))
+                user = from_sdk(user_attributes(item, NAMES))  # binary values as base64 text: comparable JSON
+                out[key] = (Version(v.ts, v.region), json.dumps(user, sort_keys=True))
         return out
 
     def user_items(self, region: str) -> dict[str, str]:
         """Per key, the live item's user attributes only (one-way replicas carry their own versions)."""
         return {
-            key: json.dumps(user_attributes(item, NAMES), sort_keys=True)
+            key: json.dumps(from_sdk(user_attributes(item, NAMES)), sort_keys=True)
             for key, item in self.tables[region].items.items()
             if not is_tombstone(item, NAMES)
         }

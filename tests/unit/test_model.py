@@ -42,13 +42,22 @@ def run(mesh: Mesh, ops: list[tuple[Any, ...]], skew: list[int], drain_batch: in
         kind, where = step[0], step[1]
         table = mesh.tables[where]
         if kind == "put":
-            apps[where].put_item({"pk": {"S": step[2]}, "v": {"N": str(step[3])}}, keys=("pk",))
+            # A binary value too: replicas must hold the writer's bytes (the SDK form), never base64 text.
+            blob = {"B": bytes([step[3], 0, 255])}
+            apps[where].put_item({"pk": {"S": step[2]}, "v": {"N": str(step[3])}, "b": blob}, keys=("pk",))
         elif kind == "delete":
             apps[where].delete_item({"pk": {"S": step[2]}})
         elif kind == "hard_delete":
             table.delete_item({"pk": {"S": step[2]}})
         elif kind == "unstamped_put":
-            table.put_item(Item={"pk": {"S": step[2]}, "v": {"N": str(step[3])}, "raw": {"BOOL": True}})
+            table.put_item(
+                Item={
+                    "pk": {"S": step[2]},
+                    "v": {"N": str(step[3])},
+                    "raw": {"BOOL": True},
+                    "bs": {"BS": [bytes([step[3] + 1]), b"\x00"]},
+                }
+            )
         elif kind == "deliver":
             mesh.deliver(where, step[2])
         elif kind == "redeliver":
