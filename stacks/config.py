@@ -148,6 +148,7 @@ class ReplicationConfig:
     ttl_attribute: str
     tombstone_retention_seconds: int
     max_clock_skew_seconds: int
+    dead_letter_retention_days: int
     point_in_time_recovery: bool
     deletion_protection: bool
     function: FunctionSettings
@@ -273,6 +274,7 @@ _TOP_KEYS = {
     "attribute_prefix": "metadata attribute prefix",
     "tombstone_retention_days": "tombstone lifetime",
     "max_clock_skew_seconds": "how far ahead of the receiving clock a version may be",
+    "dead_letter_retention_days": "how long dead letters and discarded-batch documents are kept",
     "handoff_retention_days": "how long a handed-off write waits for its target",
     "stream": "event source mapping defaults",
     "sources": "per source region mapping overrides",
@@ -390,6 +392,15 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         "a version further ahead of the receiving clock is dead-lettered; keep it small (minutes)",
     )
 
+    dead_letter_days = root.integer(
+        "dead_letter_retention_days",
+        max(defaults.DEAD_LETTER_RETENTION_DAYS, retention_days + 1),
+        retention_days,
+        defaults.DEAD_LETTER_RETENTION_MAX_DAYS,
+        f"at least tombstone_retention_days ({retention_days}): a dead letter must stay while it can "
+        "still be redriven safely; each one holds a full item, so not for ever",
+    )
+
     stream_defaults = _stream(root.block("stream", _STREAM_KEYS), StreamSettings())
     source_blocks = _source_overrides(root, sources, stream_defaults)
     pairs = _pairs(root, sources, receivers, topology)
@@ -415,6 +426,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
                 table_name,
                 pairs.get((region, target)),
                 handoff_days,
+                topology,
             )
             for target in (receivers if topology == "one-way" else all_regions)
             if target != region and region in sources
@@ -447,6 +459,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         ttl_attribute=ttl_attribute,
         tombstone_retention_seconds=retention_days * 24 * 3600,
         max_clock_skew_seconds=max_skew,
+        dead_letter_retention_days=dead_letter_days,
         point_in_time_recovery=table.boolean("point_in_time_recovery", defaults.POINT_IN_TIME_RECOVERY),
         deletion_protection=table.boolean("deletion_protection", defaults.DELETION_PROTECTION),
         function=function,
@@ -649,6 +662,7 @@ def _target_plan(
     source_table: str,
     pair: _Block | None,
     handoff_retention_days: int,
+    topology: str,
 ) -> TargetPlan:
     role_arn = None
     item_filter = None
@@ -671,6 +685,16 @@ def _target_plan(
                 ) from None
     # A cross-account replica lives in the account of the role that writes it.
     table_account = role_arn.split(":")[4] if role_arn else account
+    if topology == "mesh" and pair is not None and table_account != account:
+        # Every stack of this deployment is deployed to `account`: the target region's replicator would
+        # read its stream there and write back here, while this pair writes another account's table.
+        raise ConfigError(
+            f"{pair.key('role_arn')} is a role in account {table_account}, but in a mesh every region's "
+            f"stack (its table, stream and replicator) is deployed to account {account}: this direction "
+            f"would write {table_account}'s table while {target} replicates {account}'s, and the copies "
+            "would diverge. Fix: use a role in the deployment's account, or a one-way topology for a "
+            "replica in another account"
+        )
     slug = _slug(source_table)
     queue_name = _name(f"{slug}-handoff-{target}", 76)  # room for the "-dlq" suffix under SQS's 80
     return TargetPlan(

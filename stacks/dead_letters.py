@@ -20,6 +20,7 @@ class DeadLetterStore(Construct):
         *,
         bucket_name: str,
         handoff_retention_days: int = defaults.HANDOFF_RETENTION_DAYS,
+        dead_letter_retention_days: int = defaults.DEAD_LETTER_RETENTION_DAYS,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
@@ -31,13 +32,30 @@ class DeadLetterStore(Construct):
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=True,
+            # Every object holds a full item copy: none is kept for ever (README, "What is stored where").
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireHandoffPayloads",
                     prefix=defaults.HANDOFF_PREFIX,
                     # A payload is useless once the queue message pointing at it has expired.
                     expiration=Duration.days(handoff_retention_days + 1),
-                    noncurrent_version_expiration=Duration.days(1),
+                ),
+                s3.LifecycleRule(
+                    id="ExpireDeadLetters",
+                    prefix=defaults.DEAD_LETTER_PREFIX,
+                    expiration=Duration.days(dead_letter_retention_days),
+                ),
+                s3.LifecycleRule(
+                    id="ExpireDiscardedBatches",
+                    prefix=defaults.ON_FAILURE_PREFIX,
+                    expiration=Duration.days(dead_letter_retention_days),
+                ),
+                s3.LifecycleRule(
+                    # A redriven, rewritten or expired entry leaves a noncurrent version behind.
+                    id="ExpireNoncurrentVersions",
+                    noncurrent_version_expiration=Duration.days(defaults.NONCURRENT_VERSION_DAYS),
+                    expired_object_delete_marker=True,
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
                 ),
             ],
             # Dead letters are user data waiting for a redrive: `cdk destroy` keeps the bucket.

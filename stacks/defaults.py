@@ -74,14 +74,20 @@ KNOWN_REGIONS = (
 # These protocol defaults are defined once, in the function's core, and shared with the helper and tools.
 from replicator.core.defaults import ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX  # noqa: E402
 from replicator.core.defaults import DEAD_LETTER_PREFIX as DEAD_LETTER_PREFIX  # noqa: E402
+from replicator.core.defaults import DEAD_LETTER_RETENTION_DAYS as DEAD_LETTER_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import HANDOFF_PREFIX as HANDOFF_PREFIX  # noqa: E402
 from replicator.core.defaults import MAX_CLOCK_SKEW_SECONDS as MAX_CLOCK_SKEW_SECONDS  # noqa: E402
+from replicator.core.defaults import ON_FAILURE_PREFIX as ON_FAILURE_PREFIX  # noqa: E402
 from replicator.core.defaults import RETRY_BASE_DELAY_MS as RETRY_BASE_DELAY_MS  # noqa: E402
 from replicator.core.defaults import STREAM_RETENTION_DAYS as STREAM_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import TOMBSTONE_RETENTION_DAYS as TOMBSTONE_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import WRITE_ATTEMPTS as WRITE_ATTEMPTS  # noqa: E402
 
 MAX_CLOCK_SKEW_RANGE = (1, 86_400)
+# (context: dead_letter_retention_days) at least the tombstone retention, at most ten years.
+DEAD_LETTER_RETENTION_MAX_DAYS = 3650
+# Noncurrent versions (a redriven, rewritten or deleted entry) each hold a full item: kept one day.
+NONCURRENT_VERSION_DAYS = 1
 
 # Tables. (context: table.*)
 POINT_IN_TIME_RECOVERY = True

@@ -15,7 +15,6 @@ from constructs import IConstruct
 
 from stacks import defaults
 from stacks.region_stack import RegionStack
-from stacks.replicator import ON_FAILURE_PREFIX
 
 PACK = "AwsSolutions::"
 
@@ -75,7 +74,7 @@ def _acknowledge_region(stack: RegionStack) -> None:
         "every other stream action is scoped to this table's stream ARN.",
     )
     prefixes = {
-        replicator_role: [ON_FAILURE_PREFIX, defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX],
+        replicator_role: [defaults.ON_FAILURE_PREFIX, defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX],
         **{
             h.drain_function.role: [defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX]
             for h in stack.handoffs

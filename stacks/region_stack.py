@@ -69,6 +69,7 @@ class RegionStack(Stack):
             self,
             "DeadLetterStore",
             bucket_name=plan.dead_letter_bucket,
+            dead_letter_retention_days=config.dead_letter_retention_days,
             # Handoff payloads in S3 live as long as the queue messages that point at them.
             handoff_retention_days=max(
                 (t.handoff_retention_days for t in plan.targets), default=defaults.HANDOFF_RETENTION_DAYS
@@ -134,10 +135,11 @@ class RegionStack(Stack):
 
     def _grant_replicator(self, function: lambda_.Function) -> None:
         if self.config.topology == "mesh":
-            # Mesh only: adopting unstamped writes and writing local tombstones touch the local table.
+            # Mesh only: adopting unstamped writes and writing local tombstones put to the local table;
+            # the adoption floor reads the stored item first (GetItem). Nothing updates in place.
             function.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem"],
                     resources=[self.table.table_arn],
                 )
             )
@@ -164,10 +166,9 @@ class RegionStack(Stack):
                 iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[target.role_arn])
             )
             return
+        # Every write to a target is the one conditional PutItem; nothing reads a target.
         function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[self.target_table_arn(target)]
-            )
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.target_table_arn(target)])
         )
 
     def target_table_arn(self, target: TargetPlan) -> str:

@@ -16,7 +16,7 @@ from stacks.config import StreamSettings
 from stacks.runtime import FunctionRuntime
 
 # Where Lambda writes a batch it gave up on: aws/lambda/<mapping id>/<shard id>/<date>/<time>-<uuid>.
-ON_FAILURE_PREFIX = "aws/lambda/"
+ON_FAILURE_PREFIX = defaults.ON_FAILURE_PREFIX
 
 
 class ReplicatorFunction(Construct):

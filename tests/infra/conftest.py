@@ -54,7 +54,8 @@ THREE_REGION_MESH = CDK_JSON_CONTEXT[defaults.CONTEXT_KEY]
 
 # Every knob set away from its default, on a two-region mesh.
 ITEM_FILTER = {"tenant": {"S": [{"prefix": "eu-"}]}}
-REPLICA_ROLE = "arn:aws:iam::333333333333:role/orders-replica-writer"
+# A mesh writes through a role of its own account (another account is refused: see test_config).
+REPLICA_ROLE = "arn:aws:iam::222222222222:role/orders-replica-writer"
 TOPIC_EU = "arn:aws:sns:eu-west-1:222222222222:ops-alarms"
 TWO_REGION_MESH: dict[str, Any] = {
     "account": "222222222222",

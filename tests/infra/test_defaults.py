@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -177,7 +178,7 @@ def test_replicator_permissions_are_least_privilege(mesh3: Synthesized) -> None:
         f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/orders",
         f"arn:aws:dynamodb:ap-southeast-2:{ACCOUNT}:table/orders",
     }
-    assert resources_for(statements, "dynamodb:UpdateItem") == {own_table}
+    assert not resources_for(statements, "dynamodb:UpdateItem")  # the code never updates in place
     assert resources_for(statements, "dynamodb:GetRecords") == {"<ReplicaTable3918B83D.StreamArn>"}
     assert resources_for(statements, "dynamodb:ListStreams") == {"*"}
     assert {r.split("Queue")[0] for r in resources_for(statements, "sqs:SendMessage")} == {
@@ -218,3 +219,62 @@ def test_cdk_nag_ran_and_every_finding_is_acknowledged_with_a_reason(mesh3: Synt
     assert nag["violations"] == []
     for finding in nag["suppressedViolations"]:
         assert len(finding["reason"]) > 40, f"{finding['acknowledgedId']} needs a real reason"
+
+
+def test_every_item_copy_in_the_bucket_expires(mesh3: Synthesized) -> None:
+    # Given the dead-letter store of a source region
+    bucket = mesh3.only("us-east-1", "AWS::S3::Bucket")
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    # Then handoff payloads live as long as their queue messages, dead letters and Lambda's
+    # discarded-batch documents for the dead-letter retention, and noncurrent versions one day
+    assert rules["ExpireHandoffPayloads"]["Prefix"] == defaults.HANDOFF_PREFIX
+    assert rules["ExpireHandoffPayloads"]["ExpirationInDays"] == defaults.HANDOFF_RETENTION_DAYS + 1
+    for rule_id, prefix in (
+        ("ExpireDeadLetters", defaults.DEAD_LETTER_PREFIX),
+        ("ExpireDiscardedBatches", defaults.ON_FAILURE_PREFIX),
+    ):
+        assert rules[rule_id]["Prefix"] == prefix
+        assert rules[rule_id]["ExpirationInDays"] == defaults.DEAD_LETTER_RETENTION_DAYS
+    assert defaults.DEAD_LETTER_RETENTION_DAYS > defaults.TOMBSTONE_RETENTION_DAYS
+    catch_all = rules["ExpireNoncurrentVersions"]
+    assert "Prefix" not in catch_all
+    assert catch_all["NoncurrentVersionExpiration"] == {"NoncurrentDays": defaults.NONCURRENT_VERSION_DAYS}
+    assert catch_all["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert all(r["Status"] == "Enabled" for r in rules.values())
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {a for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
+
+
+def test_each_role_has_exactly_the_actions_its_code_calls(mesh3: Synthesized) -> None:
+    # A new permission must be a deliberate change of this list.
+    template = mesh3.template("us-east-1")
+    assert _actions(role_statements(template, "orders-replicator")) == {
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+        "dynamodb:GetItem",  # the local table only: the adoption floor reads the stored item
+        "dynamodb:PutItem",
+        "sqs:SendMessage",
+        "s3:PutObject",
+        "s3:ListBucket",  # the on-failure destination (Lambda checks the bucket)
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    statements = role_statements(template, "orders-replicator")
+    assert resources_for(statements, "dynamodb:GetItem") == {"<ReplicaTable3918B83D.Arn>"}
+    drain = role_statements(template, "orders-drain-eu-west-1")
+    assert _actions(drain) == {
+        "dynamodb:PutItem",
+        "s3:GetObject",
+        "s3:PutObject",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }

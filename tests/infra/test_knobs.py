@@ -90,7 +90,7 @@ def test_item_filter_and_cross_account_role_of_a_pair(mesh2: Synthesized) -> Non
     assert target["role_arn"] == REPLICA_ROLE
     statements = role_statements(template, "orders_usw2-replicator")
     assert resources_for(statements, "sts:AssumeRole") == {REPLICA_ROLE}
-    # The replica account's role writes the table: no direct grant on a table of another account.
+    # A pair with a role writes through it: no direct grant on the target table.
     assert resources_for(statements, "dynamodb:PutItem") == {"<ReplicaTable3918B83D.Arn>"}
     drain = role_statements(template, "orders_usw2-drain-eu-west-1")
     assert resources_for(drain, "sts:AssumeRole") == {REPLICA_ROLE}
@@ -122,4 +122,5 @@ def test_an_existing_table_is_adopted_in_place_never_created(mesh2: Synthesized)
     ].endswith(".StreamArn>")
     statements = role_statements(mesh2.template("eu-west-1"), "orders-euw1-replicator")
     own = "arn:aws:dynamodb:eu-west-1:222222222222:table/orders.euw1"
-    assert own in resources_for(statements, "dynamodb:UpdateItem")
+    assert own in resources_for(statements, "dynamodb:PutItem")
+    assert own in resources_for(statements, "dynamodb:GetItem")

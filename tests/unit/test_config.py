@@ -134,6 +134,21 @@ def test_missing_block_says_how_to_add_it() -> None:
         load_config(None)
 
 
+def test_a_mesh_pair_writing_another_account_is_refused() -> None:
+    # Given a mesh (every stack in account 111111111111) with one direction writing account 333333333333
+    role = "arn:aws:iam::333333333333:role/replica-writer"
+    message = error_of(mesh(pairs={"us-east-1->eu-west-1": {"role_arn": role}}))
+    # Then synth fails naming the key, both accounts and the fix
+    assert "replication.pairs.us-east-1->eu-west-1.role_arn" in message
+    assert "333333333333" in message and "111111111111" in message and "one-way" in message
+
+
+def test_a_mesh_pair_may_write_through_a_role_of_its_own_account() -> None:
+    role = "arn:aws:iam::111111111111:role/replica-writer"
+    config = load_config(mesh(pairs={"us-east-1->eu-west-1": {"role_arn": role}}))
+    assert config.region("us-east-1").targets[0].role_arn == role
+
+
 def test_bad_role_arn_is_rejected() -> None:
     message = error_of(mesh(pairs={"us-east-1->eu-west-1": {"role_arn": "arn:aws:iam::12:user/x"}}))
     assert "replication.pairs.us-east-1->eu-west-1.role_arn" in message
@@ -353,7 +368,9 @@ def test_replicator_environment_matches_the_function_settings_contract() -> None
 
     item_filter = {"tenant": {"S": [{"prefix": "eu-"}]}}
     role = "arn:aws:iam::333333333333:role/replica-writer"
-    config = load_config(mesh(pairs={"us-east-1->eu-west-1": {"item_filter": item_filter, "role_arn": role}}))
+    config = load_config(
+        one_way(pairs={"us-east-1->eu-west-1": {"item_filter": item_filter, "role_arn": role}})
+    )
     plan = config.region("us-east-1")
     settings = parse_settings(config.drain_environment(plan, plan.targets[0]))
     assert settings.local_region == "us-east-1"
@@ -399,3 +416,15 @@ def test_powertools_version_equals_the_pin_in_requirements_dev() -> None:
     assert match is not None
     assert match.group(1) == defaults.POWERTOOLS_VERSION
     assert defaults.POWERTOOLS_LAYER_PARAMETER.endswith(f"/{defaults.PYTHON_RUNTIME}/{match.group(1)}")
+
+
+def test_dead_letters_are_kept_longer_than_tombstones_by_default() -> None:
+    config = load_config(mesh())
+    assert config.dead_letter_retention_days == defaults.DEAD_LETTER_RETENTION_DAYS
+    assert config.dead_letter_retention_days > defaults.TOMBSTONE_RETENTION_DAYS
+
+
+def test_dead_letters_expiring_before_their_tombstones_names_the_key() -> None:
+    message = error_of(mesh(dead_letter_retention_days=10))
+    assert "replication.dead_letter_retention_days = 10 is out of range" in message
+    assert "tombstone_retention_days" in message

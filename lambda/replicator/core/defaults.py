@@ -32,6 +32,13 @@ MAX_CLOCK_SKEW_SECONDS = 300
 WRITE_ATTEMPTS = 4
 RETRY_BASE_DELAY_MS = 50
 
-# Prefixes in the dead-letter bucket.
+# Prefixes in the dead-letter bucket: dead letters, handoff payloads too large for a message, and the
+# documents Lambda writes for a stream batch it gave up on (the mapping's on-failure destination).
 DEAD_LETTER_PREFIX = "dead-letters/"
 HANDOFF_PREFIX = "handoff/"
+ON_FAILURE_PREFIX = "aws/lambda/"
+
+# How long dead letters and discarded-batch documents are kept. Each holds a full item, so not for
+# ever; longer than the tombstone retention, because an entry older than that is unsafe to redrive
+# anyway (it could bring back an item deleted since), and the operator needs the time to act.
+DEAD_LETTER_RETENTION_DAYS = 30
