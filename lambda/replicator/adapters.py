@@ -75,6 +75,16 @@ class AwsPorts:
             QueueUrl=target.handoff_queue_url, MessageBody=body
         )
 
+    def postpone_handoff(self, target: Target, receipt_handle: str, seconds: int) -> bool:
+        """Hide a received handoff message for ``seconds``; False if SQS did not take it."""
+        try:
+            self.client("sqs", self._settings.local_region).change_message_visibility(
+                QueueUrl=target.handoff_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError):
+            return False
+        return True
+
     def load_handoff(self, body: str) -> Mapping[str, Any]:
         """The handoff message's content, following an S3 pointer when it has one."""
         doc = json.loads(body)
