@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from replicator.core.backoff import Backoff
 from replicator.core.pattern import PatternError, validate_pattern
 from stacks import defaults
 
@@ -30,6 +31,27 @@ PAIR_SEPARATOR = "->"
 
 class ConfigError(ValueError):
     """A context value is missing or invalid; the message names the key and how to fix it."""
+
+
+def check_handoff_schedule(
+    key: str,
+    retention_days: int,
+    backoff: Backoff = defaults.HANDOFF_BACKOFF,
+    max_receive_count: int = defaults.HANDOFF_MAX_RECEIVE_COUNT,
+    margin: float = defaults.HANDOFF_BACKOFF_MARGIN,
+) -> None:
+    """The drain's backoff must keep a message replaying for its whole retention within maxReceiveCount
+    receives (with margin), or it moves to the dead-letter queue while its target may come back."""
+    span = backoff.least_total(max_receive_count)
+    needed = retention_days * 86400 * margin
+    if span < needed:
+        raise ConfigError(
+            f"{key} = {retention_days} days: {max_receive_count} receives with the drain's backoff "
+            f"(capped at {backoff.cap_seconds} s) span only {span / 86400:.1f} days, less than the retention "
+            f"times {margin}; a handed-off write would reach the handoff dead-letter queue while its target "
+            "can still return. Fix: raise the backoff cap or maxReceiveCount (stacks/defaults.py), or lower "
+            "handoff_retention_days"
+        )
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -369,6 +391,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
     handoff_days = root.integer(
         "handoff_retention_days", defaults.HANDOFF_RETENTION_DAYS, 1, 14, "SQS keeps messages 1 to 14 days"
     )
+    check_handoff_schedule(root.key("handoff_retention_days"), handoff_days)
     retention_days = root.integer(
         "tombstone_retention_days",
         defaults.TOMBSTONE_RETENTION_DAYS,

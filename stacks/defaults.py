@@ -5,6 +5,8 @@ Values a user can change through ``cdk.json`` context are marked "(context: ...)
 
 from __future__ import annotations
 
+from replicator.core.backoff import HANDOFF_BACKOFF as _DRAIN_BACKOFF
+
 # The Powertools public layer the functions run with. Must equal the aws-lambda-powertools pin in
 # requirements-dev.txt (tests run the handler against that version; a test checks the two agree).
 POWERTOOLS_VERSION = "3.37.0"
@@ -143,10 +145,20 @@ HANDOFF_RETENTION_DAYS = 14
 DRAIN_BATCH_SIZE = 10
 DRAIN_TIMEOUT_SECONDS = 60
 # AWS's advice for an SQS event source: visibility timeout at least six times the function timeout.
+# It only hides a message while a batch runs: a replay that fails sets the message's own visibility
+# to the drain's backoff (ChangeMessageVisibility).
 HANDOFF_VISIBILITY_FACTOR = 6
-# SQS's maximum. With a 6-minute visibility timeout a message is retried for about four days before it
-# moves to the handoff dead-letter queue, which alarms and keeps it until the original 14 days run out.
+# The drain's backoff per message (replicator/core/backoff.py, used by the function itself):
+# 1, 2, 4, 8, 16 minutes, then every 27-30 minutes; a write is applied at most 30 minutes after its
+# target answers again. Not a context knob: the schedule and the receive count are checked together.
+HANDOFF_BACKOFF = _DRAIN_BACKOFF
+# SQS's maximum. A message moves to the handoff dead-letter queue after this many receives; the
+# backoff makes them span at least HANDOFF_BACKOFF_MARGIN times the retention (about 18.7 days for
+# 14), so a write waiting for its target expires with the queue's retention, never in the DLQ early.
+# The DLQ catches messages received far more often: a drain that crashes on them (whole-batch failure,
+# no backoff set) goes through 1000 receives at the 6-minute timeout in about four days.
 HANDOFF_MAX_RECEIVE_COUNT = 1000
+HANDOFF_BACKOFF_MARGIN = 1.25
 # Handoff payloads too large for a message live under handoff/ in the bucket; they are useless once the
 # message that points at them has expired.
 

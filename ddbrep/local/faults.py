@@ -7,21 +7,24 @@ an answer, as a network failure looks to the SDK) and a throttling rate (DynamoD
 with ThrottlingException).
 
 Every proxy, and each region's gateway (the endpoint clients use), also rejects requests that AWS
-rejects but the local engine accepts (see ``aws_rejection``).
+rejects but the local engine accepts (see ``aws_rejection``), among them requests signed with
+assumed-role credentials past their expiration (``CredentialLedger``: moto never expires them).
 """
 
 from __future__ import annotations
 
+import calendar
 import http.client
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ddbrep.local.limits import (
     ITEM_TOO_LARGE_MESSAGE,
@@ -44,6 +47,11 @@ _HOP_BY_HOP = {
 _DYNAMODB_TARGET = "DynamoDB_20120810."
 _SQS_TARGET = "AmazonSQS."
 _MAX_BATCH_WRITE_ITEMS = 25
+_SQS_TARGET = "AmazonSQS."
+_SIGNING_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
+_EXPIRATION = re.compile(rb"<Expiration>([^<]+)</Expiration>")
+_ACCESS_KEY = re.compile(rb"<AccessKeyId>([^<]+)</AccessKeyId>")
+EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
 
 
 @dataclass
@@ -137,10 +145,90 @@ def _sqs_message_bytes(entry: Any) -> int:
     size = len(str(entry.get("MessageBody", "")).encode("utf-8"))
     for name, attribute in (entry.get("MessageAttributes") or {}).items():
         size += len(name.encode("utf-8")) + len(str(attribute.get("DataType", "")).encode("utf-8"))
-        for field in ("StringValue", "BinaryValue"):
-            if field in attribute:
-                size += len(str(attribute[field]).encode("utf-8"))
+        for part in ("StringValue", "BinaryValue"):
+            if part in attribute:
+                size += len(str(attribute[part]).encode("utf-8"))
     return size
+
+
+@dataclass
+class CredentialLedger:
+    """The assumed-role credentials one region's STS handed out, and AWS's rule that they expire.
+
+    Every proxy in front of the region (its gateway and each link into it) records the AccessKeyId and
+    Expiration of each AssumeRole answer and refuses a later request signed with that key once the
+    expiration has passed, with the error AWS returns. ``session_seconds`` compresses time: each
+    AssumeRole answer then expires that many seconds after it is issued (None: as the engine says).
+    """
+
+    session_seconds: float | None = None
+    expirations: dict[str, float] = field(default_factory=dict)
+    rejected: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def issued(self, payload: bytes, now: float) -> bytes:
+        """Record an AssumeRole answer (rewriting its Expiration when time is compressed)."""
+        key, expiration = _ACCESS_KEY.search(payload), _EXPIRATION.search(payload)
+        if key is None or expiration is None:
+            return payload
+        if self.session_seconds is None:
+            issued = time.strptime(expiration.group(1).decode()[:19], "%Y-%m-%dT%H:%M:%S")
+            expires = float(calendar.timegm(issued))
+        else:
+            expires = float(int(now + self.session_seconds))  # whole seconds, as the answer states it
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)).encode()
+            payload = _EXPIRATION.sub(b"<Expiration>" + stamp + b"</Expiration>", payload, count=1)
+        with self._lock:
+            self.expirations[key.group(1).decode()] = float(expires)
+        return payload
+
+    def is_expired(self, access_key: str, now: float) -> bool:
+        expires = self.expirations.get(access_key)
+        return expires is not None and now >= expires
+
+    def refuse(self) -> None:
+        with self._lock:
+            self.rejected += 1
+
+
+def _signing(headers: Any) -> tuple[str, str]:
+    """(access key, service) of a SigV4-signed request; empty strings when it is not signed."""
+    match = _SIGNING_SCOPE.search(headers.get("Authorization", "") or "")
+    return (match.group(1), match.group(2)) if match else ("", "")
+
+
+def expired_token_error(service: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """AWS's answer to a request signed with expired credentials, in the service's protocol."""
+    if service in ("dynamodb", "sqs"):
+        body = {"__type": "com.amazon.coral.service#ExpiredTokenException", "message": EXPIRED_TOKEN_MESSAGE}
+        headers = [("Content-Type", "application/x-amz-json-1.0")]
+        if service == "sqs":  # SQS speaks JSON but keeps its query-protocol error code
+            headers.append(("x-amzn-query-error", "ExpiredToken;Sender"))
+        return 400, headers, json.dumps(body).encode()
+    xml = (
+        "<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code>"
+        f"<Message>{EXPIRED_TOKEN_MESSAGE}</Message></Error><RequestId>local</RequestId></ErrorResponse>"
+    )
+    return 400, [("Content-Type", "text/xml")], xml.encode()
+
+
+def _is_assume_role(service: str, body: bytes) -> bool:
+    return service == "sts" and parse_qs(body.decode(errors="replace")).get("Action") == ["AssumeRole"]
+
+
+def capped_visibility(headers: Any, body: bytes, cap: int) -> bytes:
+    """A ChangeMessageVisibility(Batch) request with its timeouts capped (local time compression)."""
+    operation = (headers.get("X-Amz-Target", "") or "").removeprefix(_SQS_TARGET)
+    if operation not in ("ChangeMessageVisibility", "ChangeMessageVisibilityBatch"):
+        return body
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return body
+    for entry in [request, *request.get("Entries", [])]:
+        if isinstance(entry.get("VisibilityTimeout"), int):
+            entry["VisibilityTimeout"] = min(entry["VisibilityTimeout"], cap)
+    return json.dumps(request).encode()
 
 
 def aws_rejection(
@@ -215,10 +303,18 @@ class _Proxy(ThreadingHTTPServer):
     allow_reuse_address = False
 
     def __init__(
-        self, upstream: str, link: Link | None, plan: FaultPlan | None, sqs_max_message_bytes: int
+        self,
+        upstream: str,
+        link: Link | None,
+        plan: FaultPlan | None,
+        sqs_max_message_bytes: int = SQS_MESSAGE_BYTES_STRICT,
+        credentials: CredentialLedger | None = None,
+        max_visibility_timeout: int | None = None,
     ) -> None:
         super().__init__((LOOPBACK, 0), _ProxyHandler)
         self.sqs_max_message_bytes = sqs_max_message_bytes
+        self.credentials = credentials
+        self.max_visibility_timeout = max_visibility_timeout
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or LOOPBACK
         self.upstream_port = parts.port or 80
@@ -263,6 +359,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             if link.latency_ms:
                 time.sleep(link.latency_ms / 1000.0)
+        access_key, service = _signing(self.headers)
+        ledger = server.credentials
+        if ledger is not None and ledger.is_expired(access_key, time.time()):
+            ledger.refuse()
+            self._reply(*expired_token_error(service))
+            return
+        if server.max_visibility_timeout is not None:
+            body = capped_visibility(self.headers, body, server.max_visibility_timeout)
         rejection = aws_rejection(self.command, self.path, self.headers, body, server.sqs_max_message_bytes)
         if rejection is None and link is not None and server.plan is not None:
             is_dynamodb = (self.headers.get("X-Amz-Target") or "").startswith(_DYNAMODB_TARGET)
@@ -297,6 +401,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         response_headers = [
             (k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}
         ]
+        if ledger is not None and response.status == 200 and _is_assume_role(service, body):
+            payload = ledger.issued(payload, time.time())
         self._reply(response.status, response_headers, payload)
 
     def _upstream(self, fresh: bool) -> http.client.HTTPConnection:
@@ -331,8 +437,12 @@ class Proxy:
         plan: FaultPlan | None = None,
         *,
         sqs_max_message_bytes: int = SQS_MESSAGE_BYTES_STRICT,
+        credentials: CredentialLedger | None = None,
+        max_visibility_timeout: int | None = None,
     ) -> None:
-        self._server = _Proxy(upstream, link, plan, sqs_max_message_bytes)
+        self._server = _Proxy(
+            upstream, link, plan, sqs_max_message_bytes, credentials, max_visibility_timeout
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
         )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ddbrep.local import emf
-from ddbrep.local.faults import DEFAULT_LATENCY_MS, FaultPlan, Proxy
+from ddbrep.local.faults import DEFAULT_LATENCY_MS, CredentialLedger, FaultPlan, Proxy
 from ddbrep.local.limits import SQS_MESSAGE_BYTES_STRICT
 from ddbrep.local.mapping import (
     FailureDestination,
@@ -65,9 +65,13 @@ class RuntimeOptions:
     whole_second_timestamps: bool = True  # ApproximateCreationDateTime as AWS reports it
     # False: deliver every record as if the mappings had no FilterCriteria (to measure what filters save)
     apply_filters: bool = True
-    # Local time compression: the template's handoff visibility timeout (6 min) is the drain's retry
-    # backoff. Tests and the demo cap it so that a recovery is seen in seconds. None: as deployed.
+    # Local time compression: the template's handoff visibility timeout (6 min) and the drain's own
+    # backoff (ChangeMessageVisibility, up to 30 min) delay a replay. Tests and the demo cap both, at
+    # the queue and in each region's gateway, so that a recovery is seen in seconds. None: as deployed.
     max_visibility_timeout: int | None = None
+    # Local time compression: assumed-role credentials expire this many seconds after AssumeRole
+    # hands them out (AWS: 1 h by default), and every region refuses them afterwards. None: 1 h.
+    sts_session_seconds: float | None = None
     log_dir: Path | None = None
     seed: int | None = None
     warm_functions: bool = (
@@ -115,6 +119,8 @@ class LocalCloud:
         self.metrics = emf.MetricsStore(self.options.log_dir)
         self.regions: dict[str, RegionState] = {}
         self.gateways: dict[str, Proxy] = {}
+        # Per region: the assumed-role credentials it issued; every proxy in front of it enforces them.
+        self.credentials = {r: CredentialLedger(self.options.sts_session_seconds) for r in self.region_names}
         self.links: dict[tuple[str, str], Proxy] = {}
         self.functions: dict[tuple[str, str], FunctionRuntime] = {}
         self.stream_pollers: list[StreamPoller] = []
@@ -203,7 +209,10 @@ class LocalCloud:
     def _start_network(self) -> None:
         for name, state in self.regions.items():
             gateway = Proxy(
-                state.region.engine_url, sqs_max_message_bytes=self.options.sqs_max_message_bytes
+                state.region.engine_url,
+                sqs_max_message_bytes=self.options.sqs_max_message_bytes,
+                credentials=self.credentials[name],
+                max_visibility_timeout=self.options.max_visibility_timeout,
             ).start()
             self.gateways[name] = gateway
             state.region.endpoint_url = gateway.url
@@ -217,6 +226,7 @@ class LocalCloud:
                     link,
                     self.faults,
                     sqs_max_message_bytes=self.options.sqs_max_message_bytes,
+                    credentials=self.credentials[target],
                 ).start()
 
     def endpoint_urls_from(self, source: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ region, ``--endpoint us-east-1=http://127.0.0.1:PORT``). Every failure an operat
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from replicator.adapters import describe_error
+from replicator.client_factory import ClientFactory
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 _ACCESS_DENIED = {
@@ -56,51 +56,38 @@ def parse_endpoints(values: Iterable[str] | None) -> dict[str, str]:
 
 @dataclass
 class Connection:
-    """boto3 clients per (service, region), on one session; thread-safe."""
+    """boto3 clients per (service, region, role), on one session; thread-safe."""
 
     profile: str | None = None
     endpoints: Mapping[str, str] = field(default_factory=dict)
     max_pool_connections: int = 32
     _session: Any = None
-    _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _factory: ClientFactory | None = None
 
     def __post_init__(self) -> None:
         try:
             self._session = boto3.session.Session(profile_name=self.profile)
         except BotoCoreError as err:  # ProfileNotFound
             raise ToolError(f"{err}: check --profile / AWS_PROFILE (aws configure list-profiles)") from None
-
-    def client(self, service: str, region: str, role_arn: str | None = None) -> Any:
-        key = (service, region, role_arn)
-        with self._lock:
-            if key not in self._clients:
-                self._clients[key] = self._make(service, region, role_arn)
-            return self._clients[key]
-
-    def _make(self, service: str, region: str, role_arn: str | None) -> Any:
-        endpoint = self.endpoints.get(region)
         config = Config(
             retries={"mode": "standard", "max_attempts": 3},
             max_pool_connections=self.max_pool_connections,
             connect_timeout=5,
             read_timeout=30,
         )
-        kwargs: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint, "config": config}
-        if endpoint and self._session.get_credentials() is None:
-            kwargs.update(LOCAL_CREDENTIALS)  # simulated regions accept any credentials
+        # The functions' factory: a role's credentials refresh during a long backfill or verify.
+        self._factory = ClientFactory(
+            self.session(), config, endpoint_urls=self.endpoints, role_session_name="ddbrep-tools"
+        )
+
+    def client(self, service: str, region: str, role_arn: str | None = None) -> Any:
+        assert self._factory is not None
         if role_arn:
-            sts = self._session.client("sts", region_name=region, endpoint_url=endpoint)
-            try:
-                creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="ddbrep-tools")["Credentials"]
+            try:  # fail here, naming the role, rather than on the first call that signs with it
+                self._factory.credentials(region, role_arn)
             except (ClientError, BotoCoreError) as err:
                 raise explain(err, f"sts:AssumeRole on {role_arn}", region) from None
-            kwargs.update(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-            )
-        return self._session.client(service, **kwargs)
+        return self._factory.client(service, region, role_arn)
 
     def dynamodb(self, region: str, role_arn: str | None = None) -> Any:
         return self.client("dynamodb", region, role_arn)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from replicator.client_factory import ClientFactory
 from replicator.core.plan import TargetWrite
 from replicator.settings import Settings, Target
 
@@ -47,31 +47,11 @@ class AwsPorts:
             connect_timeout=2,
             read_timeout=5,
         )
-        self._clients: dict[tuple[str, str, str | None], Any] = {}
-        self._lock = threading.Lock()
+        # One factory for every client: an assumed role's credentials refresh before they expire.
+        self._clients = ClientFactory(self._session, self._config, endpoint_urls=settings.endpoint_urls)
 
     def client(self, service: str, region: str, role_arn: str | None = None) -> Any:
-        key = (service, region, role_arn)
-        with self._lock:
-            if key not in self._clients:
-                self._clients[key] = self._make_client(service, region, role_arn)
-            return self._clients[key]
-
-    def _make_client(self, service: str, region: str, role_arn: str | None) -> Any:
-        endpoint = self._settings.endpoint_urls.get(region)
-        if role_arn:
-            sts = self._session.client("sts", region_name=region, endpoint_url=endpoint)
-            creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="ddb-replicator")["Credentials"]
-            return self._session.client(
-                service,
-                region_name=region,
-                endpoint_url=endpoint,
-                config=self._config,
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-            )
-        return self._session.client(service, region_name=region, endpoint_url=endpoint, config=self._config)
+        return self._clients.client(service, region, role_arn)
 
     def dynamodb(self, region: str, role_arn: str | None = None) -> Any:
         return self.client("dynamodb", region, role_arn)
@@ -97,6 +77,16 @@ class AwsPorts:
         self.client("sqs", self._settings.local_region).send_message(
             QueueUrl=target.handoff_queue_url, MessageBody=body
         )
+
+    def postpone_handoff(self, target: Target, receipt_handle: str, seconds: int) -> bool:
+        """Hide a received handoff message for ``seconds``; False if SQS did not take it."""
+        try:
+            self.client("sqs", self._settings.local_region).change_message_visibility(
+                QueueUrl=target.handoff_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError):
+            return False
+        return True
 
     def load_handoff(self, body: str) -> Mapping[str, Any]:
         """The handoff message's content, following an S3 pointer when it has one."""

@@ -1,9 +1,9 @@
 """The drain function: replays one target's handoff queue through the same conditional write.
 
 An SQS batch in, a partial batch response out. A message whose write still fails goes back to the
-queue (it becomes visible again after the visibility timeout: that is the backoff); a write the
-target rejects for good goes to the dead-letter store. Order does not matter: every write is a
-conditional last-writer-wins put.
+queue, hidden for a backoff that grows with its receive count (ChangeMessageVisibility, see
+core/backoff.py); a write the target rejects for good goes to the dead-letter store. Order does
+not matter: every write is a conditional last-writer-wins put.
 """
 
 from __future__ import annotations
@@ -35,7 +35,14 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def replay(record: SQSRecord) -> str:
     try:
-        result = drainer.replay(record.body, message_id=record.message_id)
+        result = drainer.replay_message(
+            record.body,
+            message_id=record.message_id,
+            receipt_handle=record.receipt_handle,
+            # Lambda always sends it; a hand-built event without it counts as a first receive
+            receive_count=int(record.attributes.get("ApproximateReceiveCount") or 1),
+            queue=ports,
+        )
     except DrainFailed:
         metrics.add_metric(name=m.HANDOFF_REPLAY_FAILED, unit=MetricUnit.Count, value=1)
         raise

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from replicator.core import metrics_names as m
+from replicator.core.backoff import HANDOFF_BACKOFF, Backoff
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
 from replicator.core.plan import TargetWrite
@@ -19,6 +22,13 @@ class DrainPorts(Protocol):
     def target_dynamodb(self, target: Target) -> Any: ...
     def load_handoff(self, body: str) -> Mapping[str, Any]: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
+
+
+class HandoffQueue(Protocol):
+    def postpone_handoff(self, target: Target, receipt_handle: str, seconds: int) -> bool: ...
+
+
+logger = logging.getLogger(__name__)
 
 
 class DrainFailed(Exception):
@@ -39,8 +49,27 @@ class Drainer:
         ports: DrainPorts,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        backoff: Backoff = HANDOFF_BACKOFF,
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self.settings, self.target, self.ports, self.clock, self.sleep = settings, target, ports, clock, sleep
+        self.backoff, self.draw = backoff, draw
+
+    def replay_message(
+        self, body: str, *, message_id: str, receipt_handle: str, receive_count: int, queue: HandoffQueue
+    ) -> ReplayResult:
+        """Replay one received message; if it fails, hide it for the backoff of its receive count.
+
+        The queue's own visibility timeout would retry every few minutes and exhaust maxReceiveCount
+        in days; the per-message backoff keeps a write replaying for the queue's whole retention.
+        """
+        try:
+            return self.replay(body, message_id=message_id)
+        except DrainFailed:
+            seconds = self.backoff.delay(receive_count, self.draw())
+            if not queue.postpone_handoff(self.target, receipt_handle, seconds):
+                logger.warning("could not postpone %s by %d s (queue timeout applies)", message_id, seconds)
+            raise
 
     def replay(self, body: str, message_id: str = "") -> ReplayResult:
         doc = self.ports.load_handoff(body)

@@ -141,6 +141,26 @@ def test_handoff_queue_dead_letter_queue_and_drain_per_target(mesh3: Synthesized
 
 
 @pytest.mark.parametrize("region", REGIONS)
+def test_each_drain_can_postpone_its_own_messages_for_the_whole_retention(
+    mesh3: Synthesized, region: str
+) -> None:
+    template = mesh3.template(region)
+    queues = {
+        q["Properties"]["QueueName"]: (i, q) for i, q in mesh3.resources(region, "AWS::SQS::Queue").items()
+    }
+    for target in (r for r in REGIONS if r != region):
+        queue_id, queue = queues[f"orders-handoff-{target}"]
+        props = queue["Properties"]
+        # The deployed receive count, under the drain's backoff, outlasts the deployed retention
+        span = defaults.HANDOFF_BACKOFF.least_total(props["RedrivePolicy"]["maxReceiveCount"])
+        assert span >= props["MessageRetentionPeriod"] * defaults.HANDOFF_BACKOFF_MARGIN
+        # And the drain may change the visibility of its own queue's messages, and of no other queue's
+        statements = role_statements(template, f"orders-drain-{target}")
+        allowed = [s["Resource"] for s in statements if "sqs:ChangeMessageVisibility" in s["Action"]]
+        assert allowed == [[f"<{queue_id}.Arn>"]]
+
+
+@pytest.mark.parametrize("region", REGIONS)
 def test_queues_and_bucket_refuse_insecure_transport(mesh3: Synthesized, region: str) -> None:
     policies = list(mesh3.resources(region, "AWS::SQS::QueuePolicy").values()) + list(
         mesh3.resources(region, "AWS::S3::BucketPolicy").values()

@@ -1,0 +1,194 @@
+"""Assumed-role credentials that expire while a process lives, against the local gateways.
+
+moto never expires credentials; the gateways do, as AWS does (faults.CredentialLedger), with the
+session shortened to seconds. First the enforcement itself (and the old static-key client failing
+on it), then the deployed replicator writing cross-account across several credential lifetimes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ddbrep.client import ReplicatedTable
+from ddbrep.local.faults import EXPIRED_TOKEN_MESSAGE, CredentialLedger, Proxy
+from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
+from ddbrep.local.runtime import LocalCloud, RuntimeOptions
+from ddbrep.local.synth import app_context, synthesize
+from ddbrep.local.templates import load_assembly
+from replicator.client_factory import ClientFactory
+from replicator.core import metrics_names as m
+from tests.local.support import TABLE, raw_item, wait_for
+
+REGION = "eu-west-1"
+SESSION_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
+    started = start_region(REGION, tmp_path_factory.mktemp("credentials"))
+    try:
+        started.client("dynamodb").create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield started
+    finally:
+        stop_region(started)
+
+
+@pytest.fixture
+def gateway(region: Region) -> Iterator[tuple[Proxy, CredentialLedger]]:
+    ledger = CredentialLedger(session_seconds=SESSION_SECONDS)
+    proxy = Proxy(region.engine_url, credentials=ledger).start()
+    try:
+        yield proxy, ledger
+    finally:
+        proxy.stop()
+
+
+def base_session() -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def role_arn(region: Region) -> str:
+    account = region.client("sts").get_caller_identity()["Account"]  # the server's own account
+    return f"arn:aws:iam::{account}:role/orders-replica-writer"
+
+
+def static_key_clients(url: str, role: str) -> tuple[Any, Any, str]:
+    """What AwsPorts did before: one AssumeRole, its keys copied into clients for good."""
+    sts = base_session().client("sts", region_name=REGION, endpoint_url=url)
+    creds = sts.assume_role(RoleArn=role, RoleSessionName="static")["Credentials"]
+    keys = {
+        "aws_access_key_id": creds["AccessKeyId"],
+        "aws_secret_access_key": creds["SecretAccessKey"],
+        "aws_session_token": creds["SessionToken"],
+    }
+    session = boto3.session.Session(**keys)
+    dynamodb = session.client("dynamodb", region_name=REGION, endpoint_url=url)
+    sqs = session.client("sqs", region_name=REGION, endpoint_url=url)
+    return dynamodb, sqs, creds["AccessKeyId"]
+
+
+def put(client: Any, pk: str) -> None:
+    client.put_item(TableName="orders", Item={"pk": {"S": pk}})
+
+
+def test_the_gateway_refuses_credentials_past_their_expiration_as_aws_does(
+    region: Region, gateway: tuple[Proxy, CredentialLedger]
+) -> None:
+    proxy, ledger = gateway
+    # Given clients built from static keys of one AssumeRole through the gateway
+    dynamodb, sqs, key = static_key_clients(proxy.url, role_arn(region))
+    put(dynamodb, "static-before")
+    # When the credentials' session ends
+    assert wait_for(lambda: ledger.is_expired(key, time.time()), timeout=SESSION_SECONDS + 5)
+    # Then DynamoDB answers ExpiredTokenException and SQS ExpiredToken, HTTP 400, with AWS's message
+    with pytest.raises(ClientError) as dynamodb_error:
+        put(dynamodb, "static-after")
+    with pytest.raises(ClientError) as sqs_error:
+        sqs.list_queues()
+    for raised, code in ((dynamodb_error, "ExpiredTokenException"), (sqs_error, "ExpiredToken")):
+        response = raised.value.response
+        assert response["Error"]["Code"] == code
+        assert response["Error"]["Message"] == EXPIRED_TOKEN_MESSAGE
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert ledger.rejected == 2
+    # And the write after expiry never reached the table
+    assert "Item" not in region.client("dynamodb").get_item(
+        TableName="orders", Key={"pk": {"S": "static-after"}}
+    )
+
+
+def test_a_factory_client_keeps_writing_across_expirations(
+    region: Region, gateway: tuple[Proxy, CredentialLedger]
+) -> None:
+    proxy, ledger = gateway
+    # Given one client from the factory, as a container keeps it
+    factory = ClientFactory(
+        base_session(), Config(retries={"total_max_attempts": 1}), endpoint_urls={REGION: proxy.url}
+    )
+    client = factory.client("dynamodb", REGION, role_arn(region))
+    put(client, "factory-0")
+    first_key = factory.credentials(REGION, role_arn(region)).access_key
+    # When it keeps writing until its first credentials have expired, and after
+    written = 1
+    while not ledger.is_expired(first_key, time.time()):
+        put(client, f"factory-{written}")
+        written += 1
+        time.sleep(0.2)
+    put(client, f"factory-{written}")
+    # Then every write landed, none was refused, and the gateway issued new credentials
+    engine = region.client("dynamodb")
+    for n in range(written + 1):
+        assert "Item" in engine.get_item(TableName="orders", Key={"pk": {"S": f"factory-{n}"}}), n
+    assert ledger.rejected == 0
+    assert len(ledger.expirations) > 1
+
+
+# --- the deployment: a cross-account pair replicated by the unmodified functions ----------------------
+
+
+@pytest.fixture(scope="module")
+def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    replication: dict[str, Any] = dict(app_context()["replication"])
+    account = replication["account"]
+    replication["regions"] = ["us-east-1", REGION]
+    # The role lives in the target table's account (the local engine keeps one account per region)
+    replication["pairs"] = {
+        f"us-east-1->{REGION}": {"role_arn": f"arn:aws:iam::{account}:role/orders-writer"}
+    }
+    assembly = load_assembly(synthesize(replication))
+    options = RuntimeOptions(
+        max_visibility_timeout=2,
+        sts_session_seconds=SESSION_SECONDS,
+        log_dir=Path(tmp_path_factory.mktemp("cross-account")),
+        seed=7,
+    )
+    with LocalCloud(assembly, options) as cloud:
+        yield cloud
+
+
+def test_cross_account_replication_keeps_flowing_after_the_first_credentials_expire(
+    cross_account: LocalCloud, prefix: str
+) -> None:
+    cloud = cross_account
+    ledger = cloud.credentials[REGION]
+    writer = ReplicatedTable(cloud.client("us-east-1"), TABLE, "us-east-1")
+    # Given the replicator has assumed its role in eu-west-1 for a first write
+    writer.put_item({"pk": {"S": f"{prefix}0"}, "sk": {"S": "0"}})
+    assert wait_for(lambda: ledger.expirations, timeout=30)
+    first = min(ledger.expirations.items(), key=lambda kv: kv[1])[0]
+    # When writes keep coming until those credentials have expired, and after
+    count = 1
+    while not ledger.is_expired(first, time.time()):
+        writer.put_item({"pk": {"S": f"{prefix}{count}"}, "sk": {"S": "0"}})
+        count += 1
+        time.sleep(0.3)
+    for n in range(count, count + 5):
+        writer.put_item({"pk": {"S": f"{prefix}{n}"}, "sk": {"S": "0"}})
+    count += 5
+    # Then every write reaches eu-west-1 directly: none refused, none handed off, credentials renewed
+    assert cloud.wait_drained(60)
+    missing = [
+        n
+        for n in range(count)
+        if raw_item(cloud, REGION, {"pk": {"S": f"{prefix}{n}"}, "sk": {"S": "0"}}) is None
+    ]
+    assert missing == []
+    assert ledger.rejected == 0
+    assert cloud.metrics.total(m.HANDED_OFF) == 0
+    assert len(ledger.expirations) > 1
