@@ -65,7 +65,7 @@ class KeyAttribute:
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """The one event source mapping of a source table (DESIGN.md section 1: one mapping fans out)."""
+    """The one event source mapping of a source table (docs/DESIGN.md, The product: one mapping fans out)."""
 
     batch_size: int = defaults.BATCH_SIZE
     batching_window_seconds: int = defaults.BATCHING_WINDOW_SECONDS
@@ -190,7 +190,7 @@ class ReplicationConfig:
         return tuple(plan.region for plan in self.regions)
 
     def event_filters(self, plan: RegionPlan) -> list[dict[str, Any]]:
-        """DESIGN.md section 6: mesh sources skip echoes before invocation; one-way needs no filter."""
+        """docs/DESIGN.md, Event filter: mesh sources skip echoes before invocation; one-way has none."""
         if self.topology != "mesh":
             return []
         attribute = f"{self.attribute_prefix}region"

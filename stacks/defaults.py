@@ -67,7 +67,7 @@ KNOWN_REGIONS = (
     "us-west-2",
 )
 
-# Item metadata (docs/DESIGN.md). (context: attribute_prefix, table.ttl_attribute)
+# Item metadata (docs/DESIGN.md, Item metadata and versions). (context: attribute_prefix, table.ttl_attribute)
 # A tombstone must outlive every write that can still arrive for its key: one waiting in the stream
 # (24 h) or in a handoff queue (handoff_retention_days). Otherwise a replayed older write, finding no
 # tombstone, would bring a deleted item back. (context: tombstone_retention_days)

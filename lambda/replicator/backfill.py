@@ -1,4 +1,4 @@
-"""Backfill: copy what a table already holds to its targets (DESIGN.md section 7).
+"""Backfill: copy what a table already holds to its targets (docs/DESIGN.md, Existing data).
 
 Streams carry only changes made after replication starts. A backfill scans one segment of the
 source (a parallel scan) page by page and writes every item to every target through the protocol's

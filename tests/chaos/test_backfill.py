@@ -1,4 +1,4 @@
-"""A backfill running while live replication and faults go on (DESIGN.md section 7), on a table whose
+"""A backfill running while live replication and faults go on (docs/DESIGN.md, Existing data) on a table whose
 existing items carry no metadata: they were written before replication was deployed, so no stream
 record of theirs is ever delivered (the source region's mapping is paused while they are written and
 comes back at LATEST).

@@ -1,4 +1,4 @@
-"""Classification of each kind of record (DESIGN.md sections 4-5), mesh and one-way."""
+"""Classification of each kind of record (docs/DESIGN.md, The write contract), mesh and one-way."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model-based property tests of the protocol (DESIGN.md section 3, invariants 1-3).
+"""Model-based property tests of the protocol (docs/DESIGN.md, Invariants: 1-3).
 
 Any interleaving of writes and deletes (helper, hard, unstamped) to a few keys from 3 regions, any
 delivery schedule with duplicates and redeliveries, applied through the real core and engine to

@@ -1,4 +1,4 @@
-"""One-way replication and partial replication, model-based (DESIGN.md section 4, one-way).
+"""One-way replication and partial replication, model-based (docs/DESIGN.md, The write contract).
 
 The source's writers need not stamp: each change takes its version from its stream record (time,
 then sequence number), so replicas converge to the source whatever the delivery schedule. A replica

@@ -272,7 +272,7 @@ def test_a_repeated_key_in_pattern_json_keeps_the_last() -> None:
     assert filter_criteria_matches([{"Pattern": text}], stream_record("MODIFY", old=item(x={"S": "2"})))
 
 
-# ---- the mesh filters (DESIGN.md section 6) --------------------------------------------------------
+# ---- the mesh filters (docs/DESIGN.md, Event filter) -----------------------------------------------
 
 LOCAL = "eu-west-1"
 MESH_FILTERS = [

@@ -1,4 +1,4 @@
-"""Classification of one stream record into what the replicator must do (DESIGN.md sections 4-5).
+"""Classification of one stream record into what the replicator must do (docs/DESIGN.md, The write contract).
 
 Pure: no I/O. Given a record and the local deployment's facts, returns one decision:
 

@@ -1,4 +1,4 @@
-"""Coalescing a batch per key to the greatest version (DESIGN.md section 5)."""
+"""Coalescing a batch per key to the greatest version (docs/DESIGN.md, The replicator function)."""
 
 from __future__ import annotations
 

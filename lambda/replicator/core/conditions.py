@@ -1,4 +1,4 @@
-"""The conditional-write expressions of the protocol (DESIGN.md section 5).
+"""The conditional-write expressions of the protocol (docs/DESIGN.md, Item metadata and versions).
 
 Every write the protocol makes (to a target, an adoption, a local tombstone, a backfill, a repair, a
 replay) is the same conditional put: it applies only over an older version. That is what makes

@@ -1,4 +1,4 @@
-"""How the replicator treats each kind of failure of a write (DESIGN.md section 5)."""
+"""How the replicator treats each kind of failure of a write (docs/DESIGN.md, The replicator function)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Item metadata and versions: the vocabulary of the replication protocol (DESIGN.md section 2).
+"""Item metadata and versions: the vocabulary of the replication protocol (docs/DESIGN.md, Item metadata).
 
 Items stay in DynamoDB's wire format (``{"S": "..."}``) everywhere; only the few metadata values
 that decisions need are read out of it here.
