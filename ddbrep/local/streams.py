@@ -1,7 +1,7 @@
 """Stream records as Lambda delivers them, from what the local engine (moto) returns.
 
 Pure functions: no I/O. Each absorbs one measured deviation of moto's DynamoDB Streams from AWS
-(shared/LOCAL-ENGINE.md); docs/LOCAL.md lists them with the decisions taken.
+(docs/LOCAL.md lists them with the decisions taken).
 """
 
 from __future__ import annotations

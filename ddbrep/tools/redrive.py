@@ -32,21 +32,22 @@ import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.local import streams
 from ddbrep.tools.aws import ToolError, explain
 from replicator.adapters import AwsPorts
+from replicator.core import defaults
 from replicator.core import metrics_names as m
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer, DrainFailed
 from replicator.engine import BatchOutcome, Replicator
 from replicator.settings import Settings, SettingsError, Target, parse_settings
 
-DEAD_LETTER_PREFIX = "dead-letters/"
-# Where the event source mapping writes a batch it gave up on (stacks/replicator.py ON_FAILURE_PREFIX).
+DEAD_LETTER_PREFIX = defaults.DEAD_LETTER_PREFIX
+# Where the event source mapping writes a batch it gave up on (core/defaults.ON_FAILURE_PREFIX).
 # AWS: aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>
 # (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html); the local stand-in:
 # aws/lambda/<function>/YYYY/MM/DD/HH/<uuid> (ddbrep/local/mapping.py S3Destination). Both under this.
-ON_FAILURE_PREFIX = "aws/lambda/"
+ON_FAILURE_PREFIX = defaults.ON_FAILURE_PREFIX
 BATCH_INFO = "DDBStreamBatchInfo"
 # DynamoDB Streams keeps a record 24 hours; a range older than that cannot be read again.
-STREAM_RETENTION_SECONDS = 24 * 3600
+STREAM_RETENTION_SECONDS = defaults.STREAM_RETENTION_DAYS * defaults.DAY_SECONDS
 GET_RECORDS_LIMIT = 1000
 # An open shard may answer empty pages before the next record; past this many, the range is incomplete.
 MAX_EMPTY_PAGES = 50

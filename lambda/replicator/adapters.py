@@ -13,6 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from replicator.client_factory import ClientFactory
+from replicator.core import defaults
 from replicator.core.plan import TargetWrite
 from replicator.settings import Settings, Target
 
@@ -69,7 +70,7 @@ class AwsPorts:
             raise RuntimeError(f"no handoff queue configured for target {target.region}")
         body = json.dumps({"v": 1, "reason": reason, "handed_off_at": time.time(), "write": write.to_json()})
         if len(body.encode()) > MAX_INLINE_MESSAGE_BYTES:
-            key = f"handoff/{target.region}/{uuid.uuid4()}.json"
+            key = f"{defaults.HANDOFF_PREFIX}{target.region}/{uuid.uuid4()}.json"
             self.client("s3", self._settings.local_region).put_object(
                 Bucket=self._settings.dead_letter_bucket, Key=key, Body=body.encode()
             )
@@ -105,7 +106,8 @@ class AwsPorts:
         day = time.strftime("%Y/%m/%d", time.gmtime())
         name = entry.get("sequence_number") or uuid.uuid4().hex
         target = entry.get("target_region") or "source"
-        key = f"dead-letters/{self._settings.local_region}/{day}/{name}-{target}-{uuid.uuid4().hex[:8]}.json"
+        prefix = f"{defaults.DEAD_LETTER_PREFIX}{self._settings.local_region}/{day}"
+        key = f"{prefix}/{name}-{target}-{uuid.uuid4().hex[:8]}.json"
         self.client("s3", self._settings.local_region).put_object(
             Bucket=self._settings.dead_letter_bucket,
             Key=key,

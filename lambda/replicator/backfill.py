@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from replicator.core import defaults
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
 from replicator.core.metadata import AttributeNames, WireItem, is_tombstone, mark_origin, version_of
@@ -240,8 +241,8 @@ class SegmentWorker:
     names: AttributeNames = field(default_factory=AttributeNames)
     page_size: int = DEFAULT_PAGE_SIZE
     budget: WriteBudget = UNLIMITED
-    write_attempts: int = 4
-    retry_base_delay_ms: int = 50
+    write_attempts: int = defaults.WRITE_ATTEMPTS
+    retry_base_delay_ms: int = defaults.RETRY_BASE_DELAY_MS
     sleep: Callable[[float], None] = time.sleep
     consistent_read: bool = False
 
@@ -370,8 +371,8 @@ class BackfillJobSettings:
     page_size: int = DEFAULT_PAGE_SIZE
     items_per_second: int = 0
     stop_margin_ms: int = 60_000
-    write_attempts: int = 4
-    retry_base_delay_ms: int = 50
+    write_attempts: int = defaults.WRITE_ATTEMPTS
+    retry_base_delay_ms: int = defaults.RETRY_BASE_DELAY_MS
     endpoint_urls: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -388,7 +389,8 @@ class BackfillJobSettings:
             source_table=_required(env, "REP_SOURCE_TABLE"),
             targets=tuple(_target(raw, i) for i, raw in enumerate(raw_targets)),
             names=AttributeNames.with_prefix(
-                env.get("REP_ATTRIBUTE_PREFIX", "rep_"), ttl=env.get("REP_TTL_ATTRIBUTE") or None
+                env.get("REP_ATTRIBUTE_PREFIX", defaults.ATTRIBUTE_PREFIX),
+                ttl=env.get("REP_TTL_ATTRIBUTE") or None,
             ),
             page_size=_int(env, "BACKFILL_PAGE_SIZE", DEFAULT_PAGE_SIZE, minimum=1),
             items_per_second=_int(env, "BACKFILL_ITEMS_PER_SECOND", 0),

@@ -154,7 +154,7 @@ def run_threads(workers: Sequence[Callable[[], None]], timeout: float = 120.0) -
 def stream_images(cloud: LocalCloud, region: str, prefix: str) -> list[tuple[str, dict[str, Any] | None]]:
     """(pk, NewImage or None for a REMOVE) of every record of ``region``'s table stream under ``prefix``.
 
-    A fresh AFTER_SEQUENCE_NUMBER iterator per read (shared/LOCAL-ENGINE.md: held iterators can be
+    A fresh AFTER_SEQUENCE_NUMBER iterator per read (docs/LOCAL.md: held iterators can be
     orphaned by the engine).
     """
     client = cloud.client(region, "dynamodbstreams")

@@ -2,7 +2,7 @@
 
 A small stand-in for Lambda's stream polling (the product's full one is ddbrep/local, which builds a
 fixed set of regions from a synthesized app): one thread per region reads its table's stream with a
-fresh AFTER_SEQUENCE_NUMBER iterator on every poll (shared/LOCAL-ENGINE.md) and calls
+fresh AFTER_SEQUENCE_NUMBER iterator on every poll (docs/LOCAL.md) and calls
 ``Replicator.process_batch`` with Lambda-shaped records. A batch with failures is retried from its
 start. ``set_targets`` is what a deployment that adds a region changes: the replicator's targets.
 """

@@ -1,7 +1,7 @@
 """Property test: ``replicator.core.pattern.matches`` agrees with LocalStack's event-rule engine.
 
 The oracle is ``localstack.utils.event_matcher.matches_event`` (test-only dependency pinned in
-requirements-dev.txt; /work/shared/LOCAL-ENGINE.md found it right in every case tried). Hypothesis
+requirements-dev.txt; found right in every case tried on this machine). Hypothesis
 generates DynamoDB-stream-shaped records and patterns from the subset Lambda event filtering documents
 (https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html#filtering-syntax) and
 checks both engines give the same answer: for the whole record (the event source mapping's

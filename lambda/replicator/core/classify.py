@@ -3,7 +3,8 @@
 Pure: no I/O. Given a record and the local deployment's facts, returns one decision:
 
 - Replicate: a change to send to every target (a local write, a tombstone, or a one-way change);
-- Adopt: stamp an unstamped local write in place, so the stamped version replicates (mesh);
+- Adopt: write an unstamped local write's image back with a local version (conditional put), so the
+  stamped version replicates (mesh);
 - WriteLocalTombstone: turn a hard DeleteItem into a tombstone in the local table (mesh);
 - Skip: nothing to do, for a named reason (echo, TTL removal, tombstone expiry, no change);
 - Reject: a version further ahead of this region's clock than the maximum clock skew (dead-lettered).
