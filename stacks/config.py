@@ -83,6 +83,7 @@ class FunctionSettings:
     retry_base_delay_ms: int = defaults.RETRY_BASE_DELAY_MS
     log_retention_days: int = defaults.LOG_RETENTION_DAYS
     metrics_namespace: str = defaults.METRICS_NAMESPACE
+    drain_max_concurrency: int = defaults.DRAIN_MAX_CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,7 @@ _FUNCTION_KEYS = {
     "retry_base_delay_ms": "",
     "log_retention_days": "",
     "metrics_namespace": "",
+    "drain_max_concurrency": "",
 }
 _BACKFILL_KEYS = {
     "enabled": "",
@@ -746,6 +748,12 @@ def _function(block: _Block) -> FunctionSettings:
         log_retention_days=_log_retention(block),
         metrics_namespace=block.string(
             "metrics_namespace", defaults.METRICS_NAMESPACE, re.compile(r"^[A-Za-z0-9_./#:-]{1,255}$")
+        ),
+        drain_max_concurrency=block.integer(
+            "drain_max_concurrency",
+            defaults.DRAIN_MAX_CONCURRENCY,
+            *defaults.DRAIN_MAX_CONCURRENCY_RANGE,
+            "Lambda's MaximumConcurrency for an SQS event source",
         ),
     )
 

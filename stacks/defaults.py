@@ -143,6 +143,11 @@ METRICS_NAMESPACE = "DynamoDBReplicator"
 # SQS maximum: a target may be unreachable this long with nothing lost. (context: handoff_retention_days)
 HANDOFF_RETENTION_DAYS = 14
 DRAIN_BATCH_SIZE = 10
+# Concurrent drain invocations per handoff queue (SQS event source MaximumConcurrency: 2 to 1000).
+# Small: a recovering target takes the backlog at about this many batches at a time.
+# (context: function.drain_max_concurrency)
+DRAIN_MAX_CONCURRENCY = 2
+DRAIN_MAX_CONCURRENCY_RANGE = (2, 1000)
 DRAIN_TIMEOUT_SECONDS = 60
 # AWS's advice for an SQS event source: visibility timeout at least six times the function timeout.
 # It only hides a message while a batch runs: a replay that fails sets the message's own visibility

@@ -27,9 +27,11 @@ class HandoffQueue(Construct):
         runtime: FunctionRuntime,
         environment: Mapping[str, str],
         memory_mb: int,
+        max_concurrency: int = defaults.DRAIN_MAX_CONCURRENCY,
     ) -> None:
         super().__init__(scope, construct_id)
         self.target = target
+        self.max_concurrency = max_concurrency
         self.dead_letter_queue = self._build_dead_letter_queue()
         self.queue = self._build_queue()
         self.drain_function = self._build_drain(runtime, environment, memory_mb)
@@ -80,6 +82,10 @@ class HandoffQueue(Construct):
                 batch_size=defaults.DRAIN_BATCH_SIZE,
                 # Only the writes that failed again go back to the queue.
                 report_batch_item_failures=True,
+                # After an outage the backlog replays at this many concurrent drains, so it neither
+                # throttles the recovering target nor takes the account's concurrency from the
+                # replicators (whose concurrency is one per shard x parallelization factor).
+                max_concurrency=self.max_concurrency,
             )
         )
         return function

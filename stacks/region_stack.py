@@ -83,6 +83,7 @@ class RegionStack(Stack):
                 runtime=runtime,
                 environment=config.drain_environment(plan, target),
                 memory_mb=config.function.memory_mb,
+                max_concurrency=config.function.drain_max_concurrency,
             )
             for target in plan.targets
         ]

@@ -1,7 +1,14 @@
-"""Replay of one handoff message (I/O through ports; no Lambda specifics, so redrive reuses it)."""
+"""Replay of one handoff message (I/O through ports; no Lambda specifics, so redrive reuses it).
+
+A handoff queue is a boundary: the drain trusts a message no more than a stream record. It writes only
+to its own target's configured table, follows only pointers into its own bucket under its own
+``handoff/<target>/`` prefix, and replays only a well-formed write; anything else is dead-lettered
+with the reason and the raw message (never retried for ever, never written elsewhere).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -9,11 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from replicator.core import defaults
 from replicator.core import metrics_names as m
 from replicator.core.backoff import HANDOFF_BACKOFF, Backoff
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
+from replicator.core.metadata import MetadataError, version_of
 from replicator.core.plan import TargetWrite
+from replicator.core.wire import WireFormatError, validate_item
 from replicator.engine import write_with_retries
 from replicator.settings import Settings, Target
 
@@ -33,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 class DrainFailed(Exception):
     """The target still does not take the write: the message stays in the queue."""
+
+
+class RejectedHandoff(ValueError):
+    """A message this drain must not act on; it goes to the dead-letter store with this reason."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +86,81 @@ class Drainer:
             raise
 
     def replay(self, body: str, message_id: str = "") -> ReplayResult:
-        doc = self.ports.load_handoff(body)
-        write = TargetWrite.from_json(doc["write"])
-        if write.region != self.target.region:
-            raise DrainFailed(f"message for {write.region} in the queue of {self.target.region}")
+        try:
+            self.check_pointer(body)
+            doc = self.ports.load_handoff(body)
+            write = self.checked_write(doc)
+        except RejectedHandoff as err:
+            self.ports.dead_letter(
+                {
+                    "reason": "handoff_rejected",
+                    "error": str(err),
+                    "body": body,
+                    "message_id": message_id,
+                    "source_region": self.settings.local_region,
+                    "target_region": self.target.region,
+                    "dead_lettered_at": self.clock(),
+                }
+            )
+            return ReplayResult(m.DEAD_LETTERED)
         return self.apply(write, doc, message_id)
+
+    def check_pointer(self, body: str) -> None:
+        """An S3 pointer may only name this region's bucket, under this target's handoff prefix."""
+        try:
+            doc = json.loads(body)
+        except (TypeError, ValueError) as err:
+            raise RejectedHandoff(f"the message body is not JSON: {err}") from None
+        if not isinstance(doc, dict):
+            raise RejectedHandoff("the message body is not a JSON object")
+        pointer = doc.get("s3")
+        if pointer is None:
+            return
+        prefix = f"{defaults.HANDOFF_PREFIX}{self.target.region}/"
+        bucket = pointer.get("bucket") if isinstance(pointer, dict) else None
+        key = pointer.get("key") if isinstance(pointer, dict) else None
+        if (
+            bucket != self.settings.dead_letter_bucket
+            or not isinstance(key, str)
+            or not key.startswith(prefix)
+        ):
+            raise RejectedHandoff(
+                f"the message points at s3://{bucket}/{key}; this drain follows only pointers into "
+                f"s3://{self.settings.dead_letter_bucket}/{prefix}"
+            )
+        if ".." in key.split("/"):
+            raise RejectedHandoff(f"the pointer key {key!r} climbs out of {prefix}")
+
+    def checked_write(self, doc: Any) -> TargetWrite:
+        """The write the message carries, if it is for this target's table and well-formed."""
+        try:
+            write = TargetWrite.from_json(doc["write"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise RejectedHandoff(
+                f"the message holds no well-formed write ({type(err).__name__}: {err})"
+            ) from None
+        if write.region != self.target.region or write.table != self.target.table:
+            raise RejectedHandoff(
+                f"the write is for table {write.table!r} in {write.region}; this drain writes only "
+                f"{self.target.table!r} in {self.target.region}"
+            )
+        try:
+            validate_item(write.item, "write.item")
+            validate_item(write.keys, "write.keys")
+        except WireFormatError as err:
+            raise RejectedHandoff(str(err)) from None
+        if not write.keys or any(write.item.get(k) != v for k, v in write.keys.items()):
+            raise RejectedHandoff("write.item does not carry write.keys: it would write another item")
+        try:
+            stamped = version_of(write.item, self.settings.names)
+        except MetadataError as err:
+            raise RejectedHandoff(str(err)) from None
+        if stamped != write.version:
+            raise RejectedHandoff(
+                f"the write's guard version {tuple(write.version)} is not the version its item carries "
+                f"{tuple(stamped)}"
+            )
+        return write
 
     def apply(self, write: TargetWrite, doc: Mapping[str, Any], message_id: str = "") -> ReplayResult:
         client = self.ports.target_dynamodb(self.target)

@@ -298,3 +298,16 @@ def test_each_role_has_exactly_the_actions_its_code_calls(mesh3: Synthesized) ->
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
+
+
+def test_drains_replay_a_backlog_at_bounded_concurrency(mesh3: Synthesized) -> None:
+    # Given every drain's SQS mapping in a region (one per target)
+    mappings = [
+        m["Properties"]
+        for m in mesh3.resources("us-east-1", "AWS::Lambda::EventSourceMapping").values()
+        if "StartingPosition" not in m["Properties"]  # SQS mappings have none; the stream's has one
+    ]
+    assert len(mappings) == 2
+    # Then each replays at most DRAIN_MAX_CONCURRENCY batches at a time
+    assert all(m["ScalingConfig"] == {"MaximumConcurrency": defaults.DRAIN_MAX_CONCURRENCY} for m in mappings)
+    assert defaults.DRAIN_MAX_CONCURRENCY == 2

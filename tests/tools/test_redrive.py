@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -128,26 +129,53 @@ def test_redrive_applies_what_now_succeeds_and_leaves_the_rest_with_the_new_reas
 
 
 def test_redrive_of_a_handoff_queue_replays_and_keeps_what_still_fails(
-    conn: Connection, deployment: Settings
+    conn: Connection, deployment: Settings, make_table: MakeTable
 ):
-    settings = deployment
+    # Given a handoff queue with two writes for a target table that does not exist yet
+    queue = deployment.targets[0].handoff_queue_url
+    settings = dataclasses.replace(
+        deployment, targets=(Target(B, f"late-{uuid.uuid4().hex[:8]}", handoff_queue_url=queue),)
+    )
     ports = AwsPorts(settings, session=conn.session())
     target = settings.targets[0]
     sqs = conn.client("sqs", A)
-    # Given a handoff queue with a write that now applies and one whose table is still missing
-    good = TargetWrite.from_json(write_of(settings, stamped("h1", 10, A)))
-    bad = TargetWrite.from_json(write_of(settings, stamped("h2", 10, A), table="still-missing"))
-    ports.handoff(target, good, "retryable: ServiceUnavailable")
-    ports.handoff(target, bad, "configuration: ResourceNotFoundException")
+    for key in ("h1", "h2"):
+        ports.handoff(target, TargetWrite.from_json(write_of(settings, stamped(key, 10, A))), "configuration")
 
-    # When the queue is redriven
+    # When the queue is redriven while the table is still missing
     report = Redrive(settings, ports).handoff_queue(B)
+    # Then both still fail and are back in the queue, visible
+    assert (report.counts["applied"], report.counts["still_failing"]) == (0, 2)
+    left = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert sorted(json.loads(msg["Body"])["write"]["keys"]["pk"]["S"] for msg in left) == ["h1", "h2"]
 
-    # Then one applied, one still fails and is back in the queue, visible
-    assert (report.counts["applied"], report.counts["still_failing"]) == (1, 1)
-    assert "h1" in scan_all(conn, B, target.table)
-    left = sqs.receive_message(QueueUrl=target.handoff_queue_url, MaxNumberOfMessages=10)["Messages"]
-    assert [json.loads(msg["Body"])["write"]["table"] for msg in left] == ["still-missing"]
+    # When the table exists and the queue is redriven again
+    make_table(B, name=target.table)
+    report = Redrive(settings, ports).handoff_queue(B)
+    # Then both apply and the queue is empty
+    assert (report.counts["applied"], report.counts["still_failing"]) == (2, 0)
+    assert {"h1", "h2"} <= set(scan_all(conn, B, target.table))
+    assert not sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages")
+
+
+def test_redrive_dead_letters_a_handoff_message_for_another_table(conn: Connection, deployment: Settings):
+    # Given a handoff message whose write names a table that is not this target's
+    ports = AwsPorts(deployment, session=conn.session())
+    target = deployment.targets[0]
+    ports.handoff(
+        target, TargetWrite.from_json(write_of(deployment, stamped("x", 10, A), table="payroll")), ""
+    )
+    # When the queue is redriven
+    report = Redrive(deployment, ports).handoff_queue(B)
+    # Then nothing is written anywhere and the message is parked with the reason
+    assert report.counts["applied"] == 0
+    assert "x" not in scan_all(conn, B, target.table)
+    listing = conn.client("s3", A).list_objects_v2(
+        Bucket=deployment.dead_letter_bucket, Prefix="dead-letters/"
+    )
+    (entry,) = listing["Contents"]
+    body = conn.client("s3", A).get_object(Bucket=deployment.dead_letter_bucket, Key=entry["Key"])["Body"]
+    assert json.loads(body.read())["reason"] == "handoff_rejected"
 
 
 # --- batches Lambda gave up on ------------------------------------------------------------------------

@@ -428,3 +428,9 @@ def test_dead_letters_expiring_before_their_tombstones_names_the_key() -> None:
     message = error_of(mesh(dead_letter_retention_days=10))
     assert "replication.dead_letter_retention_days = 10 is out of range" in message
     assert "tombstone_retention_days" in message
+
+
+@pytest.mark.parametrize("value", [1, 1001])
+def test_drain_concurrency_outside_what_lambda_allows_names_the_key(value: int) -> None:
+    message = error_of(mesh(function={"drain_max_concurrency": value}))
+    assert "replication.function.drain_max_concurrency" in message
