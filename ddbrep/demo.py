@@ -27,11 +27,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ddbrep.local import compare, dashboard
-from ddbrep.local.runtime import LocalCloud, RuntimeOptions
+from ddbrep.local import dashboard
+from ddbrep.local.cloud import LocalCloud, RuntimeOptions
 from ddbrep.local.synth import synthesize
 from ddbrep.local.templates import Assembly, load_assembly
+from replicator.core.compare import differences
 from replicator.core.metadata import AttributeNames
+from replicator.core.records import key_id
+from replicator.core.wire import from_sdk
 
 DEFAULT_OUT = Path("out")
 
@@ -137,7 +140,12 @@ def snapshot(cloud: LocalCloud, table: str, names: AttributeNames) -> dict[str, 
     for region in cloud.region_names:
         client = cloud.region(region).client("dynamodb")
         key_names = [k["AttributeName"] for k in client.describe_table(TableName=table)["Table"]["KeySchema"]]
-        snapshots[region] = compare.live_items(compare.scan_all(client, table), key_names, names)
+        items: dict[str, dict[str, Any]] = {}
+        for page in client.get_paginator("scan").paginate(TableName=table):
+            for item in page.get("Items", []):
+                event_form = from_sdk(item)
+                items[key_id({k: event_form[k] for k in key_names})] = event_form
+        snapshots[region] = items
     return snapshots
 
 
@@ -228,7 +236,7 @@ def run_demo(
         if not drained:
             console.print(f"[red]Replication did not drain within {drain_timeout:.0f} s[/red]")
         snapshots = snapshot(cloud, table_name, names)
-        found = compare.differences(snapshots)
+        found = differences(snapshots, names)
         if not drained and not found:
             found = ["replication did not drain"]
         rows = dashboard.summarize(cloud.metrics)

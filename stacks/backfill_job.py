@@ -4,7 +4,7 @@ A distributed Map runs one child execution per scan segment (``segments`` of the
 ``max_concurrency`` at a time). Each child loops: it invokes the backfill function with the segment's
 position; the function copies pages until it nears its time limit and returns the new position; the
 loop ends when the segment is done. The function runs the same segment worker as the CLI
-(``replicator.backfill``): the same conditional last-writer-wins put, safe while replication runs.
+(``replicator.backfill_segments``): the same conditional last-writer-wins put, safe while replication runs.
 
 Start it with ``aws stepfunctions start-execution --state-machine-arn <output> --input '{}'``; an
 execution that failed part-way is restarted with ``redrive-execution``, which reruns only the

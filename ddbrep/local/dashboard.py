@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddbrep.local import emf
+from ddbrep.local import metric_store as emf
 from replicator.core import metrics_names as m
 
 

@@ -1,6 +1,6 @@
 """The backfill run on one machine: segments in threads, a checkpoint file, a shared write budget.
 
-The segment worker itself is the Lambda asset's (``replicator.backfill``), so the deployed job and
+The segment worker itself is the Lambda asset's (``replicator.backfill_segments``), so the deployed job and
 this command copy items in exactly the same way.
 """
 
@@ -18,7 +18,13 @@ from typing import Any
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.tools.aws import Clients, ToolError, check_same_keys, describe_table, explain
-from replicator.backfill import BackfillError, SegmentState, SegmentWorker, WriteBudget, first_segments
+from replicator.backfill_segments import (
+    BackfillError,
+    SegmentState,
+    SegmentWorker,
+    WriteBudget,
+    first_segments,
+)
 from replicator.core.metadata import AttributeNames
 from replicator.settings import Target
 

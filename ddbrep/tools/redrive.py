@@ -59,7 +59,7 @@ _APPLIED = {m.RECORDS_REPLICATED, m.RECORDS_ADOPTED, m.LOCAL_TOMBSTONES_WRITTEN}
 _STALE = {m.STALE_SKIPPED, m.LOCAL_WRITE_SUPERSEDED}
 
 
-class Outcome(StrEnum):
+class RedriveOutcome(StrEnum):
     APPLIED = "applied"
     STALE = "stale"  # the target already holds a newer or equal version: nothing to do
     SKIPPED = "skipped"  # the record needs no write (an echo, a TTL removal, filtered out)
@@ -128,13 +128,13 @@ class CapturingPorts:
 
 @dataclass
 class RedriveReport:
-    counts: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
+    counts: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in RedriveOutcome})
     samples: list[dict[str, Any]] = field(default_factory=list)
     sample_size: int = DEFAULT_SAMPLES
 
     repair_commands: list[str] = field(default_factory=list)  # what to run for unrecoverable entries
 
-    def note(self, where: str, outcome: Outcome, reason: str = "", error: str = "") -> None:
+    def note(self, where: str, outcome: RedriveOutcome, reason: str = "", error: str = "") -> None:
         self.counts[outcome.value] += 1
         if outcome in _FAILED and len(self.samples) < self.sample_size:
             self.samples.append({"entry": where, "outcome": outcome.value, "reason": reason, "error": error})
@@ -150,7 +150,7 @@ class RedriveReport:
         return doc
 
 
-_FAILED = (Outcome.STILL_FAILING, Outcome.DEAD_LETTERED, Outcome.UNRECOVERABLE)
+_FAILED = (RedriveOutcome.STILL_FAILING, RedriveOutcome.DEAD_LETTERED, RedriveOutcome.UNRECOVERABLE)
 
 
 class NotRetained(Exception):
@@ -207,16 +207,16 @@ def lambda_record(
     return streams.to_lambda_record(raw, region=region, stream_arn=stream_arn, shard_id=shard_id).event
 
 
-def _outcome_of(batch: BatchOutcome) -> Outcome:
+def _outcome_of(batch: BatchOutcome) -> RedriveOutcome:
     counts: dict[str, int] = dict(batch.source_counts)
     for pair in batch.pair_counts.values():
         for name, value in pair.items():
             counts[name] = counts.get(name, 0) + value
     if any(counts.get(name) for name in _APPLIED):
-        return Outcome.APPLIED
+        return RedriveOutcome.APPLIED
     if any(counts.get(name) for name in _STALE):
-        return Outcome.STALE
-    return Outcome.SKIPPED
+        return RedriveOutcome.STALE
+    return RedriveOutcome.SKIPPED
 
 
 @dataclass
@@ -244,7 +244,7 @@ class Redrive:
                     break
                 entry = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 outcome, reason, error = self._replay_entry(entry, replicator)
-                if outcome is Outcome.STILL_FAILING:
+                if outcome is RedriveOutcome.STILL_FAILING:
                     attempts = list(entry.get("redrive_attempts", []))
                     attempts.append({"at": self.clock(), "reason": reason, "error": error})
                     entry["redrive_attempts"] = attempts
@@ -270,35 +270,45 @@ class Redrive:
             raise explain(err, "s3:ListBucket", self.settings.local_region, bucket) from None
         return sorted(keys)
 
-    def _replay_entry(self, entry: Mapping[str, Any], replicator: Replicator) -> tuple[Outcome, str, str]:
+    def _replay_entry(
+        self, entry: Mapping[str, Any], replicator: Replicator
+    ) -> tuple[RedriveOutcome, str, str]:
         self.capturing.take()
         if entry.get("write"):
             write = TargetWrite.from_json(entry["write"])
             try:
                 target = self.settings.target(write.region)
             except SettingsError as err:
-                return Outcome.STILL_FAILING, "unknown_target", str(err)
+                return RedriveOutcome.STILL_FAILING, "unknown_target", str(err)
             try:
                 result = Drainer(self.settings, target, self.capturing, self.clock, self.sleep).apply(
                     write, entry
                 )
             except DrainFailed as err:
-                return Outcome.STILL_FAILING, "target_unavailable", str(err)
+                return RedriveOutcome.STILL_FAILING, "target_unavailable", str(err)
             if result.metric == m.HANDOFF_REPLAYED:
-                return Outcome.APPLIED, "", ""
+                return RedriveOutcome.APPLIED, "", ""
             if result.metric == m.STALE_SKIPPED:
-                return Outcome.STALE, "", ""
+                return RedriveOutcome.STALE, "", ""
             reason, error = (self.capturing.take() or [("target_write_rejected", "")])[0]
-            return Outcome.STILL_FAILING, reason, error
+            return RedriveOutcome.STILL_FAILING, reason, error
         record = entry.get("record")
         if not record:
-            return Outcome.STILL_FAILING, "nothing_to_replay", "the entry has neither a record nor a write"
+            return (
+                RedriveOutcome.STILL_FAILING,
+                "nothing_to_replay",
+                "the entry has neither a record nor a write",
+            )
         batch = replicator.process_batch([record])
         failures = self.capturing.take()
         if failures:
-            return Outcome.STILL_FAILING, failures[0][0], failures[0][1]
+            return RedriveOutcome.STILL_FAILING, failures[0][0], failures[0][1]
         if batch.failed_sequence_numbers:
-            return Outcome.STILL_FAILING, "local_table_unavailable", "the source table did not take the write"
+            return (
+                RedriveOutcome.STILL_FAILING,
+                "local_table_unavailable",
+                "the source table did not take the write",
+            )
         return _outcome_of(batch), "", ""
 
     # --- batches Lambda gave up on --------------------------------------------------------------
@@ -321,11 +331,11 @@ class Redrive:
                     break
                 document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 outcome, reason, error = self._replay_discarded(document, replicator)
-                if outcome in (Outcome.STILL_FAILING, Outcome.UNRECOVERABLE):
+                if outcome in (RedriveOutcome.STILL_FAILING, RedriveOutcome.UNRECOVERABLE):
                     attempts = list(document.get("redrive_attempts", []))
                     attempts.append({"at": self.clock(), "reason": reason, "error": error})
                     document["redrive_attempts"] = attempts
-                    if outcome is Outcome.UNRECOVERABLE:
+                    if outcome is RedriveOutcome.UNRECOVERABLE:
                         document["unrecoverable"] = True
                     s3.put_object(
                         Bucket=bucket,
@@ -338,7 +348,7 @@ class Redrive:
                 report.note(key, outcome, reason, error)
         finally:
             replicator.close()
-        if report.counts[Outcome.UNRECOVERABLE]:
+        if report.counts[RedriveOutcome.UNRECOVERABLE]:
             report.repair_commands = self.repair_commands()
         return report
 
@@ -360,24 +370,28 @@ class Redrive:
 
     def _replay_discarded(
         self, document: Mapping[str, Any], replicator: Replicator
-    ) -> tuple[Outcome, str, str]:
+    ) -> tuple[RedriveOutcome, str, str]:
         self.capturing.take()
         if document.get("unrecoverable"):
-            return Outcome.UNRECOVERABLE, "not_retained", "marked unrecoverable by an earlier redrive"
+            return RedriveOutcome.UNRECOVERABLE, "not_retained", "marked unrecoverable by an earlier redrive"
         try:
             batch = DiscardedBatch.from_document(document)
         except ValueError as err:
-            return Outcome.STILL_FAILING, "not_a_discarded_batch", str(err)
+            return RedriveOutcome.STILL_FAILING, "not_a_discarded_batch", str(err)
         try:
             records = self._read_range(batch)
         except NotRetained as err:
-            return Outcome.UNRECOVERABLE, "not_retained", f"{batch.describe()}: {err}"
+            return RedriveOutcome.UNRECOVERABLE, "not_retained", f"{batch.describe()}: {err}"
         outcome = replicator.process_batch(records)
         failures = self.capturing.take()
         if failures:
-            return Outcome.STILL_FAILING, failures[0][0], failures[0][1]
+            return RedriveOutcome.STILL_FAILING, failures[0][0], failures[0][1]
         if outcome.failed_sequence_numbers:
-            return Outcome.STILL_FAILING, "local_table_unavailable", "the source table did not take the write"
+            return (
+                RedriveOutcome.STILL_FAILING,
+                "local_table_unavailable",
+                "the source table did not take the write",
+            )
         return _outcome_of(outcome), "", ""
 
     def _read_range(self, batch: DiscardedBatch) -> list[dict[str, Any]]:
@@ -466,16 +480,19 @@ class Redrive:
                 except DrainFailed as err:
                     failed_receipts.append(message["ReceiptHandle"])
                     report.note(
-                        message.get("MessageId", ""), Outcome.STILL_FAILING, "target_unavailable", str(err)
+                        message.get("MessageId", ""),
+                        RedriveOutcome.STILL_FAILING,
+                        "target_unavailable",
+                        str(err),
                     )
                     continue
                 outcome = {
-                    m.HANDOFF_REPLAYED: Outcome.APPLIED,
-                    m.STALE_SKIPPED: Outcome.STALE,
-                    m.DEAD_LETTERED: Outcome.DEAD_LETTERED,
+                    m.HANDOFF_REPLAYED: RedriveOutcome.APPLIED,
+                    m.STALE_SKIPPED: RedriveOutcome.STALE,
+                    m.DEAD_LETTERED: RedriveOutcome.DEAD_LETTERED,
                 }[result.metric]
                 sqs.delete_message(QueueUrl=target.handoff_queue_url, ReceiptHandle=message["ReceiptHandle"])
-                reason = "target_write_rejected" if outcome is Outcome.DEAD_LETTERED else ""
+                reason = "target_write_rejected" if outcome is RedriveOutcome.DEAD_LETTERED else ""
                 report.note(message.get("MessageId", ""), outcome, reason)
         for receipt in failed_receipts:
             # Still failing: visible again at once, for the drain function (or the next redrive).

@@ -27,21 +27,20 @@ from typing import Any
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.tools.aws import Clients, ToolError, check_same_keys, describe_table, explain
-from replicator.backfill import matches_filter
 from replicator.core import defaults
+from replicator.core.compare import Kind, changed_attributes, compare, is_live, stamp_of
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
 from replicator.core.metadata import (
     AttributeNames,
     Version,
     WireItem,
-    is_tombstone,
     mark_origin,
     stamp,
     tombstone_for,
-    user_attributes,
     version_of,
 )
+from replicator.core.plan import matches_filter
 from replicator.core.records import key_id
 from replicator.core.wire import from_sdk
 from replicator.engine import write_with_retries
@@ -50,13 +49,7 @@ DEFAULT_SAMPLES = 10
 DEFAULT_RETENTION_SECONDS = defaults.TOMBSTONE_RETENTION_SECONDS  # one definition: core/defaults
 
 
-class Kind(StrEnum):
-    MISSING = "missing"  # live in the first region, absent (or a tombstone) in the second
-    EXTRA = "extra"  # live in the second region, absent (or a tombstone) in the first
-    DIFFERENT = "different"  # live in both, with other attributes or another version
-
-
-class Outcome(StrEnum):
+class RepairOutcome(StrEnum):
     APPLIED = "applied"
     STALE = "stale"  # the side written to changed meanwhile and now holds a newer version
     FAILED = "failed"
@@ -64,62 +57,6 @@ class Outcome(StrEnum):
 
 
 # --- pure decisions ------------------------------------------------------------------------------------
-
-
-def _canonical(value: Any) -> Any:
-    """A wire value with set members sorted (DynamoDB returns sets in any order)."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for kind, data in value.items():
-            if kind in ("SS", "NS", "BS"):
-                out[kind] = sorted(data)
-            elif kind == "L":
-                out[kind] = [_canonical(v) for v in data]
-            elif kind == "M":
-                out[kind] = {k: _canonical(v) for k, v in data.items()}
-            else:
-                out[kind] = data
-        return out
-    return value
-
-
-def _live(item: WireItem | None, names: AttributeNames) -> bool:
-    return item is not None and not is_tombstone(item, names)
-
-
-def _user(item: WireItem | None, names: AttributeNames) -> dict[str, Any]:
-    return {k: _canonical(v) for k, v in user_attributes(item, names).items()}
-
-
-def _stamp(item: WireItem | None, names: AttributeNames) -> tuple[int, str]:
-    version = version_of(item, names)
-    return version.ts, version.region
-
-
-def compare(
-    a: WireItem | None, b: WireItem | None, names: AttributeNames, ignore_metadata: bool = False
-) -> Kind | None:
-    """How the two copies of one key differ, or None when they agree."""
-    a_live, b_live = _live(a, names), _live(b, names)
-    if not a_live and not b_live:
-        return None
-    if a_live and not b_live:
-        return Kind.MISSING
-    if b_live and not a_live:
-        return Kind.EXTRA
-    if _user(a, names) != _user(b, names):
-        return Kind.DIFFERENT
-    if not ignore_metadata and _stamp(a, names) != _stamp(b, names):
-        return Kind.DIFFERENT
-    return None
-
-
-def changed_attributes(a: WireItem | None, b: WireItem | None, names: AttributeNames) -> list[str]:
-    ua, ub = _user(a, names), _user(b, names)
-    changed = sorted(k for k in set(ua) | set(ub) if ua.get(k) != ub.get(k))
-    if _stamp(a, names) != _stamp(b, names):
-        changed.append(f"({names.ts}, {names.region})")
-    return changed
 
 
 @dataclass(frozen=True)
@@ -142,7 +79,7 @@ def plan_repair(
     ``one_way_version`` set: one-way repair (the first side is the truth, only the second is written).
     """
     if one_way_version is not None:
-        if _live(a, names):
+        if is_live(a, names):
             assert a is not None
             return RepairWrite("b", stamp(a, one_way_version, names), one_way_version)
         return RepairWrite(
@@ -199,7 +136,7 @@ class VerifyReport:
         """The tables match (or, after --repair, every difference was repaired)."""
         if not self.repaired:
             return self.differences == 0
-        return self.repairs.get(Outcome.APPLIED.value, 0) == self.differences
+        return self.repairs.get(RepairOutcome.APPLIED.value, 0) == self.differences
 
     def note(
         self, kind: Kind, key: WireItem, a: WireItem | None, b: WireItem | None, names: AttributeNames
@@ -210,18 +147,20 @@ class VerifyReport:
                 self.samples[kind.value].append(
                     {
                         "key": dict(key),
-                        "a_version": list(_stamp(a, names)) if a is not None else None,
-                        "b_version": list(_stamp(b, names)) if b is not None else None,
+                        "a_version": list(stamp_of(a, names)) if a is not None else None,
+                        "b_version": list(stamp_of(b, names)) if b is not None else None,
                         "changed": changed_attributes(a, b, names) if kind is Kind.DIFFERENT else [],
                     }
                 )
 
-    def note_repair(self, key: WireItem, region: str, outcome: Outcome, detail: str = "") -> None:
+    def note_repair(self, key: WireItem, region: str, outcome: RepairOutcome, detail: str = "") -> None:
         with self._lock:
-            name = f"{outcome.value}:{region}" if outcome is Outcome.APPLIED else outcome.value
+            name = f"{outcome.value}:{region}" if outcome is RepairOutcome.APPLIED else outcome.value
             self.repairs[name] = self.repairs.get(name, 0) + 1
-            if outcome is Outcome.APPLIED:
-                self.repairs[Outcome.APPLIED.value] = self.repairs.get(Outcome.APPLIED.value, 0) + 1
+            if outcome is RepairOutcome.APPLIED:
+                self.repairs[RepairOutcome.APPLIED.value] = (
+                    self.repairs.get(RepairOutcome.APPLIED.value, 0) + 1
+                )
             if len(self.repair_samples) < self.sample_size:
                 self.repair_samples.append(
                     {"key": dict(key), "written_to": region, "outcome": outcome.value, "detail": detail}
@@ -286,7 +225,7 @@ class VerifyReport:
             repairs.add_column("outcome")
             repairs.add_column("writes", justify="right")
             for name, count in sorted(self.repairs.items()):
-                if name != Outcome.APPLIED.value:
+                if name != RepairOutcome.APPLIED.value:
                     repairs.add_row(name.replace("applied:", "written to "), str(count))
             parts.append(repairs)
         return Group(*parts)
@@ -398,7 +337,7 @@ class Verify:
         if (
             a is not None
             and self.item_filter is not None
-            and _live(a, names)
+            and is_live(a, names)
             and not matches_filter(self.item_filter, a)
         ):
             a = None  # not replicated to this partial replica: as if absent
@@ -421,7 +360,7 @@ class Verify:
     ) -> None:
         plan = plan_repair(a, b, key, self.names, one_way, self.retention_seconds)
         if isinstance(plan, str):
-            report.note_repair(key, "", Outcome.UNREPAIRABLE, plan)
+            report.note_repair(key, "", RepairOutcome.UNREPAIRABLE, plan)
             return
         side, origin = (self.a, self.b) if plan.side == "a" else (self.b, self.a)
         client = self.clients.dynamodb(side.region)
@@ -431,8 +370,8 @@ class Verify:
             lambda: client.put_item(**request), defaults.WRITE_ATTEMPTS, defaults.RETRY_BASE_DELAY_MS
         )
         if result.kind is None:
-            report.note_repair(key, side.region, Outcome.APPLIED)
+            report.note_repair(key, side.region, RepairOutcome.APPLIED)
         elif result.kind is ErrorKind.STALE:
-            report.note_repair(key, side.region, Outcome.STALE, "a newer version arrived meanwhile")
+            report.note_repair(key, side.region, RepairOutcome.STALE, "a newer version arrived meanwhile")
         else:
-            report.note_repair(key, side.region, Outcome.FAILED, result.error)
+            report.note_repair(key, side.region, RepairOutcome.FAILED, result.error)

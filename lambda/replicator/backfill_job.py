@@ -2,7 +2,7 @@
 
 The state machine (stacks/backfill_job.py) runs one loop per segment: it invokes this function with
 the segment's position, and invokes it again with the position it returns until ``done``. The work is
-the same segment worker the CLI runs (replicator.backfill).
+the same segment worker the CLI runs (replicator.backfill_segments).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.adapters import AwsPorts
-from replicator.backfill import BackfillJobSettings, key_names_of, run_job_step
+from replicator.backfill_segments import BackfillJobSettings, key_names_of, run_job_step
 
 settings = BackfillJobSettings.from_env()
 ports = AwsPorts(settings.ports_settings())

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ddbrep.local.runtime import LocalCloud, RuntimeOptions
+from ddbrep.local.cloud import LocalCloud, RuntimeOptions
 from ddbrep.local.synth import synthesize
 from ddbrep.local.templates import Assembly, load_assembly
 

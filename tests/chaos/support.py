@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddbrep.local.cloud import LocalCloud, LocalFunction
 from ddbrep.local.mapping import StreamPoller
-from ddbrep.local.runtime import FunctionRuntime, LocalCloud
 from ddbrep.tools.aws import Connection
 from ddbrep.tools.redrive import Redrive, settings_from_environment
-from ddbrep.tools.verify import compare
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
+from replicator.core.compare import compare
 from replicator.core.metadata import AttributeNames, Version, is_tombstone, user_attributes, version_of
 from tests.local.conftest import MESH_REGIONS
 from tests.local.support import TABLE, scan_prefix
@@ -285,7 +285,7 @@ def metric_deltas(before: Mapping[str, float], after: Mapping[str, float]) -> di
 # --- the runtime, operated the way an operator would -------------------------------------------------
 
 
-def replicator_function(cloud: LocalCloud, region: str) -> FunctionRuntime:
+def replicator_function(cloud: LocalCloud, region: str) -> LocalFunction:
     [function] = [
         f for f in cloud.functions_in(region) if f.spec.handler == "replicator.handler.lambda_handler"
     ]

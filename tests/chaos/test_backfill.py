@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ddbrep.client import ConflictLost, ReplicatedTable
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from ddbrep.tools.aws import ToolError
 from ddbrep.tools.backfill import BackfillReport, BackfillRun
 from replicator.settings import Target

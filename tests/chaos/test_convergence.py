@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ddbrep.client import ConflictLost, ReplicatedTable
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from replicator.core import metrics_names as m
 from tests.chaos.support import (
     REGIONS,

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from ddbrep.client import ReplicatedTable
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from replicator.core import metrics_names as m
 from tests.chaos.support import (
     REGIONS,

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ddbrep.client import MonotonicClock, ReplicatedTable
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from tests.chaos.support import REGIONS, TABLE, divergences, drain, key, snapshot
 
 pytestmark = pytest.mark.chaos

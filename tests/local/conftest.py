@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ddbrep.local.runtime import LocalCloud, RuntimeOptions
+from ddbrep.local.cloud import LocalCloud, RuntimeOptions
 from ddbrep.local.synth import app_context, synthesize
 from ddbrep.local.templates import Assembly, load_assembly
 

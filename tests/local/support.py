@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from replicator.core.metadata import AttributeNames, is_tombstone
 
 RECORDER_DIR = Path(__file__).parent / "recorder"

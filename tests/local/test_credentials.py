@@ -18,9 +18,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ddbrep.client import ReplicatedTable
+from ddbrep.local.cloud import LocalCloud, RuntimeOptions
 from ddbrep.local.faults import EXPIRED_TOKEN_MESSAGE, CredentialLedger, Proxy
 from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
-from ddbrep.local.runtime import LocalCloud, RuntimeOptions
 from ddbrep.local.synth import app_context, synthesize
 from ddbrep.local.templates import load_assembly
 from replicator.client_factory import ClientFactory

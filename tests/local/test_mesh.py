@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ddbrep.client import ConflictLost, ReplicatedTable
-from ddbrep.local import emf
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local import metric_store as emf
+from ddbrep.local.cloud import LocalCloud
 from replicator.core import metrics_names as m
 from tests.local.conftest import MESH_REGIONS
 from tests.local.support import TABLE, differences, raw_item, scan_prefix, wait_for

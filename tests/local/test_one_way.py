@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from replicator.core import metrics_names as m
 from replicator.core.metadata import AttributeNames, is_tombstone, user_attributes
 from tests.local.conftest import ONE_WAY_REPLICAS, ONE_WAY_SOURCE

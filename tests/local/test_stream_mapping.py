@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from ddbrep.local.cloud import LocalCloud, RuntimeOptions
 from ddbrep.local.mapping import StreamPoller, StreamSource
-from ddbrep.local.runtime import LocalCloud, RuntimeOptions
 from ddbrep.local.streams import TTL_IDENTITY
 from ddbrep.local.templates import StreamMappingSpec, load_assembly
 from ddbrep.local.worker import Invocation

@@ -10,7 +10,7 @@ import pytest
 
 from ddbrep.tools.aws import Connection, ToolError
 from ddbrep.tools.backfill import BackfillRun
-from replicator.backfill import SegmentState, TokenBucket, WriteBudget
+from replicator.backfill_segments import SegmentState, TokenBucket, WriteBudget
 from replicator.settings import Target
 from tests.tools.conftest import CountingClients, MakeTable, put_items, scan_all, stamped
 

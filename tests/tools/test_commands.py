@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ddbrep.commands import main
+from ddbrep.cli import main
 from ddbrep.tools.aws import Connection
 from tests.tools.conftest import MakeTable, put_items, scan_all, stamped
 

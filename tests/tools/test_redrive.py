@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ddbrep.commands import main
+from ddbrep.cli import main
 from ddbrep.tools.aws import Connection
 from ddbrep.tools.redrive import Redrive
 from replicator.adapters import AwsPorts

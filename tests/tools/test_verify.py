@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from ddbrep.tools.aws import Connection, ToolError
-from ddbrep.tools.verify import Kind, Side, Verify, compare, plan_repair
+from ddbrep.tools.verify import Side, Verify, plan_repair
+from replicator.core.compare import Kind, compare
 from replicator.core.metadata import AttributeNames, Version
 from tests.tools.conftest import MakeTable, put_items, scan_all, stamped
 

@@ -36,7 +36,6 @@ Corners where LocalStack disagrees with the AWS documentation are left out of ge
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -354,9 +353,8 @@ def test_item_filters_agree_with_localstack_on_ddb_json_items(seed: int) -> None
 
 def test_the_generated_cases_exercise_both_outcomes() -> None:
     # Given a fixed seed, When many cases are generated, Then both answers are common (or agreement
-    # would mean little) and the run stays fast.
+    # would mean little). (No timing assertion: speed is for benchmarks, not tests.)
     rnd = random.Random(20240611)
-    start = time.monotonic()
     outcomes = []
     for _ in range(300):
         event = small(stream_record, rnd)
@@ -366,4 +364,3 @@ def test_the_generated_cases_exercise_both_outcomes() -> None:
         outcomes.append(matches_event(fitted_pattern(rnd, "image", item), item))
     share = sum(outcomes) / len(outcomes)
     assert 0.2 < share < 0.8, share
-    assert time.monotonic() - start < 10

@@ -44,10 +44,16 @@ class TargetWrite:
         )
 
 
-def _matches(item_filter: Mapping[str, Any], item: WireItem | None) -> bool:
+def matches_filter(item_filter: Mapping[str, Any] | None, item: WireItem | None) -> bool:
+    """A target's item filter (an event pattern over the item in event form): None matches every item.
+
+    The one wrapper of the matcher for item filters: live replication, backfill and verify use it.
+    """
+    if item_filter is None:
+        return True
     from replicator.core.pattern import matches
 
-    return item is not None and matches(item_filter, item)
+    return item is not None and bool(matches(item_filter, item))
 
 
 def plan_write(
@@ -67,7 +73,7 @@ def plan_write(
     """
     change = key_change.change
     item = change.item
-    excluded = item_filter is not None and not is_tombstone(item, names) and not _matches(item_filter, item)
+    excluded = not is_tombstone(item, names) and not matches_filter(item_filter, item)
     if excluded:
         item = tombstone_for(change.keys, change.version, retention_seconds, names)
     write = TargetWrite(region=region, table=table, item=item, version=change.version, keys=change.keys)

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ddbrep.commands.common import (
+from ddbrep.cli.common import (
     EXIT_DIFFERENT,
     EXIT_OK,
     add_connection_flags,
@@ -21,7 +21,7 @@ from ddbrep.commands.common import (
 )
 from ddbrep.tools.aws import ToolError
 from ddbrep.tools.backfill import BackfillReport, BackfillRun, parse_targets, with_filter
-from replicator.backfill import SegmentState, WriteBudget
+from replicator.backfill_segments import SegmentState, WriteBudget
 
 
 def register(subparsers: Any) -> None:

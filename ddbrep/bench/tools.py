@@ -8,6 +8,7 @@ segment counts on this machine, they do not predict AWS (where each segment scal
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,7 +16,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from ddbrep.commands.common import print_json
 from ddbrep.local.regions import start_region, stop_region
 from ddbrep.tools.aws import Connection
 from ddbrep.tools.backfill import BackfillRun
@@ -119,7 +119,7 @@ def register_bench(bench_subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     results = run_bench(args.items, args.segments, args.page_size)
     if args.json:
-        print_json(results)
+        print(json.dumps(results, indent=2, default=str))
         return 0
     print(f"{results['items']} items, page size {results['page_size']}, moto servers on loopback")
     for kind in ("backfill", "verify"):

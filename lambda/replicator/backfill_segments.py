@@ -26,7 +26,7 @@ from replicator.core import defaults
 from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
 from replicator.core.metadata import AttributeNames, WireItem, is_tombstone, mark_origin, version_of
-from replicator.core.plan import TargetWrite
+from replicator.core.plan import TargetWrite, matches_filter
 from replicator.core.wire import from_sdk, item_size_bytes, to_sdk
 from replicator.engine import write_with_retries
 from replicator.settings import Settings, SettingsError, Target, _int, _json, _required, _target
@@ -188,14 +188,6 @@ UNLIMITED = WriteBudget()
 
 
 # --- one item, one target ----------------------------------------------------------------------------
-
-
-def matches_filter(item_filter: Mapping[str, Any] | None, item: WireItem) -> bool:
-    if item_filter is None:
-        return True
-    from replicator.core.pattern import matches  # the same matcher as live replication's filters
-
-    return bool(matches(item_filter, item))
 
 
 def backfill_write(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddbrep.local import emf
+from ddbrep.local import metric_store
 from ddbrep.local.faults import DEFAULT_LATENCY_MS, CredentialLedger, FaultPlan, Proxy
 from ddbrep.local.limits import SQS_MESSAGE_BYTES_STRICT
 from ddbrep.local.mapping import (
@@ -83,7 +83,7 @@ class RuntimeOptions:
 
 
 @dataclass
-class FunctionRuntime:
+class LocalFunction:
     """A function of a stack, as it runs locally."""
 
     stack: StackSpec
@@ -116,13 +116,13 @@ class LocalCloud:
         self.on_error = on_error
         self.region_names = list(assembly.regions)
         self.faults = FaultPlan(self.region_names, self.options.latency_ms, seed=self.options.seed)
-        self.metrics = emf.MetricsStore(self.options.log_dir)
+        self.metrics = metric_store.MetricsStore(self.options.log_dir)
         self.regions: dict[str, RegionState] = {}
         self.gateways: dict[str, Proxy] = {}
         # Per region: the assumed-role credentials it issued; every proxy in front of it enforces them.
         self.credentials = {r: CredentialLedger(self.options.sts_session_seconds) for r in self.region_names}
         self.links: dict[tuple[str, str], Proxy] = {}
-        self.functions: dict[tuple[str, str], FunctionRuntime] = {}
+        self.functions: dict[tuple[str, str], LocalFunction] = {}
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
         self.sweepers: dict[str, TtlSweeper] = {}
@@ -378,7 +378,7 @@ class LocalCloud:
                 for spec in stack.functions:
                     config = self._function_config(stack, spec)
                     worker = FunctionWorker(config, on_output=self.metrics.on_output)
-                    self.functions[(stack.region, spec.logical_id)] = FunctionRuntime(stack, spec, worker)
+                    self.functions[(stack.region, spec.logical_id)] = LocalFunction(stack, spec, worker)
         if self.options.warm_functions:
             stream_functions = {
                 (stack.region, mapping.function)
@@ -480,23 +480,27 @@ class LocalCloud:
         function = poller.function.config.name
         region = poller.source.region
         self.metrics.add(
-            emf.ITERATOR_AGE, (now - batch[-1].created_at) * 1000, now, FunctionName=function, Region=region
+            metric_store.ITERATOR_AGE,
+            (now - batch[-1].created_at) * 1000,
+            now,
+            FunctionName=function,
+            Region=region,
         )
-        self.metrics.add(emf.INVOCATIONS, 1, now, FunctionName=function, Region=region)
+        self.metrics.add(metric_store.INVOCATIONS, 1, now, FunctionName=function, Region=region)
         echoes = sum(
             sample.value
             for line in invocation.output
-            for sample in emf.parse_emf(line)
+            for sample in metric_store.parse_emf(line)
             if sample.name == "EchoSkipped"
         )
         if echoes:
-            self.metrics.add(emf.ECHO_INVOCATIONS, 1, now, FunctionName=function, Region=region)
+            self.metrics.add(metric_store.ECHO_INVOCATIONS, 1, now, FunctionName=function, Region=region)
 
     def on_queue_batch(
         self, poller: QueuePoller, records: Sequence[Mapping[str, Any]], invocation: Invocation
     ) -> None:
         self.metrics.add(
-            emf.INVOCATIONS, 1, FunctionName=poller.function.config.name, Region=poller.source.region
+            metric_store.INVOCATIONS, 1, FunctionName=poller.function.config.name, Region=poller.source.region
         )
 
     # --- using the cloud ----------------------------------------------------------------------------------
@@ -553,7 +557,7 @@ class LocalCloud:
             time.sleep(0.05)
         return False
 
-    def functions_in(self, region: str) -> list[FunctionRuntime]:
+    def functions_in(self, region: str) -> list[LocalFunction]:
         return [f for (r, _), f in self.functions.items() if r == region]
 
 

@@ -20,8 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ddbrep.local import emf
-from ddbrep.local.runtime import LocalCloud, RuntimeOptions
+from ddbrep.local import metric_store
+from ddbrep.local.cloud import LocalCloud, RuntimeOptions
 from ddbrep.local.synth import app_context, synthesize
 from ddbrep.local.templates import load_assembly
 from replicator.core import metrics_names as m
@@ -115,8 +115,8 @@ def _run_once(
                     source,
                     target,
                     len(values),
-                    emf.percentile(values, 50),
-                    emf.percentile(values, 99),
+                    metric_store.percentile(values, 50),
+                    metric_store.percentile(values, 99),
                     floor,
                 )
             )
@@ -125,7 +125,7 @@ def _run_once(
             filters=filters,
             pairs=tuple(pairs),
             replicated_writes=int(cloud.metrics.total(m.RECORDS_REPLICATED)),
-            echo_invocations=int(cloud.metrics.total(emf.ECHO_INVOCATIONS)),
+            echo_invocations=int(cloud.metrics.total(metric_store.ECHO_INVOCATIONS)),
             invocations=int(sum(p.stats.invocations for p in cloud.stream_pollers)),
             seconds=time.monotonic() - started,
         )

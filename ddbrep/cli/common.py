@@ -12,6 +12,7 @@ from ddbrep.tools.aws import Connection, ToolError, parse_endpoints
 from replicator.core.metadata import AttributeNames
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
+EXIT_FAILED = 1
 
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ddbrep.commands.common import (
+from ddbrep.cli.common import (
     EXIT_DIFFERENT,
     EXIT_OK,
     add_connection_flags,

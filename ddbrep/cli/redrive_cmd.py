@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ddbrep.commands.common import (
+from ddbrep.cli.common import (
     EXIT_DIFFERENT,
     EXIT_OK,
     add_connection_flags,

@@ -1,0 +1,102 @@
+"""``local up``: the simulated regions running the synthesized app, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ddbrep.cli.common import EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ddbrep.local.cloud import LocalCloud, RuntimeOptions
+    from ddbrep.local.synth import synthesize
+    from ddbrep.local.templates import load_assembly
+
+    console = Console(width=max(Console().width, 160))
+    with console.status("Synthesizing the CDK app..."):
+        assembly = load_assembly(args.assembly or synthesize())
+    options = RuntimeOptions(
+        latency_ms=args.latency_ms,
+        max_visibility_timeout=args.max_visibility_timeout,
+        log_dir=args.log_dir,
+    )
+
+    def report_failure(thread: str, stats: Any) -> None:
+        if stats.consecutive_errors <= 1:  # the first failure of a streak; the log file has every one
+            console.print(f"[red]{thread} failed (it backs off and keeps polling):[/red] {stats.last_error}")
+
+    if args.log_dir:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(
+            filename=args.log_dir / "runtime.log",
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+    cloud = LocalCloud(assembly, options, on_error=report_failure)
+    try:
+        with console.status("Starting...") as status:
+            cloud.start(step=lambda message: status.update(message))
+        table = Table(title="Local regions (dummy credentials: any key id and secret)")
+        table.add_column("region", no_wrap=True)
+        table.add_column("endpoint (gateway)", no_wrap=True)
+        table.add_column("engine (moto server)", no_wrap=True)
+        table.add_column("functions")
+        for region in cloud.region_names:
+            functions = ", ".join(f.spec.name for f in cloud.functions_in(region))
+            table.add_row(
+                region, cloud.region(region).endpoint_url, cloud.region(region).engine_url, functions
+            )
+        console.print(table)
+        console.print(
+            f"Cross-region latency {args.latency_ms:g} ms. Logs: {args.log_dir}. Ctrl-C stops everything."
+        )
+        deadline = time.monotonic() + args.duration if args.duration > 0 else None
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("Stopping...")
+    finally:
+        failing = {name: stats for name, stats in cloud.health().items() if stats.errors}
+        cloud.stop()
+    for name, stats in failing.items():
+        console.print(f"[red]{name}: {stats.errors} failures, last: {stats.last_error}[/red]")
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    local = subparsers.add_parser(
+        "local", help="simulated AWS regions on loopback", description="Simulated regions."
+    )
+    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="{up}")
+    up = local_sub.add_parser(
+        "up",
+        help="start the regions and replicators of the synthesized app and keep them running",
+        description=(
+            "Synthesize the CDK app (cdk.json), start one moto server per region on 127.0.0.1, create the "
+            "tables, queues and buckets of the templates, and run the functions under local stand-ins for "
+            "their event source mappings. Prints each region's endpoint; Ctrl-C stops everything."
+        ),
+    )
+    up.add_argument(
+        "--assembly", type=Path, help="a synthesized cloud assembly directory (default: synthesize)"
+    )
+    up.add_argument("--latency-ms", type=float, default=70.0, help="added to every cross-region request")
+    up.add_argument(
+        "--max-visibility-timeout",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="cap the handoff queues' visibility timeout (the drain's retry backoff; default: as deployed)",
+    )
+    up.add_argument("--log-dir", type=Path, default=Path("out/local"), help="server and function logs")
+    up.add_argument(
+        "--duration", type=float, default=3600.0, help="stop after this many seconds (0: until Ctrl-C)"
+    )
+    up.set_defaults(func=run)

@@ -1,5 +1,0 @@
-import sys
-
-from ddbrep.commands import main
-
-sys.exit(main())
