@@ -172,7 +172,9 @@ def rejecting_empty_refs(cloud: LocalCloud) -> Iterator[None]:
     finally:
         indexes = client.describe_table(TableName=TABLE)["Table"].get("GlobalSecondaryIndexes", [])
         if any(index["IndexName"] == INDEX for index in indexes):
-            client.update_table(TableName=TABLE, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": INDEX}}])
+            client.update_table(
+                TableName=TABLE, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": INDEX}}]
+            )
 
 
 def dead_letters_of(cloud: LocalCloud, region: str, pk: str) -> list[dict[str, Any]]:
@@ -198,7 +200,9 @@ def test_a_dead_lettered_write_of_every_type_is_redriven_bytes_exact(mesh: Local
         # parked in the source's dead-letter store, its binary values as base64 text (event form)
         [entry] = dead_letters_of(mesh, source, f"{prefix}dead")
         assert (entry["reason"], entry["target_region"]) == ("target_write_rejected", DRIFTED)
-        assert entry["write"]["item"]["not_utf8"] == {"B": base64.b64encode(b"\xff\xfe\x00\x80\xc3\x28").decode()}
+        assert entry["write"]["item"]["not_utf8"] == {
+            "B": base64.b64encode(b"\xff\xfe\x00\x80\xc3\x28").decode()
+        }
 
     # When the cause is fixed (the index dropped) and the dead-letter store is redriven
     report = redrive(mesh, source).dead_letters()
