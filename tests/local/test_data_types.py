@@ -22,7 +22,7 @@ from ddbrep.local.runtime import LocalCloud
 from ddbrep.tools.redrive import DEAD_LETTER_PREFIX
 from replicator.core import metrics_names as m
 from tests.chaos.support import dead_letter_bucket, redrive
-from tests.local.conftest import MESH_REGIONS
+from tests.local.conftest import MESH_REGIONS, ONE_WAY_REPLICAS, ONE_WAY_SOURCE
 from tests.local.support import TABLE, every_type, raw_item, user_view, wait_for
 
 DRAIN_TIMEOUT = 60.0
@@ -143,6 +143,33 @@ def test_a_handed_off_write_of_every_type_is_drained_bytes_exact(mesh: LocalClou
         assert stored(mesh, isolated, key(prefix, region)) == user_view(
             {**key(prefix, region), **every_type()}
         )
+
+
+def test_one_way_replicas_hold_every_type_bytes_exact(one_way: LocalCloud, prefix: str) -> None:
+    # Given plain writes in the one-way source (writers do not stamp): an item of every type, then an
+    # update of binary values in it
+    source = one_way.client(ONE_WAY_SOURCE)
+    item = {**key(prefix, "one-way"), **every_type()}
+    source.put_item(TableName=TABLE, Item=item)
+    source.update_item(
+        TableName=TABLE,
+        Key=key(prefix, "one-way"),
+        UpdateExpression="SET #blob = :b ADD blobs :more",
+        ExpressionAttributeNames={"#blob": "blob"},
+        ExpressionAttributeValues={":b": {"B": b"\xc0\xc1"}, ":more": {"BS": [b"\xf5"]}},
+    )
+    updated = {**item, "blob": {"B": b"\xc0\xc1"}, "blobs": {"BS": [*item["blobs"]["BS"], b"\xf5"]}}
+
+    # When the replicator drains
+    assert one_way.wait_drained(DRAIN_TIMEOUT)
+
+    # Then the source holds exactly what was written (replication never writes it), and so does every
+    # replica
+    in_source = raw_item(one_way, ONE_WAY_SOURCE, key(prefix, "one-way"))
+    assert in_source is not None and set(in_source) == set(updated)
+    assert user_view(in_source) == user_view(updated)
+    for replica in ONE_WAY_REPLICAS:
+        assert stored(one_way, replica, key(prefix, "one-way")) == user_view(updated)
 
 
 DRIFTED = "eu-west-1"
