@@ -149,3 +149,74 @@ def recorded(directory: Path) -> list[dict[str, Any]]:
 
 def delivered_records(directory: Path) -> list[dict[str, Any]]:
     return [record for entry in recorded(directory) for record in entry["event"]["Records"]]
+
+
+# --- every DynamoDB type --------------------------------------------------------------------------
+
+SET_TAGS = ("SS", "NS", "BS")
+METADATA_PREFIX = "rep_"
+
+
+def every_type() -> dict[str, Any]:
+    """The non-key attributes of an item of every DynamoDB type, in the SDK's form (binary as bytes):
+    text that is not ASCII and an empty string, numbers with 38 significant digits and tiny exponents,
+    binary that is empty or not UTF-8, sets of each kind, binary and binary sets nested in maps and
+    lists several levels deep."""
+    return {
+        "text": {"S": "h\u00e9llo \u4e16\u754c \U0001f600"},
+        "empty_text": {"S": ""},
+        "big_number": {"N": "12345678901234567890123456789012345678"},
+        "small_number": {"N": "-0.000000000000000000000000000000000000001"},
+        "tiny_number": {"N": "-9.9999999999999999999999999999999999999E-120"},
+        "blob": {"B": b"hello"},
+        "empty_blob": {"B": b""},
+        "not_utf8": {"B": b"\xff\xfe\x00\x80\xc3\x28"},
+        "flag": {"BOOL": False},
+        "nothing": {"NULL": True},
+        "tags": {"SS": ["\u00e9t\u00e9", "x", "y"]},
+        "counts": {"NS": ["1", "2.5", "-1E-100"]},
+        "blobs": {"BS": [b"a", b"\x00\xfe", b"\xff"]},
+        "doc": {
+            "M": {
+                "inner": {"B": b"\xde\xad\xbe\xef"},
+                "level2": {
+                    "M": {
+                        "list": {
+                            "L": [
+                                {"B": b"in-list\x00"},
+                                {
+                                    "M": {
+                                        "level4": {
+                                            "M": {"bs": {"BS": [b"deep", b"\x01"]}, "b": {"B": b"\x02"}}
+                                        }
+                                    }
+                                },
+                                {"L": [{"BS": [b"\x03"]}, {"N": "3"}, {"S": ""}, {"NULL": True}]},
+                            ]
+                        }
+                    }
+                },
+                "empty_list": {"L": []},
+                "empty_map": {"M": {}},
+            }
+        },
+    }
+
+
+def canonical(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A value in DynamoDB JSON with set members sorted, at any depth (DynamoDB returns sets in any order)."""
+    (tag, inner), *_ = value.items()
+    if tag in SET_TAGS:
+        return {tag: sorted(inner)}
+    if tag == "L":
+        return {"L": [canonical(member) for member in inner]}
+    if tag == "M":
+        return {"M": {name: canonical(member) for name, member in inner.items()}}
+    return dict(value)
+
+
+def user_view(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An item's own attributes, keys included, without the replication metadata, sets sorted."""
+    if item is None:
+        return None
+    return {name: canonical(value) for name, value in item.items() if not name.startswith(METADATA_PREFIX)}
