@@ -79,6 +79,7 @@ def to_lambda_record(
     for image in _IMAGES:
         if image in source:
             dynamodb[image] = wire.from_sdk(source[image])
+    dynamodb["Keys"] = _keys(source)
     dynamodb["SequenceNumber"] = str(source["SequenceNumber"])
     dynamodb["SizeBytes"] = int(source["SizeBytes"])
     dynamodb["StreamViewType"] = str(source["StreamViewType"])
@@ -101,6 +102,20 @@ def to_lambda_record(
         shard_id=shard_id,
         payload_bytes=len(text.encode("utf-8")),
     )
+
+
+def _keys(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The record's Keys in event form, taken from its image when it has one.
+
+    moto base64-encodes binary key values in ``Keys`` a second time (its images are right): for
+    ``pk = b"\\xff\\x00k"`` boto3 returns ``Keys {"pk": {"B": b"/wBr"}}``. AWS's Keys equal the image's
+    key attributes, so reading them from the image is right on both. A KEYS_ONLY record has no image:
+    its Keys pass as they are (the product deploys NEW_AND_OLD_IMAGES).
+    """
+    image = source.get("NewImage") or source.get("OldImage")
+    if image and all(name in image for name in source["Keys"]):
+        return wire.from_sdk({name: image[name] for name in source["Keys"]})
+    return wire.from_sdk(source["Keys"])
 
 
 def is_no_op_modify(raw: Mapping[str, Any]) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ddbrep.client import ReplicatedTable
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from ddbrep.tools.redrive import DEAD_LETTER_PREFIX
 from replicator.core import metrics_names as m
 from tests.chaos.support import dead_letter_bucket, redrive

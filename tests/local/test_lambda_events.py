@@ -83,6 +83,24 @@ def test_binary_values_at_any_depth_become_base64_text() -> None:
     assert json.loads(json.dumps(record.event)) == record.event
 
 
+def test_binary_keys_are_taken_from_the_image_not_motos_double_encoded_keys() -> None:
+    # Given moto's record of a binary-keyed item: Keys base64-encoded twice, the image right
+    real = b"\xff\x00k"
+    raw = sdk_record(3)
+    raw["dynamodb"]["Keys"] = {"pk": {"B": base64.b64encode(real)}}
+    raw["dynamodb"]["NewImage"] = {"pk": {"B": real}, "v": {"N": "1"}}
+    # When it is shaped as Lambda delivers it
+    record = to_lambda_record(raw, region=REGION, stream_arn=STREAM_ARN, shard_id=SHARD)
+    # Then Keys carry the item's bytes, as AWS's do (equal to the image's key attributes)
+    assert record.event["dynamodb"]["Keys"] == {"pk": {"B": b64(real)}}
+    assert record.event["dynamodb"]["NewImage"]["pk"] == {"B": b64(real)}
+    # And a REMOVE takes them from its OldImage
+    raw["eventName"] = "REMOVE"
+    raw["dynamodb"]["OldImage"] = raw["dynamodb"].pop("NewImage")
+    removed = to_lambda_record(raw, region=REGION, stream_arn=STREAM_ARN, shard_id=SHARD)
+    assert removed.event["dynamodb"]["Keys"] == {"pk": {"B": b64(real)}}
+
+
 def test_the_record_carries_every_field_lambda_sends() -> None:
     # Given a record as moto returns it (us-east-1, eventVersion 1.0, a datetime with milliseconds)
     raw = sdk_record(7)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ddbrep.local.runtime import LocalCloud
+from ddbrep.local.cloud import LocalCloud
 from ddbrep.local.synth import app_context, synthesize
 from ddbrep.local.templates import load_assembly
 from replicator.core.metadata import AttributeNames, is_tombstone
@@ -32,19 +32,8 @@ SOURCE, FILTERED, FULL = "us-east-1", "eu-west-1", "ap-southeast-2"
 ITEM_FILTER = {"tier": {"S": ["gold"]}}
 
 
-# Product bug (ddbrep/local/streams.py, to_lambda_record): moto 5.2.5's stream records carry binary
-# KEY values base64-encoded twice in dynamodb.Keys (moto's StreamRecord uses DynamoType.to_json on
-# the key, which encodes the already-base64 value again; NewImage/OldImage are right), so boto3's
-# GetRecords returns Keys {"pk": {"B": b"/wBr"}} for an item whose pk is b"\xff\x00k". The stand-in
-# passes Keys through wire.from_sdk like the images, and the replicator sees Keys that differ from
-# NewImage's key attributes: every record of a binary-keyed table is dead-lettered as
-# malformed_record ("dynamodb.NewImage has other values for key attributes ... than dynamodb.Keys")
-# and nothing replicates. AWS delivers the same bytes in Keys and in the images.
-MOTO_BINARY_KEYS = pytest.mark.xfail(
-    strict=True,
-    reason="ddbrep/local/streams.py to_lambda_record does not absorb moto's double base64 encoding of "
-    "binary values in stream Keys: every record of a binary-keyed table is dead-lettered as malformed",
-)
+# moto 5.2.5's stream records carry binary KEY values base64-encoded twice in dynamodb.Keys (its
+# images are right); the stream stand-in takes Keys from the image (streams._keys), as AWS's are equal.
 
 
 def binary_keys_replication() -> dict[str, Any]:
@@ -96,7 +85,6 @@ def test_the_table_has_binary_keys(binary_keys: LocalCloud) -> None:
         }
 
 
-@MOTO_BINARY_KEYS
 def test_every_type_with_binary_keys_reaches_the_replicas_bytes_exact(
     binary_keys: LocalCloud, key_prefix: bytes
 ) -> None:
@@ -128,7 +116,6 @@ def test_every_type_with_binary_keys_reaches_the_replicas_bytes_exact(
     assert user_view(raw_item(binary_keys, FULL, key(key_prefix, b"silver"))) == user_view(silver)
 
 
-@MOTO_BINARY_KEYS
 def test_the_filtered_replica_holds_the_matching_binary_item_bytes_exact(
     binary_keys: LocalCloud, key_prefix: bytes
 ) -> None:

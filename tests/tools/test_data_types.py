@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ddbrep.commands import main
+from ddbrep.cli import main
 from ddbrep.tools.aws import Connection, ToolError
 from ddbrep.tools.backfill import BackfillRun
 from replicator.settings import Target
