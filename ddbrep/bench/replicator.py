@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import ddbrep  # noqa: F401  (puts lambda/ on the import path)
+from ddbrep.local.worker import LambdaContext
 from replicator.core.plan import TargetWrite
 from replicator.engine import Replicator
 from replicator.settings import Settings, Target
@@ -109,16 +110,6 @@ def make_event(records: int, keys: int | None = None) -> dict[str, Any]:
     return {"Records": out}
 
 
-class _Context:
-    function_name = "bench"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:111111111111:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 def handler_cpu(records: int, repeats: int) -> dict[str, float]:
     os.environ.update(ENV)
     sys.modules.pop("replicator.handler", None)
@@ -131,7 +122,7 @@ def handler_cpu(records: int, repeats: int) -> dict[str, float]:
     for _ in range(repeats):
         start = time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
-            response = handler.lambda_handler(json.loads(raw), _Context())
+            response = handler.lambda_handler(json.loads(raw), LambdaContext.for_function("bench"))
         handler_s.append(time.process_time() - start)
         assert response == {"batchItemFailures": []}
         start = time.process_time()

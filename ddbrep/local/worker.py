@@ -81,6 +81,18 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
 
+    @classmethod
+    def for_function(
+        cls, name: str, *, region: str = "us-east-1", timeout_seconds: float = 900.0, memory_mb: int = 512
+    ) -> LambdaContext:
+        """A context for calling a handler directly (unit tests, benchmarks): the one context stub."""
+        config = {
+            "name": name,
+            "arn": f"arn:aws:lambda:{region}:123456789012:function:{name}",
+            "memory_mb": memory_mb,
+        }
+        return cls(config, request_id=f"local-{uuid.uuid4()}", deadline=time.time() + timeout_seconds)
+
 
 class _LineCapture(io.TextIOBase):
     """Replaces sys.stdout/sys.stderr in the sandbox: collects complete lines, thread-safe."""

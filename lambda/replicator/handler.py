@@ -1,12 +1,14 @@
 """The replicator function: a DynamoDB stream batch in, a partial batch response out.
 
 parse -> process -> report. The work is batch-level (coalescing per key, parallel fan-out), so it
-runs once in the processor's prepare step; the per-record handler then only reports each record's
-outcome, and Powertools builds ``batchItemFailures`` from it.
+runs once before Powertools' ``process_partial_response`` (its public API, no private hook); the
+per-record handler then only reports each record's outcome, and Powertools builds
+``batchItemFailures`` from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -32,28 +34,20 @@ class RecordNotReplicated(Exception):
     """This record's key could not be applied or handed off: Lambda retries from its sequence number."""
 
 
-class ReplicationBatchProcessor(BatchProcessor):
-    """Powertools' DynamoDB batch processor, with the batch-level replication run before the records."""
-
-    outcome: BatchOutcome
-
-    def __init__(self) -> None:
-        super().__init__(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-
-    def _prepare(self) -> None:
-        super()._prepare()
-        self.outcome = replicator.process_batch(self.records)
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
-processor = ReplicationBatchProcessor()
+def record_reporter(outcome: BatchOutcome) -> Callable[[DynamoDBRecord], None]:
+    """Powertools' per-record handler: it only reports what the batch-level replication decided."""
 
+    def report_record(record: DynamoDBRecord) -> None:
+        # Read from the raw record: a hostile one (not an object, no dynamodb) was dead-lettered by
+        # the engine, and must not make Powertools' typed view raise here.
+        sequence_number = sequence_number_of(record.raw_event)
+        if sequence_number is not None and sequence_number in outcome.failed_sequence_numbers:
+            raise RecordNotReplicated(f"sequence number {sequence_number} not replicated; Lambda will retry")
 
-def report_record(record: DynamoDBRecord) -> None:
-    # Read from the raw record: a hostile one (not an object, no dynamodb) was dead-lettered by the
-    # engine, and must not make Powertools' typed view raise here.
-    sequence_number = sequence_number_of(record.raw_event)
-    if sequence_number is not None and sequence_number in processor.outcome.failed_sequence_numbers:
-        raise RecordNotReplicated(f"sequence number {sequence_number} not replicated; Lambda will retry")
+    return report_record
 
 
 def emit_metrics(outcome: BatchOutcome) -> None:
@@ -74,10 +68,14 @@ def emit_metrics(outcome: BatchOutcome) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # The work is batch-level (coalescing per key, parallel fan-out): it runs first, then Powertools'
+    # public partial-response API builds batchItemFailures from each record's reported outcome.
+    records = event.get("Records") if isinstance(event, dict) else None
+    outcome = replicator.process_batch(records if isinstance(records, list) else [])
     response = process_partial_response(
-        event=event, record_handler=report_record, processor=processor, context=context
+        event=event, record_handler=record_reporter(outcome), processor=processor, context=context
     )
-    emit_metrics(processor.outcome)
+    emit_metrics(outcome)
     if response.get("batchItemFailures"):
         logger.warning("batch partially failed", extra={"failures": response["batchItemFailures"]})
     return dict(response)

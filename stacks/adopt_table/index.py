@@ -79,7 +79,7 @@ def _enable_ttl(name: str, attribute: str) -> None:
 
 
 def respond(
-    event: dict[str, Any], context: Any, status: str, physical_id: str, data: dict, reason: str
+    event: dict[str, Any], context: Any, status: str, physical_id: str, data: dict[str, Any], reason: str
 ) -> None:
     body = json.dumps(
         {

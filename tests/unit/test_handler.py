@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from ddbrep.local.worker import LambdaContext
 from tests.unit.conftest import AP, EU, LOCAL
 from tests.unit.factories import item, record
 
@@ -22,14 +23,8 @@ EVENTS = Path(__file__).parent.parent / "fixtures" / "events"
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port: connection refused at once
 
 
-class Context:
-    function_name = "replicator"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:replicator"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+def Context() -> LambdaContext:
+    return LambdaContext.for_function("replicator", timeout_seconds=60)
 
 
 def load_event(name: str) -> dict[str, Any]:

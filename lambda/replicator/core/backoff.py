@@ -36,7 +36,7 @@ class Backoff:
     def ceiling(self, receive_count: int) -> int:
         """The delay after the ``receive_count``-th receive failed, before jitter."""
         exponent = min(max(receive_count, 1) - 1, 32)  # 2**32 * base is past any cap
-        return min(self.cap_seconds, self.base_seconds * 2**exponent)
+        return min(self.cap_seconds, self.base_seconds * (1 << exponent))
 
     def delay(self, receive_count: int, draw: float) -> int:
         """The visibility timeout to set; ``draw`` is uniform in [0, 1) (random.random())."""

@@ -35,7 +35,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 __all__ = ["PatternError", "filter_criteria_matches", "matches", "validate_pattern"]
 
@@ -310,7 +310,7 @@ def _match_rule(rule: Any, value: Any) -> bool:
             return value.lower().endswith(operand["equals-ignore-case"].lower())
         return value.endswith(operand)
     if operator == "equals-ignore-case":
-        return value.lower() == operand.lower()
+        return bool(value.lower() == operand.lower())
     if operator == "wildcard":
         return _wildcard_regex(operand).fullmatch(value) is not None
     raise PatternError(f"unknown operator {operator!r}")  # unreachable after validation
@@ -383,7 +383,7 @@ def _parse_pattern_json(text: str) -> Mapping[str, Any]:
     except json.JSONDecodeError as exc:
         raise PatternError(f"Pattern is not valid JSON: {exc}") from exc
     validate_pattern(pattern)
-    return pattern
+    return cast(Mapping[str, Any], pattern)
 
 
 def _filter_pattern(item: Any, index: int) -> Mapping[str, Any]:
@@ -395,7 +395,7 @@ def _filter_pattern(item: Any, index: int) -> Mapping[str, Any]:
         validate_pattern(item)
     except PatternError as exc:
         raise PatternError(f"Filters[{index}]: {exc}") from exc
-    return item
+    return cast(Mapping[str, Any], item)
 
 
 def filter_criteria_matches(filters: Sequence[str | Mapping[str, Any]], event: Mapping[str, Any]) -> bool:
