@@ -84,6 +84,9 @@ class FunctionSettings:
     log_retention_days: int = defaults.LOG_RETENTION_DAYS
     metrics_namespace: str = defaults.METRICS_NAMESPACE
     drain_max_concurrency: int = defaults.DRAIN_MAX_CONCURRENCY
+    # The conflict log (README, Conflicts): entries per invocation, and whether they keep losing images.
+    conflict_log_max_records: int = defaults.CONFLICT_LOG_MAX_RECORDS
+    conflict_log_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,8 @@ class ReplicationConfig:
             "REP_MAX_WORKERS": str(self.function.max_workers),
             "REP_WRITE_ATTEMPTS": str(self.function.write_attempts),
             "REP_RETRY_BASE_DELAY_MS": str(self.function.retry_base_delay_ms),
+            "REP_CONFLICT_LOG_MAX_RECORDS": str(self.function.conflict_log_max_records),
+            "REP_CONFLICT_LOG_IMAGES": "true" if self.function.conflict_log_images else "false",
             "POWERTOOLS_METRICS_NAMESPACE": self.function.metrics_namespace,
         }
 
@@ -334,6 +339,8 @@ _FUNCTION_KEYS = {
     "log_retention_days": "",
     "metrics_namespace": "",
     "drain_max_concurrency": "",
+    "conflict_log_max_records": "",
+    "conflict_log_images": "",
 }
 _BACKFILL_KEYS = {
     "enabled": "",
@@ -755,6 +762,10 @@ def _function(block: _Block) -> FunctionSettings:
             *defaults.DRAIN_MAX_CONCURRENCY_RANGE,
             "Lambda's MaximumConcurrency for an SQS event source",
         ),
+        conflict_log_max_records=block.integer(
+            "conflict_log_max_records", defaults.CONFLICT_LOG_MAX_RECORDS, 0, 1000
+        ),
+        conflict_log_images=block.boolean("conflict_log_images", False),
     )
 
 

@@ -46,6 +46,12 @@ class DeadLetterStore(Construct):
                     expiration=Duration.days(dead_letter_retention_days),
                 ),
                 s3.LifecycleRule(
+                    # The conflict log may hold losing items' images: kept like dead letters.
+                    id="ExpireConflictLog",
+                    prefix=defaults.CONFLICT_PREFIX,
+                    expiration=Duration.days(dead_letter_retention_days),
+                ),
+                s3.LifecycleRule(
                     id="ExpireDiscardedBatches",
                     prefix=defaults.ON_FAILURE_PREFIX,
                     expiration=Duration.days(dead_letter_retention_days),

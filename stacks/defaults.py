@@ -75,6 +75,8 @@ KNOWN_REGIONS = (
 # (context: max_clock_skew_seconds)
 # These protocol defaults are defined once, in the function's core, and shared with the helper and tools.
 from replicator.core.defaults import ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX  # noqa: E402
+from replicator.core.defaults import CONFLICT_LOG_MAX_RECORDS as CONFLICT_LOG_MAX_RECORDS  # noqa: E402
+from replicator.core.defaults import CONFLICT_PREFIX as CONFLICT_PREFIX  # noqa: E402
 from replicator.core.defaults import DEAD_LETTER_PREFIX as DEAD_LETTER_PREFIX  # noqa: E402
 from replicator.core.defaults import DEAD_LETTER_RETENTION_DAYS as DEAD_LETTER_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import HANDOFF_PREFIX as HANDOFF_PREFIX  # noqa: E402

@@ -74,9 +74,18 @@ def _acknowledge_region(stack: RegionStack) -> None:
         "every other stream action is scoped to this table's stream ARN.",
     )
     prefixes = {
-        replicator_role: [defaults.ON_FAILURE_PREFIX, defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX],
+        replicator_role: [
+            defaults.ON_FAILURE_PREFIX,
+            defaults.DEAD_LETTER_PREFIX,
+            defaults.HANDOFF_PREFIX,
+            defaults.CONFLICT_PREFIX,
+        ],
         **{
-            h.drain_function.role: [defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX]
+            h.drain_function.role: [
+                defaults.DEAD_LETTER_PREFIX,
+                defaults.HANDOFF_PREFIX,
+                defaults.CONFLICT_PREFIX,
+            ]
             for h in stack.handoffs
         },
     }

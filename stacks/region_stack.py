@@ -152,13 +152,17 @@ class RegionStack(Stack):
             )
         )
         self._grant_objects(
-            function, ["s3:PutObject"], [defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX]
+            function,
+            ["s3:PutObject"],
+            [defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX, defaults.CONFLICT_PREFIX],
         )
 
     def _grant_drain(self, handoff: HandoffQueue) -> None:
         self._grant_target_writes(handoff.drain_function, handoff.target)
         self._grant_objects(handoff.drain_function, ["s3:GetObject"], [defaults.HANDOFF_PREFIX])
-        self._grant_objects(handoff.drain_function, ["s3:PutObject"], [defaults.DEAD_LETTER_PREFIX])
+        self._grant_objects(
+            handoff.drain_function, ["s3:PutObject"], [defaults.DEAD_LETTER_PREFIX, defaults.CONFLICT_PREFIX]
+        )
 
     def _grant_target_writes(self, function: lambda_.Function, target: TargetPlan) -> None:
         if target.role_arn:

@@ -22,7 +22,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ddbrep  # noqa: F401  (puts lambda/ on the import path)
@@ -77,6 +77,9 @@ class NullPorts:
 
     def dead_letter(self, entry: Mapping[str, Any]) -> str:
         raise AssertionError(f"unexpected dead letter: {entry}")
+
+    def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str:
+        raise AssertionError(f"unexpected conflicts: {entries}")
 
 
 def make_event(records: int, keys: int | None = None) -> dict[str, Any]:

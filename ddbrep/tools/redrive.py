@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -119,6 +119,10 @@ class CapturingPorts:
         with self._lock:
             self.failures.append((str(entry.get("reason")), str(entry.get("error"))))
         return ""
+
+    def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str:
+        # A conflict a redriven write settled is real: it goes to the conflict log like any other.
+        return self.inner.log_conflicts(entries)
 
     def take(self) -> list[tuple[str, str]]:
         with self._lock:

@@ -1,11 +1,12 @@
-"""boto3 behind the small surfaces the replicator needs: clients per region, handoff, dead letters."""
+"""boto3 behind the small surfaces the replicator needs: clients per region, handoff, dead letters,
+the conflict log."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -115,3 +116,24 @@ class AwsPorts:
             ContentType="application/json",
         )
         return key
+
+    # --- conflict log (S3, local region, beside the dead letters) --------------------------------------
+
+    def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str:
+        """One object for one invocation's lost conflicts; the key sorts by time (see conflict_log_key)."""
+        now = time.time()
+        key = conflict_log_key(self._settings.local_region, now, uuid.uuid4().hex[:8])
+        body = {"v": 1, "source_region": self._settings.local_region, "logged_at": now, "entries": entries}
+        self.client("s3", self._settings.local_region).put_object(
+            Bucket=self._settings.dead_letter_bucket,
+            Key=key,
+            Body=json.dumps(body, default=str).encode(),
+            ContentType="application/json",
+        )
+        return key
+
+
+def conflict_log_key(region: str, at: float, suffix: str) -> str:
+    """``conflicts/<region>/YYYY/MM/DD/HH/<epoch ms>-<suffix>.json``: listable by hour, sortable by time."""
+    hour = time.strftime("%Y/%m/%d/%H", time.gmtime(at))
+    return f"{defaults.CONFLICT_PREFIX}{region}/{hour}/{int(at * 1000):013d}-{suffix}.json"

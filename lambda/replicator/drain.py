@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
-from replicator.drain_core import Drainer, DrainFailed
+from replicator.core.conflicts import LostConflict
+from replicator.drain_core import Drainer, DrainFailed, log_replayed_conflicts
 from replicator.settings import Settings, SettingsError
 
 settings = Settings.from_env()
@@ -31,6 +32,7 @@ metrics.set_default_dimensions(**{m.SOURCE_REGION: settings.local_region, m.TARG
 ports = AwsPorts(settings)
 drainer = Drainer(settings, target, ports)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+conflicts: list[LostConflict] = []  # this invocation's, logged in one object at its end
 
 
 def replay(record: SQSRecord) -> str:
@@ -47,6 +49,9 @@ def replay(record: SQSRecord) -> str:
         metrics.add_metric(name=m.HANDOFF_REPLAY_FAILED, unit=MetricUnit.Count, value=1)
         raise
     metrics.add_metric(name=result.metric, unit=MetricUnit.Count, value=1)
+    if result.conflict is not None:
+        conflicts.append(result.conflict)
+        metrics.add_metric(name=m.CONFLICTS_LOST, unit=MetricUnit.Count, value=1)
     if result.latency_ms is not None:
         metrics.add_metric(name=m.REPLICATION_LATENCY, unit=MetricUnit.Milliseconds, value=result.latency_ms)
     return result.metric
@@ -55,6 +60,11 @@ def replay(record: SQSRecord) -> str:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(event=event, record_handler=replay, processor=processor, context=context)
+    conflicts.clear()
+    response = process_partial_response(
+        event=event, record_handler=replay, processor=processor, context=context
     )
+    _, not_logged = log_replayed_conflicts(ports, settings, target, conflicts)
+    if not_logged:
+        metrics.add_metric(name=m.CONFLICTS_NOT_LOGGED, unit=MetricUnit.Count, value=not_logged)
+    return dict(response)

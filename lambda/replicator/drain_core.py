@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,16 +20,18 @@ from replicator.core import defaults
 from replicator.core import metrics_names as m
 from replicator.core.backoff import HANDOFF_BACKOFF, Backoff
 from replicator.core.conditions import guarded_put
+from replicator.core.conflicts import LostConflict
 from replicator.core.errors import ErrorKind
 from replicator.core.metadata import MetadataError, version_of
 from replicator.core.plan import TargetWrite
 from replicator.core.wire import WireFormatError, validate_item
-from replicator.engine import write_with_retries
+from replicator.engine import conflict_entry, conflict_of, write_with_retries
 from replicator.settings import Settings, Target
 
 
 class DrainPorts(Protocol):
     def target_dynamodb(self, target: Target) -> Any: ...
+    def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str: ...
     def load_handoff(self, body: str) -> Mapping[str, Any]: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
 
@@ -53,6 +55,7 @@ class RejectedHandoff(ValueError):
 class ReplayResult:
     metric: str  # HandoffReplayed, StaleSkipped or DeadLettered
     latency_ms: float | None = None
+    conflict: LostConflict | None = None  # the replayed write overwrote a concurrent one
 
 
 class Drainer:
@@ -164,7 +167,8 @@ class Drainer:
 
     def apply(self, write: TargetWrite, doc: Mapping[str, Any], message_id: str = "") -> ReplayResult:
         client = self.ports.target_dynamodb(self.target)
-        request = guarded_put(write.table, write.item, write.version, self.settings.names)
+        names = self.settings.names
+        request = guarded_put(write.table, write.item, write.version, names, return_replaced=True)
         result = write_with_retries(
             lambda: client.put_item(**request),
             self.settings.write_attempts,
@@ -172,7 +176,9 @@ class Drainer:
             self.sleep,
         )
         if result.kind is None:
-            return ReplayResult(m.HANDOFF_REPLAYED, max(0.0, self.clock() * 1000 - write.version.ts / 1000))
+            now = self.clock()
+            conflict = conflict_of(write, result, self.settings.names, now, self.settings.conflict_log_images)
+            return ReplayResult(m.HANDOFF_REPLAYED, max(0.0, now * 1000 - write.version.ts / 1000), conflict)
         if result.kind is ErrorKind.STALE:
             return ReplayResult(m.STALE_SKIPPED)
         if result.kind is ErrorKind.PERMANENT:
@@ -190,3 +196,21 @@ class Drainer:
             )
             return ReplayResult(m.DEAD_LETTERED)
         raise DrainFailed(f"{self.target.region}: {result.error}")
+
+
+def log_replayed_conflicts(
+    ports: DrainPorts, settings: Settings, target: Target, conflicts: Sequence[LostConflict]
+) -> tuple[int, int]:
+    """Log one invocation's replayed conflicts in one object, bounded; (logged, not logged)."""
+    entries = [
+        conflict_entry(c, settings.local_region, target.region)
+        for c in conflicts[: settings.conflict_log_max_records]
+    ]
+    if not entries:
+        return 0, len(conflicts)
+    try:
+        ports.log_conflicts(entries)
+    except Exception:
+        logger.warning("conflict log not written", exc_info=True)
+        return 0, len(conflicts)
+    return len(entries), len(conflicts) - len(entries)

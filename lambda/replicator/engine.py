@@ -1,7 +1,8 @@
 """One batch of stream records, end to end: decide (pure core), then write (through ports).
 
 parse -> classify -> local actions (adopt, local tombstone) -> coalesce -> plan per target ->
-parallel conditional writes with retries -> handoff / dead-letter -> outcome (failures + counts).
+parallel conditional writes with retries -> conflict rule on each applied write -> handoff /
+dead-letter -> conflict log (one object per batch, bounded) -> outcome (failures + counts).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from replicator.core.classify import (
 )
 from replicator.core.coalesce import KeyChange, coalesce
 from replicator.core.conditions import guarded_put
+from replicator.core.conflicts import LostConflict, lost_conflict
 from replicator.core.errors import ErrorKind, classify_error
-from replicator.core.metadata import MetadataError, Version
+from replicator.core.metadata import MetadataError, Version, version_of
 from replicator.core.plan import TargetWrite, plan_write
 from replicator.core.records import MalformedRecord, StreamRecord, parse_record
 from replicator.core.wire import MAX_ITEM_BYTES, WireItem, from_sdk, item_size_bytes
@@ -55,6 +57,7 @@ class Ports(Protocol):
     def local_dynamodb(self) -> Any: ...
     def handoff(self, target: Target, write: TargetWrite, reason: str) -> None: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
+    def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str: ...
 
 
 @dataclass
@@ -62,6 +65,31 @@ class WriteResult:
     kind: ErrorKind | None  # None: applied
     retries: int = 0
     error: str = ""
+    response: Any = None  # the applied call's answer
+
+    def replaced(self) -> WireItem | None:
+        """The item an applied ``ReturnValues=ALL_OLD`` put replaced (SDK form), if it replaced one."""
+        if self.kind is None and isinstance(self.response, Mapping):
+            attributes = self.response.get("Attributes")
+            return attributes if attributes else None
+        return None
+
+
+def conflict_of(
+    write: TargetWrite, result: WriteResult, names: Any, at: float, with_image: bool
+) -> LostConflict | None:
+    """The conflict an applied write settled (core/conflicts.py), or None."""
+    replaced = result.replaced()
+    if replaced is None:
+        return None
+    loser = version_of(replaced, names)
+    if not lost_conflict(write.version, write.base, loser, write.region):
+        return None
+    return LostConflict(write.keys, loser, write.version, at, from_sdk(replaced) if with_image else None)
+
+
+def conflict_entry(conflict: LostConflict, source_region: str, target_region: str) -> dict[str, Any]:
+    return {**conflict.to_json(), "source_region": source_region, "target_region": target_region}
 
 
 @dataclass
@@ -73,6 +101,7 @@ class BatchOutcome:
     pair_counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     latencies_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     keys_fanned_out: int = 0  # coalesced changes sent to the targets (one per key)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # conflict log entries, bounded
 
     def count(self, metric: str, target: str | None = None, n: int = 1) -> None:
         if target is None:
@@ -91,8 +120,8 @@ def write_with_retries(
     retries = 0
     while True:
         try:
-            call()
-            return WriteResult(None, retries)
+            response = call()
+            return WriteResult(None, retries, response=response)
         except Exception as exc:  # classified below; nothing escapes unclassified
             code, status, message = describe_error(exc)
             kind = classify_error(code, status)
@@ -159,7 +188,19 @@ class Replicator:
         outcome.count(m.RECORDS_COALESCED, n=len(replicate) - len(changes))
         outcome.keys_fanned_out = len(changes)
         self._fan_out(changes, raw_by_sequence, outcome)
+        self._log_conflicts(outcome)
         return outcome
+
+    def _log_conflicts(self, outcome: BatchOutcome) -> None:
+        """One object for the batch's conflicts; a failure to store it only loses the log entries."""
+        if not outcome.conflicts:
+            return
+        try:
+            self.ports.log_conflicts(outcome.conflicts)
+        except Exception:
+            for entry in outcome.conflicts:
+                outcome.count(m.CONFLICTS_NOT_LOGGED, entry["target_region"])
+            outcome.conflicts = []
 
     def _decide(
         self, raw: Mapping[str, Any], context: Context, outcome: BatchOutcome
@@ -243,7 +284,9 @@ class Replicator:
             outcome.count(m.LOCAL_WRITE_FAILED)
             outcome.failed_sequence_numbers.add(record.sequence_number)
 
-    def _put(self, table: str, item: WireItem, version: Version, client: Any) -> WriteResult:
+    def _put(
+        self, table: str, item: WireItem, version: Version, client: Any, return_replaced: bool = False
+    ) -> WriteResult:
         """The protocol's conditional put, refused before sending when DynamoDB would refuse the size."""
         size = item_size_bytes(item)
         if size > MAX_ITEM_BYTES:
@@ -253,7 +296,7 @@ class Replicator:
                 f"ItemTooLarge: the item is {size} bytes with its replication metadata; DynamoDB's limit is "
                 f"{MAX_ITEM_BYTES}. Fix: shrink the item at the source (the metadata needs about 100 bytes)",
             )
-        request = guarded_put(table, item, version, self.settings.names)
+        request = guarded_put(table, item, version, self.settings.names, return_replaced=return_replaced)
         return self._retrying(lambda: client.put_item(**request))
 
     def _retrying(self, call: Callable[[], Any]) -> WriteResult:
@@ -291,7 +334,7 @@ class Replicator:
                 result = WriteResult(ErrorKind.RETRYABLE, 0, f"skipped: {down[target.region]}")
             else:
                 client = self.ports.target_dynamodb(target)
-                result = self._put(write.table, write.item, write.version, client)
+                result = self._put(write.table, write.item, write.version, client, return_replaced=True)
             self._settle(key_change, target, write, result, raw_by_sequence, outcome, lock, down)
 
         if self.settings.max_workers == 1:
@@ -327,8 +370,15 @@ class Replicator:
         names = self.settings.names
         region = target.region
         if result.kind is None:
+            conflict = conflict_of(write, result, names, self.clock(), self.settings.conflict_log_images)
             with lock:
                 outcome.count(m.RECORDS_REPLICATED, region)
+                if conflict is not None:
+                    outcome.count(m.CONFLICTS_LOST, region)
+                    if len(outcome.conflicts) < self.settings.conflict_log_max_records:
+                        outcome.conflicts.append(conflict_entry(conflict, self.settings.local_region, region))
+                    else:
+                        outcome.count(m.CONFLICTS_NOT_LOGGED, region)
                 if write.is_tombstone(names):
                     outcome.count(m.TOMBSTONES_WRITTEN, region)
                 outcome.latencies_ms[region].append(max(0.0, self.clock() * 1000 - write.version.ts / 1000))

@@ -18,6 +18,8 @@ template, so what runs locally is what would be deployed.
 | REP_MAX_WORKERS | bounded thread pool of the fan-out | 16 |
 | REP_WRITE_ATTEMPTS | attempts per target write before handing off | 4 (core/defaults) |
 | REP_RETRY_BASE_DELAY_MS | first backoff delay, doubled each retry, full jitter | 50 (core/defaults) |
+| REP_CONFLICT_LOG_MAX_RECORDS | lost conflicts logged per invocation (the rest counted) | 10 |
+| REP_CONFLICT_LOG_IMAGES | ``true``: the log keeps each losing item's full image (user data) | ``false`` |
 | REP_ENDPOINT_URLS | JSON ``{region: url}``; local runs only (AWS: unset) | ``{}`` |
 | REP_DRAIN_TARGET_REGION | drain function only: the target whose handoff queue it replays | unset |
 | POWERTOOLS_METRICS_NAMESPACE | CloudWatch namespace of the metrics | ``DynamoDBReplicator`` |
@@ -76,6 +78,8 @@ class Settings:
     endpoint_urls: Mapping[str, str] = field(default_factory=dict)
     drain_target_region: str | None = None
     namespace: str = DEFAULT_NAMESPACE
+    conflict_log_max_records: int = defaults.CONFLICT_LOG_MAX_RECORDS
+    conflict_log_images: bool = False
 
     def target(self, region: str) -> Target:
         for target in self.targets:
@@ -109,6 +113,15 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> in
     if value < minimum:
         raise SettingsError(f"{key}={value} must be at least {minimum}")
     return value
+
+
+def _bool(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise SettingsError(f"{key}={raw!r}; expected true or false")
 
 
 def _json(env: Mapping[str, str], key: str, default: Any) -> Any:
@@ -177,4 +190,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         endpoint_urls={str(k): str(v) for k, v in endpoints.items()},
         drain_target_region=env.get("REP_DRAIN_TARGET_REGION") or None,
         namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+        conflict_log_max_records=_int(
+            env, "REP_CONFLICT_LOG_MAX_RECORDS", defaults.CONFLICT_LOG_MAX_RECORDS, minimum=0
+        ),
+        conflict_log_images=_bool(env, "REP_CONFLICT_LOG_IMAGES"),
     )

@@ -88,6 +88,8 @@ TWO_REGION_MESH: dict[str, Any] = {
         "max_workers": 8,
         "write_attempts": 6,
         "retry_base_delay_ms": 100,
+        "conflict_log_max_records": 25,
+        "conflict_log_images": True,
         "log_retention_days": 90,
         "metrics_namespace": "Orders/Replication",
     },

@@ -100,6 +100,8 @@ def test_replicator_function_runtime_layer_and_environment(mesh3: Synthesized, r
         "REP_MAX_WORKERS": str(defaults.MAX_WORKERS),
         "REP_WRITE_ATTEMPTS": str(defaults.WRITE_ATTEMPTS),
         "REP_RETRY_BASE_DELAY_MS": str(defaults.RETRY_BASE_DELAY_MS),
+        "REP_CONFLICT_LOG_MAX_RECORDS": str(defaults.CONFLICT_LOG_MAX_RECORDS),
+        "REP_CONFLICT_LOG_IMAGES": "false",
         "POWERTOOLS_METRICS_NAMESPACE": defaults.METRICS_NAMESPACE,
     }
     assert json.loads(env["REP_TARGETS"]) == [
@@ -207,6 +209,7 @@ def test_replicator_permissions_are_least_privilege(mesh3: Synthesized) -> None:
     }
     assert resources_for(statements, "s3:PutObject") == {
         "<DeadLetterStoreBucket91718C52.Arn>/aws/lambda/*",
+        "<DeadLetterStoreBucket91718C52.Arn>/conflicts/*",
         "<DeadLetterStoreBucket91718C52.Arn>/dead-letters/*",
         "<DeadLetterStoreBucket91718C52.Arn>/handoff/*",
     }
@@ -220,6 +223,10 @@ def test_drain_permissions_are_least_privilege(mesh3: Synthesized) -> None:
     target_table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/orders"
     assert resources_for(statements, "dynamodb:PutItem") == {target_table}
     assert resources_for(statements, "s3:GetObject") == {"<DeadLetterStoreBucket91718C52.Arn>/handoff/*"}
+    assert resources_for(statements, "s3:PutObject") == {
+        "<DeadLetterStoreBucket91718C52.Arn>/conflicts/*",
+        "<DeadLetterStoreBucket91718C52.Arn>/dead-letters/*",
+    }
     queues = resources_for(statements, "sqs:DeleteMessage")
     assert {r.split("Queue")[0] for r in queues} == {"<Handoffuseast1"}
     assert "sqs:SendMessage" not in {a for s in statements for a in s["Action"]}
@@ -252,6 +259,7 @@ def test_every_item_copy_in_the_bucket_expires(mesh3: Synthesized) -> None:
     for rule_id, prefix in (
         ("ExpireDeadLetters", defaults.DEAD_LETTER_PREFIX),
         ("ExpireDiscardedBatches", defaults.ON_FAILURE_PREFIX),
+        ("ExpireConflictLog", defaults.CONFLICT_PREFIX),
     ):
         assert rules[rule_id]["Prefix"] == prefix
         assert rules[rule_id]["ExpirationInDays"] == defaults.DEAD_LETTER_RETENTION_DAYS

@@ -75,6 +75,7 @@ def test_function_settings(mesh2: Synthesized) -> None:
         "100",
     )
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Orders/Replication"
+    assert (env["REP_CONFLICT_LOG_MAX_RECORDS"], env["REP_CONFLICT_LOG_IMAGES"]) == ("25", "true")
     retentions = {
         g["Properties"]["RetentionInDays"]
         for g in mesh2.resources("us-west-2", "AWS::Logs::LogGroup").values()

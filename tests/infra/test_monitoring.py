@@ -67,6 +67,17 @@ def test_dashboard_shows_latency_percentiles_for_every_pair(mesh3: Synthesized) 
     assert shown == expected
 
 
+def test_dashboard_shows_conflicts_lost_and_not_logged_for_every_pair(mesh3: Synthesized) -> None:
+    # Given the mesh's dashboard; Then one graph per conflict metric has a line for every ordered pair
+    for metric_name in (names.CONFLICTS_LOST, names.CONFLICTS_NOT_LOGGED):
+        shown = {
+            (m[3], m[5], m[-1]["stat"])
+            for m in dashboard_metrics(mesh3, "us-east-1")
+            if m[:2] == [defaults.METRICS_NAMESPACE, metric_name]
+        }
+        assert shown == {(s, t, "Sum") for s in REGIONS for t in REGIONS if s != t}, metric_name
+
+
 def test_dashboard_uses_the_emitted_names_and_dimensions(mesh3: Synthesized) -> None:
     custom = [m for m in dashboard_metrics(mesh3, "us-east-1") if m[0] == defaults.METRICS_NAMESPACE]
     pair_metrics = {m[1] for m in custom if m[2:6:2] == [names.SOURCE_REGION, names.TARGET_REGION]}

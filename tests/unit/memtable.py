@@ -181,6 +181,8 @@ class MemTable:
             self._check(current, request)
             self.items[key] = item
             self._emit(current, item, {k: item[k] for k in self.key_names})
+        if request.get("ReturnValues") == "ALL_OLD" and current is not None:
+            return {"Attributes": copy.deepcopy(current)}
         return {}
 
     def get_item(self, **request: Any) -> dict:

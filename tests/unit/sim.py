@@ -8,17 +8,26 @@ writes happen where, when each replicator reads which slice of its stream, what 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ddbrep.client import ReplicatedTable
 from replicator.core import metrics_names as m
-from replicator.core.metadata import AttributeNames, Version, is_tombstone, user_attributes, version_of
+from replicator.core.conflicts import version_from_json
+from replicator.core.metadata import (
+    LOWEST,
+    AttributeNames,
+    Version,
+    is_tombstone,
+    pad_sequence,
+    user_attributes,
+    version_of,
+)
 from replicator.core.plan import TargetWrite
 from replicator.core.wire import from_sdk
 from replicator.drain_core import Drainer
-from replicator.engine import BatchOutcome, Replicator
+from replicator.engine import BatchOutcome, Replicator, conflict_entry
 from replicator.settings import Settings, Target
 from tests.unit.memtable import MemTable
 
@@ -32,6 +41,7 @@ class FakePorts:
     down: set[str] = field(default_factory=set)
     handed_off: list[tuple[str, TargetWrite, str]] = field(default_factory=list)
     dead_letters: list[Mapping[str, Any]] = field(default_factory=list)
+    conflict_logs: list[list[Mapping[str, Any]]] = field(default_factory=list)  # one per invocation
 
     def target_dynamodb(self, target: Target) -> Any:
         if target.region in self.down:
@@ -50,6 +60,10 @@ class FakePorts:
     def dead_letter(self, entry: Mapping[str, Any]) -> str:
         self.dead_letters.append(entry)
         return f"dl-{len(self.dead_letters)}"
+
+    def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str:
+        self.conflict_logs.append(list(entries))
+        return f"conflicts-{len(self.conflict_logs)}"
 
 
 class _Unreachable:
@@ -113,6 +127,11 @@ def assert_accounted(outcome: BatchOutcome, settings: Settings) -> None:
     for target in settings.targets:
         counts = outcome.pair_counts[target.region]
         assert sum(counts[name] for name in per_write) == outcome.keys_fanned_out, target.region
+        # A lost conflict is one of the applied writes, not an outcome of its own; each is logged or
+        # counted as not logged, never both.
+        assert counts[m.CONFLICTS_LOST] <= counts[m.RECORDS_REPLICATED], target.region
+        logged = [e for e in outcome.conflicts if e["target_region"] == target.region]
+        assert len(logged) + counts[m.CONFLICTS_NOT_LOGGED] == counts[m.CONFLICTS_LOST], target.region
 
 
 class Mesh:
@@ -141,6 +160,7 @@ class Mesh:
         }
         self.cursor = dict.fromkeys(regions, 0)
         self.history: dict[str, list[dict[str, Any]]] = {}
+        self.conflicts_lost = 0  # ConflictsLost of every batch and replay, all pairs
 
     def __enter__(self) -> Mesh:
         return self
@@ -164,6 +184,7 @@ class Mesh:
         if batch:
             outcome = self.replicators[region].process_batch(batch)
             assert_accounted(outcome, self.replicators[region].settings)
+            self._count_conflicts(outcome)
             failed = sorted(outcome.failed_sequence_numbers, key=int)
             if failed:  # Lambda resumes from the lowest reported failure
                 first = next(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] == failed[0])
@@ -176,7 +197,12 @@ class Mesh:
         stream = self.tables[region].stream
         batch = stream[start : start + count]
         if batch:
-            assert_accounted(self.replicators[region].process_batch(batch), self.replicators[region].settings)
+            outcome = self.replicators[region].process_batch(batch)
+            assert_accounted(outcome, self.replicators[region].settings)
+            self._count_conflicts(outcome)
+
+    def _count_conflicts(self, outcome: BatchOutcome) -> None:
+        self.conflicts_lost += sum(c[m.CONFLICTS_LOST] for c in outcome.pair_counts.values())
 
     def drain(self, batch: int = 100, max_rounds: int = 300) -> None:
         for _ in range(max_rounds):
@@ -197,7 +223,10 @@ class Mesh:
             while ports.handed_off and settings is not None:
                 target_region, write, _ = ports.handed_off.pop(0)
                 drainer = Drainer(settings, settings.target(target_region), ports, sleep=lambda _: None)
-                drainer.apply(write, {})
+                result = drainer.apply(write, {})
+                if result.conflict is not None:
+                    self.conflicts_lost += 1
+                    ports.log_conflicts([conflict_entry(result.conflict, region, target_region)])
         self.drain()
 
     def live_state(self, region: str) -> dict[str, tuple[Version, str]]:
@@ -241,3 +270,52 @@ class Mesh:
             else (Version(v.ts, v.region), json.dumps(user_attributes(img, NAMES), sort_keys=True))
             for k, (v, img) in best.items()
         }
+
+    def logged_conflicts(self) -> list[tuple[str, Version, Version]]:
+        """(key, losing version, winning version) of every conflict log entry, in any region."""
+        return sorted(
+            (
+                json.dumps(entry["keys"], sort_keys=True),
+                version_from_json(entry["losing"]),
+                version_from_json(entry["winning"]),
+            )
+            for ports in self.ports.values()
+            for log in ports.conflict_logs
+            for entry in log
+        )
+
+    def conflicts_in_history(self) -> list[tuple[str, Version, Version]]:
+        """The conflicts the streams show, found without the engine's rule or plumbing.
+
+        A region's own write W lost a conflict when the record that replaced it in its region's stream
+        brought another region's version V, and V's writer had not seen W: the record that created V
+        in its own region's stream replaced a state older than W (or an unversioned one).
+        """
+        # A replicated copy carries the sequence number of the record that created its original in its
+        # own version: index each creation by that too.
+        created_over: dict[tuple[str, Version], Version] = {}
+        for region, table in self.tables.items():
+            for record in table.stream:
+                new = record["dynamodb"].get("NewImage")
+                if new is None or new.get(NAMES.region, {}).get("S") != region:
+                    continue
+                key = json.dumps(record["dynamodb"]["Keys"], sort_keys=True)
+                old = record["dynamodb"].get("OldImage")
+                created = version_of(new, NAMES)
+                base = version_of(old, NAMES) if old else LOWEST
+                created_over[(key, created)] = base
+                sequence = pad_sequence(record["dynamodb"]["SequenceNumber"])
+                created_over[(key, created._replace(seq=sequence))] = base
+        found = []
+        for region, table in self.tables.items():
+            for record in table.stream:
+                old, new = record["dynamodb"].get("OldImage"), record["dynamodb"].get("NewImage")
+                if old is None or new is None or old.get(NAMES.region, {}).get("S") != region:
+                    continue
+                if new.get(NAMES.region, {}).get("S") in (None, region):
+                    continue
+                key = json.dumps(record["dynamodb"]["Keys"], sort_keys=True)
+                lost, winner = version_of(old, NAMES), version_of(new, NAMES)
+                if created_over[(key, winner)] < lost:
+                    found.append((key, lost, winner))
+        return sorted(found)

@@ -185,3 +185,76 @@ def test_an_unstamped_put_after_another_keeps_the_later_one_over_a_future_versio
         for region in REGIONS:
             ((_, attributes),) = mesh.live_state(region).values()
             assert '"v": {"N": "2"}' in attributes
+
+
+@settings(
+    max_examples=int(os.environ.get("MODEL_EXAMPLES", "600")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(ops=st.lists(op, max_size=40), skew=skews)
+def test_the_conflicts_logged_are_the_conflicts_in_the_history(
+    ops: list[tuple[Any, ...]], skew: list[int]
+) -> None:
+    # Given racing writers with skewed clocks, duplicates, redeliveries and outages (handoff replays)
+    with Mesh(REGIONS) as mesh:
+        run(mesh, ops, skew)
+    # Then the conflict log holds exactly the writes that lost to a concurrent write of another region,
+    # as the streams show them (each once: duplicates and redeliveries never add one), and the
+    # ConflictsLost counts agree with the log
+    expected = mesh.conflicts_in_history()
+    assert mesh.logged_conflicts() == expected
+    assert mesh.conflicts_lost == len(expected)
+
+
+def test_two_concurrent_writes_log_one_conflict_where_the_loser_was_made() -> None:
+    # Given two regions that write the same key before either has seen the other's write
+    with Mesh(REGIONS) as mesh:
+        us = mesh.app("us-east-1", [1_700_000_000_000_000])
+        eu = mesh.app("eu-west-1", [1_700_000_000_000_500])  # eu's clock is later: eu's write wins
+        us.put_item({"pk": {"S": "a"}, "v": {"N": "1"}}, keys=("pk",))
+        eu.put_item({"pk": {"S": "a"}, "v": {"N": "2"}}, keys=("pk",))
+        # When everything is delivered, then delivered again (Lambda's at-least-once)
+        mesh.drain()
+        for region in REGIONS:
+            mesh.redeliver(region, 0, 100)
+        mesh.drain()
+        # Then one conflict: us-east-1's write lost to eu-west-1's, logged by eu-west-1's replicator
+        ((conflict,),) = mesh.ports["eu-west-1"].conflict_logs
+        assert (conflict["target_region"], conflict["source_region"]) == ("us-east-1", "eu-west-1")
+        assert (conflict["losing"]["region"], conflict["losing"]["ts"]) == (
+            "us-east-1",
+            1_700_000_000_000_001,
+        )
+        assert (conflict["winning"]["region"], conflict["winning"]["ts"]) == (
+            "eu-west-1",
+            1_700_000_000_000_501,
+        )
+        assert conflict["keys"] == {"pk": {"S": "a"}}
+        assert "losing_image" not in conflict  # images are off by default
+        assert mesh.conflicts_lost == 1
+        assert [p.conflict_logs for r, p in mesh.ports.items() if r != "eu-west-1"] == [[], []]
+
+
+def test_an_update_made_over_a_replicated_write_is_not_a_conflict_wherever_it_lands_first() -> None:
+    # Given us-east-1 writes a key, eu-west-1 receives it and updates it (a write made over it)
+    with Mesh(REGIONS) as mesh:
+        us = mesh.app("us-east-1", [1_700_000_000_000_000])
+        eu = mesh.app("eu-west-1", [1_700_000_000_000_000])
+        us.put_item({"pk": {"S": "a"}, "v": {"N": "1"}}, keys=("pk",))
+        mesh.ports["us-east-1"].down.add("ap-southeast-2")  # it reaches eu-west-1 only, for now
+        mesh.deliver("us-east-1", 100)
+        eu.put_item({"pk": {"S": "a"}, "v": {"N": "2"}}, keys=("pk",))
+        # When eu-west-1's update reaches every region before us-east-1's write reaches ap-southeast-2
+        # (replayed from its handoff queue last), and every stream is delivered again
+        mesh.deliver("eu-west-1", 100)
+        mesh.recover_and_replay_handoffs()
+        for region in REGIONS:
+            mesh.redeliver(region, 0, 100)
+        mesh.drain()
+        # Then no conflict is counted or logged: the update replaced what its writer had seen
+        assert mesh.conflicts_lost == 0
+        assert mesh.logged_conflicts() == []
+        assert {r: mesh.live_state(r)['{"pk": {"S": "a"}}'][0].region for r in REGIONS} == dict.fromkeys(
+            REGIONS, "eu-west-1"
+        )

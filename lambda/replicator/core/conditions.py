@@ -38,13 +38,19 @@ def version_guard(
     return condition, attribute_names, values
 
 
-def guarded_put(table: str, item: WireItem, version: Version, names: AttributeNames) -> dict[str, Any]:
+def guarded_put(
+    table: str, item: WireItem, version: Version, names: AttributeNames, *, return_replaced: bool = False
+) -> dict[str, Any]:
     """PutItem that applies only if the stored item is older than ``version`` (last writer wins).
 
     ``item`` is in event form (binary as base64 text); the request carries it in SDK form (bytes).
+    ``return_replaced`` asks for the item the put replaced (``ReturnValues=ALL_OLD``: no extra
+    capacity, the answer carries the old item), which the conflict rule needs.
     """
     condition, attribute_names, values = version_guard(version, names)
+    extra: dict[str, Any] = {"ReturnValues": "ALL_OLD"} if return_replaced else {}
     return {
+        **extra,
         "TableName": table,
         "Item": to_sdk(item),
         "ConditionExpression": condition,

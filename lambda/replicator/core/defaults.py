@@ -37,6 +37,11 @@ RETRY_BASE_DELAY_MS = 50
 DEAD_LETTER_PREFIX = "dead-letters/"
 HANDOFF_PREFIX = "handoff/"
 ON_FAILURE_PREFIX = "aws/lambda/"
+# Lost conflicts (core/conflicts.py): one JSON object per invocation that found any, kept as long as
+# dead letters (it may hold losing items' images), and at most this many entries per object: a storm
+# of conflicts costs one S3 PUT per invocation, the rest are only counted (ConflictsNotLogged).
+CONFLICT_PREFIX = "conflicts/"
+CONFLICT_LOG_MAX_RECORDS = 10
 
 # How long dead letters and discarded-batch documents are kept. Each holds a full item, so not for
 # ever; longer than the tombstone retention, because an entry older than that is unsafe to redrive

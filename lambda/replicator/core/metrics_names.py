@@ -3,7 +3,10 @@
 Per region pair (dimensions ``SourceRegion``, ``TargetRegion``): ReplicationLatency (Milliseconds),
 RecordsReplicated, StaleSkipped, TombstonesWritten, HandedOff, HandoffReplayed, HandoffReplayFailed,
 DeadLettered, TargetWriteRetries, FilteredOut (a change the target's item filter excludes, sent as a
-tombstone), HandoffFailed.
+tombstone), HandoffFailed, ConflictsLost (an applied write overwrote a concurrent write of the
+target region: core/conflicts.py; one of the RecordsReplicated or HandoffReplayed writes, not another
+outcome), ConflictsNotLogged (of those, the ones past the conflict log's per-invocation bound, or whose
+log object could not be written: counted only).
 Per source (dimension ``SourceRegion``): EchoSkipped, TtlSkipped, TombstoneExpirySkipped,
 NoChangeSkipped, RecordsAdopted, LocalTombstonesWritten, MalformedRecords, RecordsReceived,
 LocalWriteSuperseded (an adoption or local tombstone found the item already changed again),
@@ -32,6 +35,8 @@ HANDOFF_FAILED = "HandoffFailed"
 DEAD_LETTERED = "DeadLettered"
 TARGET_WRITE_RETRIES = "TargetWriteRetries"
 FILTERED_OUT = "FilteredOut"
+CONFLICTS_LOST = "ConflictsLost"
+CONFLICTS_NOT_LOGGED = "ConflictsNotLogged"
 
 PAIR_METRICS = (
     REPLICATION_LATENCY,
@@ -45,6 +50,8 @@ PAIR_METRICS = (
     DEAD_LETTERED,
     TARGET_WRITE_RETRIES,
     FILTERED_OUT,
+    CONFLICTS_LOST,
+    CONFLICTS_NOT_LOGGED,
 )
 
 ECHO_SKIPPED = "EchoSkipped"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.core.coalesce import KeyChange
+from replicator.core.conflicts import base_version
 from replicator.core.metadata import AttributeNames, Version, WireItem, is_tombstone, tombstone_for
 
 
@@ -19,28 +20,36 @@ class TargetWrite:
     item: WireItem
     version: Version
     keys: WireItem
+    # The version the writer's table held before this write (core/conflicts.py); None: not known
+    # (a handoff message of an older release), which counts as LOWEST.
+    base: Version | None = None
 
     def is_tombstone(self, names: AttributeNames) -> bool:
         return is_tombstone(self.item, names)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "region": self.region,
             "table": self.table,
             "item": dict(self.item),
             "keys": dict(self.keys),
             "version": {"ts": self.version.ts, "region": self.version.region, "seq": self.version.seq},
         }
+        if self.base is not None:
+            doc["base"] = {"ts": self.base.ts, "region": self.base.region, "seq": self.base.seq}
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> TargetWrite:
         v = doc["version"]
+        b = doc.get("base")
         return cls(
             region=doc["region"],
             table=doc["table"],
             item=doc["item"],
             keys=doc["keys"],
             version=Version(int(v["ts"]), str(v["region"]), str(v.get("seq", ""))),
+            base=Version(int(b["ts"]), str(b["region"]), str(b.get("seq", ""))) if b else None,
         )
 
 
@@ -76,5 +85,8 @@ def plan_write(
     excluded = not is_tombstone(item, names) and not matches_filter(item_filter, item)
     if excluded:
         item = tombstone_for(change.keys, change.version, retention_seconds, names)
-    write = TargetWrite(region=region, table=table, item=item, version=change.version, keys=change.keys)
+    base = base_version(change.old_image, names)
+    write = TargetWrite(
+        region=region, table=table, item=item, version=change.version, keys=change.keys, base=base
+    )
     return write, excluded
