@@ -11,14 +11,13 @@ command; ``run(args)`` executes it and returns the exit code.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ddbrep.tools.aws import Connection, explain, parse_endpoints
+from ddbrep.tools.aws import Connection, explain
 from replicator.core.defaults import CONFLICT_PREFIX
 
 
@@ -128,39 +127,3 @@ def render_table(records: Sequence[ConflictRecord]) -> Any:
             f"{r.winning['ts']} {r.winning['region']}",
         )
     return table
-
-
-def _time(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
-
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``conflicts`` to the command line's subparsers."""
-    parser = subparsers.add_parser("conflicts", help="list the writes that lost to a concurrent write")
-    parser.add_argument("--region", required=True, help="the region whose conflict log to read")
-    parser.add_argument("--bucket", required=True, help="that region's dead-letter bucket")
-    parser.add_argument("--since", type=_time, required=True, help="ISO time (UTC) or epoch seconds")
-    parser.add_argument("--until", type=_time, default=None, help="ISO time (UTC) or epoch seconds; now")
-    parser.add_argument("--key-prefix", default="", help="only keys whose first key value starts so")
-    parser.add_argument("--json", action="store_true", help="one JSON document instead of a table")
-    parser.add_argument("--endpoint", action="append", help="REGION=URL (local runs)")
-    parser.set_defaults(run=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    import time
-
-    from rich.console import Console
-
-    conn = Connection(endpoints=parse_endpoints(args.endpoint))
-    until = args.until if args.until is not None else time.time()
-    records = list_conflicts(conn, args.region, args.bucket, args.since, until, args.key_prefix)
-    if args.json:
-        print(json.dumps([r.to_json() for r in records], indent=2))
-    else:
-        Console().print(render_table(records))
-    return 0
