@@ -11,7 +11,13 @@ from replicator.core.backoff import HANDOFF_BACKOFF as _DRAIN_BACKOFF
 # requirements-dev.txt (tests run the handler against that version; a test checks the two agree).
 POWERTOOLS_VERSION = "3.37.0"
 PYTHON_RUNTIME = "python3.13"
-POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/{PYTHON_RUNTIME}/{POWERTOOLS_VERSION}"
+# arm64 (Graviton): Lambda's duration price is 20 % lower than x86_64's for the same GB-s, and every
+# function here is pure Python (the asset is the handler package only; boto3 comes with the runtime and
+# Powertools publishes an arm64 layer under the same SSM path with arm64 in place of x86_64).
+FUNCTION_ARCHITECTURE = "arm64"
+POWERTOOLS_LAYER_PARAMETER = (
+    f"/aws/service/powertools/python/{FUNCTION_ARCHITECTURE}/{PYTHON_RUNTIME}/{POWERTOOLS_VERSION}"
+)
 
 REPLICATOR_HANDLER = "replicator.handler.lambda_handler"
 DRAIN_HANDLER = "replicator.drain.lambda_handler"
