@@ -193,11 +193,7 @@ BACKFILL_PAGE_SIZE_RANGE = (1, 10_000)  # a scan page also stops at 1 MB, whatev
 BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT = 0
 BACKFILL_FUNCTION_TIMEOUT_SECONDS = 900  # Lambda's maximum: fewer hand-overs
 BACKFILL_STOP_MARGIN_SECONDS = 60  # a page (scan + writes with retries) must fit in this margin
-BACKFILL_# The replicator waits on cross-region writes far longer than it computes, so GB-s fall with memory:
-# 256 MB halves 512 MB's duration price, keeps several times the sandbox's measured peak (52 MB locally)
-# for 6 MB batches, and stretches the measured handler CPU (about 85 ms per 1000 records x 2 targets on
-# one core, bench replicator) by 1769/256 = 6.9x: about 60 ms on a full batch (BENCHMARKS.md, Cost).
-FUNCTION_MEMORY_MB = 256
+BACKFILL_FUNCTION_MEMORY_MB = 512
 # A failed invocation (a target throttled or unreachable past the function's own retries) is retried
 # from the position the loop last received; after these attempts the segment, and the Map, fail.
 BACKFILL_TASK_RETRY_ATTEMPTS = 6
