@@ -261,8 +261,10 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
         rpi = records_per_invocation(source, workload.writes_per_second)
         rpi_seen.append(rpi)
         span = figures.high.records_per_invocation - figures.low.records_per_invocation
-        fraction = min(1.0, max(0.0, (rpi - figures.low.records_per_invocation) / span)) if span > 0 else 0.0
-        coalesced = min(1.0, workload.hot_share * figures.coalesced_per_hot_share * fraction)
+        # linear in the records an invocation carries, through the two measured points and beyond the
+        # high one (a batch larger than the bench's costs more per invocation, not the same)
+        fraction = max(0.0, (rpi - figures.low.records_per_invocation) / span) if span > 0 else 0.0
+        coalesced = min(1.0, workload.hot_share * figures.coalesced_per_hot_share * min(1.0, fraction))
         stale = min(1.0, workload.hot_share * figures.stale_per_hot_share)
         per_target = writes * (1.0 - coalesced)  # target writes per target (applied + stale)
         filtered = len(source.filtered_targets)
@@ -345,7 +347,7 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
         f"records per invocation {min(rpi_seen):.1f}"
         + (f"-{max(rpi_seen):.1f}" if max(rpi_seen) != min(rpi_seen) else "")
         + f" (figures measured at {figures.low.records_per_invocation:.1f} and "
-        f"{figures.high.records_per_invocation:.1f}, interpolated)",
+        f"{figures.high.records_per_invocation:.1f}, linear in between and beyond)",
         f"Lambda {deployment.architecture}, {deployment.memory_mb} MB; durations measured locally with "
         f"{figures.latency_ms:.0f} ms per cross-region request",
         f"items carry {figures.metadata_bytes} bytes of replication metadata here; global tables none",
@@ -390,6 +392,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cdk-json", type=Path, default=Path("cdk.json"), help="the deployment (default ./cdk.json)"
     )
+    parser.add_argument(
+        "--replication",
+        default=None,
+        help="a replication block as JSON text, in place of cdk.json's (as `cdk -c replication=...`)",
+    )
     parser.add_argument("--writes-per-second", type=float, required=True, help="per source region")
     parser.add_argument("--item-bytes", type=int, default=500)
     parser.add_argument("--hot-share", type=float, default=0.0, help="share of writes to hot keys (0-1)")
@@ -423,8 +430,12 @@ def run(args: argparse.Namespace) -> int:
     from stacks.config import ConfigError, load_config
 
     try:
-        context = json.loads(Path(args.cdk_json).read_text()).get("context", {})
-        config = load_config(context.get(defaults.CONTEXT_KEY))
+        replication = getattr(args, "replication", None)
+        if replication is None:
+            replication = (
+                json.loads(Path(args.cdk_json).read_text()).get("context", {}).get(defaults.CONTEXT_KEY)
+            )
+        config = load_config(replication)
         deployment = deployment_from_config(config, args.architecture or defaults.FUNCTION_ARCHITECTURE)
         workload = Workload(
             args.writes_per_second,

@@ -205,24 +205,22 @@ def test_the_deployment_comes_from_the_replication_block() -> None:
     )
 
 
+def cost_args(**overrides: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cost.add_arguments(parser)
+    args = parser.parse_args(["--writes-per-second", "1", "--json"])
+    args.cdk_json = cost.REPO_ROOT / "cdk.json"
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
 def test_the_checked_in_figures_load_and_the_command_prints_both_totals(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     figures = cost.load_figures(cost.FIGURES_PATH)
     assert figures.high.records_per_invocation > figures.low.records_per_invocation >= 1.0
-    args = argparse.Namespace(
-        cdk_json=cost.REPO_ROOT / "cdk.json",
-        writes_per_second=10.0,
-        item_bytes=500,
-        hot_share=0.0,
-        unstamped_share=0.0,
-        filter_pass_share=1.0,
-        architecture=None,
-        prices=None,
-        figures=cost.FIGURES_PATH,
-        json=True,
-    )
-    assert cost.run(args) == 0
+    assert cost.run(cost_args(writes_per_second=10.0)) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["source_writes_per_month"] == pytest.approx(3 * 10 * SECONDS_PER_MONTH)
     assert document["ratio_to_global_tables"] == pytest.approx(
@@ -234,3 +232,24 @@ def test_the_checked_in_figures_load_and_the_command_prints_both_totals(
 def test_a_missing_figures_file_says_how_to_make_it(tmp_path: Path) -> None:
     with pytest.raises(CostInputError, match="bench cost --write"):
         cost.load_figures(tmp_path / "none.json")
+
+
+def test_a_replication_block_given_as_text_replaces_cdk_json(capsys: pytest.CaptureFixture[str]) -> None:
+    block = {
+        "regions": ["us-east-1", "eu-west-1"],
+        "table": {"name": "orders", "partition_key": {"name": "pk", "type": "S"}},
+    }
+    args = cost_args(replication=json.dumps(block), writes_per_second=2.0)
+    assert cost.run(args) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["source_writes_per_month"] == pytest.approx(2 * 2 * SECONDS_PER_MONTH)
+
+
+def test_per_invocation_figures_grow_past_the_largest_measured_batch() -> None:
+    # Given figures measured at 1 and 50 records per invocation, and 100-record invocations
+    figures = replace(FIGURES, high=replace(FIGURES.high, records_per_invocation=50.0))
+    est = estimate(mesh(), Workload(100.0), figures, DEFAULT_PRICES)
+    duration = next(line for line in est.product if line.name == "Lambda duration")
+    # Then the duration per invocation follows the measured slope: 60 + (150 - 60) x 99/49 ms
+    per_invocation_ms = 60 + (150 - 60) * 99 / 49
+    assert duration.quantity == pytest.approx(est.source_writes_per_month / 100 * per_invocation_ms / 1000)
