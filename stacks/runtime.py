@@ -16,6 +16,8 @@ from stacks import defaults
 
 # The asset is resolved from the repository, not the working directory, so tests and the CLI agree.
 ASSET_PATH = str(Path(__file__).resolve().parent.parent / defaults.LAMBDA_ASSET_DIR)
+# The layer's SSM parameter names the same architecture (stacks/defaults.py): the two must agree.
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
 class FunctionRuntime(Construct):
@@ -69,7 +71,7 @@ class FunctionRuntime(Construct):
             function_name=function_name,
             description=description,
             runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.X86_64,
+            architecture=_ARCHITECTURES[defaults.FUNCTION_ARCHITECTURE],
             handler=handler,
             code=self.code,
             layers=[self.powertools],

@@ -2,7 +2,7 @@
 
 One module per command, each with ``register(subparsers)`` that adds its parser with
 ``set_defaults(func=run)``; the operations they run live in ``ddbrep.tools`` (backfill, verify,
-redrive, conflicts), ``ddbrep.local`` (the simulated regions) and ``ddbrep.bench`` (every benchmark).
+redrive, conflicts, cost), ``ddbrep.local`` (the simulated regions) and ``ddbrep.bench`` (every benchmark).
 """
 
 from __future__ import annotations
@@ -13,9 +13,18 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from ddbrep.cli import backfill_cmd, bench_cmd, conflicts_cmd, demo_cmd, local_cmd, redrive_cmd, verify_cmd
+from ddbrep.cli import (
+    backfill_cmd,
+    bench_cmd,
+    conflicts_cmd,
+    cost_cmd,
+    demo_cmd,
+    local_cmd,
+    redrive_cmd,
+    verify_cmd,
+)
 
-COMMANDS = (local_cmd, demo_cmd, backfill_cmd, verify_cmd, redrive_cmd, conflicts_cmd, bench_cmd)
+COMMANDS = (local_cmd, demo_cmd, backfill_cmd, verify_cmd, redrive_cmd, conflicts_cmd, cost_cmd, bench_cmd)
 
 
 def _interrupt_on_signals() -> None:

@@ -65,8 +65,9 @@ def register(subparsers: Any) -> Any:
     )
     latency.add_argument("--json", action="store_true", help="print the results as JSON too")
     latency.set_defaults(func=_run_latency)
-    from ddbrep.bench import replicator, tools
+    from ddbrep.bench import cost, replicator, tools
 
     replicator.register_bench(bench_sub)
     tools.register_bench(bench_sub)
+    cost.register_bench(bench_sub)
     return bench_sub

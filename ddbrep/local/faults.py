@@ -20,7 +20,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,6 +67,9 @@ class Link:
     requests: int = 0
     dropped: int = 0
     throttled: int = 0
+    # What crossed the link (request line + headers + body each way): the inter-region transfer.
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
     def unreachable(self, now: float) -> bool:
         return now < self.unreachable_until
@@ -298,6 +301,11 @@ def _dynamodb_error(code: str, message: str) -> dict[str, str]:
     return {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
 
 
+def _message_bytes(first_line: str, headers: Iterable[tuple[str, str]], body: bytes) -> int:
+    """An HTTP/1.1 message's size on the wire (without TLS framing)."""
+    return len(first_line) + 2 + sum(len(k) + len(v) + 4 for k, v in headers) + 2 + len(body)
+
+
 class _Proxy(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
@@ -353,6 +361,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         now = time.time()
         if link is not None:
             link.requests += 1
+            link.bytes_sent += _message_bytes(self.requestline, self.headers.items(), body)
             if link.unreachable(now):
                 link.dropped += 1
                 self.close_connection = True  # no answer: the SDK sees a closed connection
@@ -403,6 +412,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         ]
         if ledger is not None and response.status == 200 and _is_assume_role(service, body):
             payload = ledger.issued(payload, time.time())
+        if link is not None:
+            status_line = f"HTTP/1.1 {response.status} {response.reason}"
+            link.bytes_received += _message_bytes(status_line, response.getheaders(), payload)
         self._reply(response.status, response_headers, payload)
 
     def _upstream(self, fresh: bool) -> http.client.HTTPConnection:

@@ -1,9 +1,16 @@
-"""CloudWatch Embedded Metric Format for the per-region-pair metrics.
+"""CloudWatch Embedded Metric Format: every metric of an invocation in as few documents as EMF allows.
 
-Powertools' ``add_metric`` formats the metric's whole value list into a debug message on every call,
-which made one latency value per replicated write cost half the handler's CPU. The pair metrics are
-therefore serialized here, in the same format Powertools prints (and the local runtime parses):
-one JSON line per blob, at most 100 values per metric per blob (the EMF limit).
+Each log byte is billed (CloudWatch Logs ingestion), so an invocation prints one JSON line per target
+region, not one per region pair plus one per source: the source's own metrics (dimension set
+``[SourceRegion]``) ride in the first pair's document as a second metric directive, since a document
+may hold several directives over its root members. What EMF does not allow decides the rest:
+- a root member has one value, so two target regions (``TargetRegion``) need two documents, and a
+  metric reported both per source and per pair (DeadLettered) cannot share one;
+- at most 100 metrics per document, 100 values per metric, 30 dimensions per dimension set;
+- no metric without a value: zero counts and empty sample lists are left out.
+Powertools' ``add_metric`` is not used here: it formats its whole value list on every call, which
+made one latency value per write cost half the handler's CPU, and it prints one dimension set per
+document. The format is the one the local runtime parses (ddbrep/local/metric_store.py).
 """
 
 from __future__ import annotations
@@ -11,8 +18,102 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 MAX_VALUES_PER_METRIC = 100
+MAX_METRICS_PER_DOCUMENT = 100
+MAX_DIMENSIONS_PER_SET = 30
+
+
+@dataclass(frozen=True)
+class MetricSet:
+    """Metrics sharing one set of dimensions: counts (unit Count) and samples (name -> (unit, values))."""
+
+    dimensions: Mapping[str, str]
+    counts: Mapping[str, float] = field(default_factory=dict)
+    samples: Mapping[str, tuple[str, Sequence[float]]] = field(default_factory=dict)
+
+
+@dataclass
+class _Part:
+    dimensions: Mapping[str, str]
+    metrics: dict[str, tuple[str, float | list[float]]]  # name -> (unit, value or values)
+
+
+def _parts(metric_set: MetricSet) -> Iterator[_Part]:
+    """The set's metrics, at most 100 values of a metric per part; counts in the first part only."""
+    if len(metric_set.dimensions) > MAX_DIMENSIONS_PER_SET:
+        raise ValueError(f"{len(metric_set.dimensions)} dimensions: EMF allows {MAX_DIMENSIONS_PER_SET}")
+    samples = {name: (unit, list(values)) for name, (unit, values) in metric_set.samples.items() if values}
+    chunks = max([1] + [-(-len(values) // MAX_VALUES_PER_METRIC) for _, values in samples.values()])
+    for chunk in range(chunks):
+        metrics: dict[str, tuple[str, float | list[float]]] = {}
+        if chunk == 0:
+            metrics.update({name: ("Count", float(v)) for name, v in metric_set.counts.items() if v})
+        for name, (unit, values) in samples.items():
+            part = values[chunk * MAX_VALUES_PER_METRIC : (chunk + 1) * MAX_VALUES_PER_METRIC]
+            if part:
+                metrics[name] = (unit, [float(v) for v in part])
+        names = list(metrics)
+        for start in range(0, len(names), MAX_METRICS_PER_DOCUMENT):
+            yield _Part(
+                metric_set.dimensions,
+                {n: metrics[n] for n in names[start : start + MAX_METRICS_PER_DOCUMENT]},
+            )
+
+
+class _Document:
+    def __init__(self) -> None:
+        self.root: dict[str, object] = {}
+        self.parts: list[_Part] = []
+        self.metric_count = 0
+
+    def accepts(self, part: _Part) -> bool:
+        if self.metric_count + len(part.metrics) > MAX_METRICS_PER_DOCUMENT:
+            return False
+        if any(name in self.root for name in part.metrics):
+            return False  # one root member, one value: the same name twice cannot share a document
+        return all(
+            self.root.get(d, v) == v and d not in self._metric_names() for d, v in part.dimensions.items()
+        )
+
+    def _metric_names(self) -> set[str]:
+        return {name for p in self.parts for name in p.metrics}
+
+    def add(self, part: _Part) -> None:
+        self.parts.append(part)
+        self.metric_count += len(part.metrics)
+        self.root.update(part.dimensions)
+        self.root.update({name: value for name, (_, value) in part.metrics.items()})
+
+    def render(self, namespace: str, timestamp_ms: int) -> dict[str, object]:
+        directives = [
+            {
+                "Namespace": namespace,
+                "Dimensions": [list(part.dimensions)],
+                "Metrics": [{"Name": name, "Unit": unit} for name, (unit, _) in part.metrics.items()],
+            }
+            for part in self.parts
+        ]
+        return {"_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}, **self.root}
+
+
+def documents(
+    namespace: str, metric_sets: Sequence[MetricSet], timestamp_ms: int | None = None
+) -> list[dict[str, object]]:
+    """EMF documents carrying every metric of ``metric_sets``, as few as the format allows."""
+    timestamp_ms = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+    docs: list[_Document] = []
+    for metric_set in metric_sets:
+        for part in _parts(metric_set):
+            if not part.metrics:
+                continue
+            home = next((doc for doc in docs if doc.accepts(part)), None)
+            if home is None:
+                home = _Document()
+                docs.append(home)
+            home.add(part)
+    return [doc.render(namespace, timestamp_ms) for doc in docs]
 
 
 def pair_blobs(
@@ -22,39 +123,13 @@ def pair_blobs(
     samples: Mapping[str, tuple[str, Sequence[float]]],
     timestamp_ms: int | None = None,
 ) -> Iterator[dict[str, object]]:
-    """EMF blobs: ``counts`` (unit Count) once, ``samples`` (name -> (unit, values)) 100 values at a time."""
-    timestamp_ms = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-    chunks = max([1] + [-(-len(values) // MAX_VALUES_PER_METRIC) for _, values in samples.values()])
-    for chunk in range(chunks):
-        metrics: list[dict[str, str]] = []
-        blob: dict[str, object] = dict(dimensions)
-        if chunk == 0:
-            for name, value in counts.items():
-                metrics.append({"Name": name, "Unit": "Count"})
-                blob[name] = float(value)
-        for name, (unit, values) in samples.items():
-            part = values[chunk * MAX_VALUES_PER_METRIC : (chunk + 1) * MAX_VALUES_PER_METRIC]
-            if part:
-                metrics.append({"Name": name, "Unit": unit})
-                blob[name] = [float(v) for v in part]
-        if not metrics:
-            continue
-        yield {
-            "_aws": {
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [
-                    {"Namespace": namespace, "Dimensions": [list(dimensions)], "Metrics": metrics}
-                ],
-            },
-            **blob,
-        }
+    """The documents of one metric set (one region pair)."""
+    yield from documents(namespace, [MetricSet(dimensions, counts, samples)], timestamp_ms)
 
 
-def print_pair_metrics(
-    namespace: str,
-    dimensions: Mapping[str, str],
-    counts: Mapping[str, float],
-    samples: Mapping[str, tuple[str, Sequence[float]]],
-) -> None:
-    for blob in pair_blobs(namespace, dimensions, counts, samples):
-        print(json.dumps(blob, separators=(",", ":")))
+def print_documents(namespace: str, metric_sets: Sequence[MetricSet]) -> int:
+    """Print the documents, one JSON line each (CloudWatch Logs extracts the metrics); how many."""
+    docs = documents(namespace, metric_sets)
+    for doc in docs:
+        print(json.dumps(doc, separators=(",", ":")))
+    return len(docs)

@@ -3,7 +3,9 @@
 parse -> process -> report. The work is batch-level (coalescing per key, parallel fan-out), so it
 runs once before Powertools' ``process_partial_response`` (its public API, no private hook); the
 per-record handler then only reports each record's outcome, and Powertools builds
-``batchItemFailures`` from it.
+``batchItemFailures`` from it. The invocation's metrics are printed at the end in as few EMF documents
+as the format allows (replicator/emf.py): one per target region, the source's own metrics inside the
+first; no log line per record.
 """
 
 from __future__ import annotations
@@ -11,22 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
-from replicator.emf import print_pair_metrics
+from replicator.emf import MetricSet, print_documents
 from replicator.engine import BatchOutcome, Replicator, sequence_number_of
 from replicator.settings import Settings
 
 settings = Settings.from_env()
 logger = Logger(service="ddb-replicator")
-metrics = Metrics(namespace=settings.namespace)
-metrics.set_default_dimensions(**{m.SOURCE_REGION: settings.local_region})
 replicator = Replicator(settings, AwsPorts(settings))
 
 
@@ -50,23 +49,25 @@ def record_reporter(outcome: BatchOutcome) -> Callable[[DynamoDBRecord], None]:
     return report_record
 
 
-def emit_metrics(outcome: BatchOutcome) -> None:
-    for name, value in outcome.source_counts.items():
-        if value:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for target_region in sorted(set(outcome.pair_counts) | set(outcome.latencies_ms)):
-        counts = {name: value for name, value in outcome.pair_counts[target_region].items() if value}
-        latencies = outcome.latencies_ms.get(target_region, [])
-        print_pair_metrics(
-            settings.namespace,
-            {m.SOURCE_REGION: settings.local_region, m.TARGET_REGION: target_region},
-            counts,
-            {m.REPLICATION_LATENCY: ("Milliseconds", latencies)},
+def metric_sets(outcome: BatchOutcome, source_region: str) -> list[MetricSet]:
+    """Per region pair first, then the source's own: the source's ride in the first pair's document."""
+    sets = [
+        MetricSet(
+            {m.SOURCE_REGION: source_region, m.TARGET_REGION: target_region},
+            dict(outcome.pair_counts.get(target_region, {})),
+            {m.REPLICATION_LATENCY: ("Milliseconds", outcome.latencies_ms.get(target_region, []))},
         )
+        for target_region in sorted(set(outcome.pair_counts) | set(outcome.latencies_ms))
+    ]
+    sets.append(MetricSet({m.SOURCE_REGION: source_region}, dict(outcome.source_counts)))
+    return sets
+
+
+def emit_metrics(outcome: BatchOutcome) -> None:
+    print_documents(settings.namespace, metric_sets(outcome, settings.local_region))
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The work is batch-level (coalescing per key, parallel fan-out): it runs first, then Powertools'
     # public partial-response API builds batchItemFailures from each record's reported outcome.

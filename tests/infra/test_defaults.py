@@ -82,7 +82,9 @@ def test_replicator_function_runtime_layer_and_environment(mesh3: Synthesized, r
     (layer,) = props["Layers"]
     parameter = template["Parameters"][layer["Ref"]]
     assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
-    layer_path = f"/aws/service/powertools/python/x86_64/python3.13/{defaults.POWERTOOLS_VERSION}"
+    assert props["Architectures"] == ["arm64"]
+    # the arm64 layer: an x86_64 layer would not load native parts of Powertools' dependencies on arm64
+    layer_path = f"/aws/service/powertools/python/arm64/python3.13/{defaults.POWERTOOLS_VERSION}"
     assert parameter["Default"] == layer_path
     env = props["Environment"]["Variables"]
     assert all(isinstance(v, str) for v in env.values()), "every value is a literal string"
@@ -319,3 +321,19 @@ def test_drains_replay_a_backlog_at_bounded_concurrency(mesh3: Synthesized) -> N
     # Then each replays at most DRAIN_MAX_CONCURRENCY batches at a time
     assert all(m["ScalingConfig"] == {"MaximumConcurrency": defaults.DRAIN_MAX_CONCURRENCY} for m in mappings)
     assert defaults.DRAIN_MAX_CONCURRENCY == 2
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_every_function_runs_on_arm64(mesh3: Synthesized, region: str) -> None:
+    """GIVEN the default app WHEN synthesized THEN every Lambda function (replicator, drains, backfill,
+    custom resources of this app's own) runs on arm64, the architecture the layer parameter names."""
+    template = mesh3.template(region)
+    functions = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function" and "Layers" in resource["Properties"]
+    }
+    assert functions, "the app's functions use the Powertools layer"
+    assert {logical_id: props.get("Architectures") for logical_id, props in functions.items()} == {
+        logical_id: ["arm64"] for logical_id in functions
+    }

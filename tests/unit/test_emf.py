@@ -1,16 +1,37 @@
-"""The per-pair EMF blobs: CloudWatch's format, at most 100 values per metric per blob."""
+"""The invocation's EMF documents: as few as EMF allows, in the format CloudWatch and the local parser read
+(ddbrep/local/metric_store.py)."""
 
 from __future__ import annotations
 
-from replicator.emf import pair_blobs
+import json
+from typing import Any
 
-DIMS = {"SourceRegion": "us-east-1", "TargetRegion": "eu-west-1"}
+import pytest
+
+from ddbrep.local.metric_store import parse_emf
+from replicator.emf import MetricSet, documents, pair_blobs
+
+SOURCE = {"SourceRegion": "us-east-1"}
+EU = {"SourceRegion": "us-east-1", "TargetRegion": "eu-west-1"}
+AP = {"SourceRegion": "us-east-1", "TargetRegion": "ap-southeast-2"}
+LATENCY = "ReplicationLatency"
+
+
+def directives(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return doc["_aws"]["CloudWatchMetrics"]  # type: ignore[no-any-return]
+
+
+def samples(docs: list[dict[str, Any]]) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """What the local runtime's parser (and CloudWatch) extracts from the printed lines."""
+    return sorted(
+        (s.name, s.dimensions, s.value)
+        for doc in docs
+        for s in parse_emf(json.dumps(doc, separators=(",", ":")))
+    )
 
 
 def test_counts_and_samples_in_one_blob_with_the_pair_dimensions() -> None:
-    (blob,) = pair_blobs(
-        "NS", DIMS, {"RecordsReplicated": 3}, {"ReplicationLatency": ("Milliseconds", [1, 2])}, 7
-    )
+    (blob,) = pair_blobs("NS", EU, {"RecordsReplicated": 3}, {LATENCY: ("Milliseconds", [1, 2])}, 7)
     assert blob["_aws"] == {
         "Timestamp": 7,
         "CloudWatchMetrics": [
@@ -19,23 +40,82 @@ def test_counts_and_samples_in_one_blob_with_the_pair_dimensions() -> None:
                 "Dimensions": [["SourceRegion", "TargetRegion"]],
                 "Metrics": [
                     {"Name": "RecordsReplicated", "Unit": "Count"},
-                    {"Name": "ReplicationLatency", "Unit": "Milliseconds"},
+                    {"Name": LATENCY, "Unit": "Milliseconds"},
                 ],
             }
         ],
     }
     assert blob["SourceRegion"] == "us-east-1" and blob["TargetRegion"] == "eu-west-1"
-    assert blob["RecordsReplicated"] == 3.0 and blob["ReplicationLatency"] == [1.0, 2.0]
+    assert blob["RecordsReplicated"] == 3.0 and blob[LATENCY] == [1.0, 2.0]
+
+
+def test_the_source_metrics_ride_in_the_first_pair_document_under_their_own_dimension_set() -> None:
+    # Given an invocation that replicated to two targets and counted records of its own
+    sets = [
+        MetricSet(EU, {"RecordsReplicated": 2}, {LATENCY: ("Milliseconds", [5, 6])}),
+        MetricSet(AP, {"RecordsReplicated": 2}, {LATENCY: ("Milliseconds", [7, 8])}),
+        MetricSet(SOURCE, {"RecordsReceived": 3, "EchoSkipped": 1}),
+    ]
+    # When serialized
+    docs = documents("NS", sets, 7)
+    # Then one document per target region (a root member holds one TargetRegion), none for the source
+    assert [doc["TargetRegion"] for doc in docs] == ["eu-west-1", "ap-southeast-2"]
+    assert [d["Dimensions"] for d in directives(docs[0])] == [
+        [["SourceRegion", "TargetRegion"]],
+        [["SourceRegion"]],
+    ]
+    assert [m["Name"] for m in directives(docs[0])[1]["Metrics"]] == ["RecordsReceived", "EchoSkipped"]
+    # And CloudWatch's reading (the local parser's) gives every sample its own dimensions, nothing else
+    assert samples(docs) == sorted(
+        [
+            ("RecordsReplicated", tuple(sorted(EU.items())), 2.0),
+            (LATENCY, tuple(sorted(EU.items())), 5.0),
+            (LATENCY, tuple(sorted(EU.items())), 6.0),
+            ("RecordsReplicated", tuple(sorted(AP.items())), 2.0),
+            (LATENCY, tuple(sorted(AP.items())), 7.0),
+            (LATENCY, tuple(sorted(AP.items())), 8.0),
+            ("RecordsReceived", (("SourceRegion", "us-east-1"),), 3.0),
+            ("EchoSkipped", (("SourceRegion", "us-east-1"),), 1.0),
+        ]
+    )
+
+
+def test_a_metric_reported_per_source_and_per_pair_gets_a_document_of_its_own() -> None:
+    # Given DeadLettered counted for a target write and for a record of the source's own
+    sets = [MetricSet(EU, {"DeadLettered": 1}), MetricSet(SOURCE, {"DeadLettered": 2, "RecordsReceived": 4})]
+    docs = documents("NS", sets, 7)
+    # Then they do not share a root member (one value each), and both values are read back
+    assert len(docs) == 2
+    assert samples(docs) == sorted(
+        [
+            ("DeadLettered", tuple(sorted(EU.items())), 1.0),
+            ("DeadLettered", (("SourceRegion", "us-east-1"),), 2.0),
+            ("RecordsReceived", (("SourceRegion", "us-east-1"),), 4.0),
+        ]
+    )
 
 
 def test_more_than_100_values_are_split_and_counts_are_not_repeated() -> None:
-    blobs = list(
-        pair_blobs("NS", DIMS, {"StaleSkipped": 1}, {"ReplicationLatency": ("Milliseconds", range(250))})
-    )
-    assert [len(b["ReplicationLatency"]) for b in blobs] == [100, 100, 50]  # type: ignore[arg-type]
+    blobs = list(pair_blobs("NS", EU, {"StaleSkipped": 1}, {LATENCY: ("Milliseconds", range(250))}))
+    assert [len(b[LATENCY]) for b in blobs] == [100, 100, 50]  # type: ignore[arg-type]
     assert sum("StaleSkipped" in b for b in blobs) == 1
-    assert [v for b in blobs for v in b["ReplicationLatency"]] == [float(v) for v in range(250)]  # type: ignore[attr-defined]
+    assert [v for b in blobs for v in b[LATENCY]] == [float(v) for v in range(250)]  # type: ignore[attr-defined]
 
 
-def test_nothing_to_report_prints_nothing() -> None:
-    assert list(pair_blobs("NS", DIMS, {}, {"ReplicationLatency": ("Milliseconds", [])})) == []
+def test_at_most_100_metrics_per_document() -> None:
+    counts = {f"Metric{i:03d}": 1 for i in range(150)}
+    docs = documents("NS", [MetricSet(SOURCE, counts)], 7)
+    assert [sum(len(d["Metrics"]) for d in directives(doc)) for doc in docs] == [100, 50]
+    assert len(samples(docs)) == 150
+
+
+def test_more_than_30_dimensions_are_refused() -> None:
+    with pytest.raises(ValueError, match="30"):
+        documents("NS", [MetricSet({f"D{i}": "x" for i in range(31)}, {"RecordsReceived": 1})])
+
+
+def test_no_empty_values_and_nothing_to_report_prints_nothing() -> None:
+    assert documents("NS", [MetricSet(EU, {"StaleSkipped": 0}, {LATENCY: ("Milliseconds", [])})]) == []
+    (doc,) = documents("NS", [MetricSet(EU, {"StaleSkipped": 0, "RecordsReplicated": 1})], 7)
+    assert [m["Name"] for m in directives(doc)[0]["Metrics"]] == ["RecordsReplicated"]
+    assert "StaleSkipped" not in doc

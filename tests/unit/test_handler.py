@@ -236,3 +236,26 @@ def test_an_item_too_large_for_a_queue_message_is_handed_off_through_s3(aws: dic
     drain = load_function("replicator.drain")
     assert drain.lambda_handler(sqs_event([message]), Context()) == {"batchItemFailures": []}
     assert table_items(AP)["big"]["blob"] == {"S": "y" * 300_000}
+
+
+def test_an_invocation_prints_one_metric_document_per_target_and_no_other_line(
+    aws: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a batch replicated to two targets (the source also counts records of its own)
+    handler = load_function("replicator.handler")
+    # When the replicator runs
+    assert handler.lambda_handler(load_event("mesh_batch.json"), Context()) == {"batchItemFailures": []}
+    # Then the log holds exactly one EMF document per target region, the source's metrics inside one
+    # of them under the [SourceRegion] dimension set, and no line per record (log bytes are billed)
+    out = capsys.readouterr().out.splitlines()
+    lines = emf_lines("\n".join(out))
+    assert len(out) == len(lines) == 2
+    assert sorted(line["TargetRegion"] for line in lines) == sorted([EU, AP])
+    source_sets = [
+        d
+        for line in lines
+        for d in line["_aws"]["CloudWatchMetrics"]
+        if d["Dimensions"] == [["SourceRegion"]]
+    ]
+    assert len(source_sets) == 1
+    assert {m["Name"] for m in source_sets[0]["Metrics"]} >= {"RecordsReceived", "EchoSkipped", "TtlSkipped"}

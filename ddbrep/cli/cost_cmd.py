@@ -1,0 +1,78 @@
+"""``cost``: the monthly cost of a deployment for a stated workload, line by line, next to global tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ddbrep.tools import cost, prices
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cdk-json", type=Path, default=Path("cdk.json"), help="the deployment (default ./cdk.json)"
+    )
+    parser.add_argument(
+        "--replication",
+        default=None,
+        help="a replication block as JSON text, in place of cdk.json's (as `cdk -c replication=...`)",
+    )
+    parser.add_argument("--writes-per-second", type=float, required=True, help="per source region")
+    parser.add_argument("--item-bytes", type=int, default=500)
+    parser.add_argument("--hot-share", type=float, default=0.0, help="share of writes to hot keys (0-1)")
+    parser.add_argument("--unstamped-share", type=float, default=0.0, help="share written without the helper")
+    parser.add_argument("--filter-pass-share", type=float, default=1.0, help="share a partial filter passes")
+    parser.add_argument(
+        "--architecture", choices=("arm64", "x86_64"), default=None, help="default: the app's"
+    )
+    parser.add_argument(
+        "--prices", type=Path, default=None, help="JSON file of prices overriding the defaults"
+    )
+    parser.add_argument(
+        "--figures", type=Path, default=cost.FIGURES_PATH, help="measured figures (bench cost)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(subparsers: Any) -> None:
+    """``ddbrep cost``."""
+    parser = subparsers.add_parser(
+        "cost",
+        help="monthly cost for a stated workload, line by line, next to DynamoDB global tables",
+        description=cost.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import ddbrep  # noqa: F401  (puts lambda/ on the import path for stacks.config)
+    from stacks import defaults
+    from stacks.config import ConfigError, load_config
+
+    try:
+        replication = getattr(args, "replication", None)
+        if replication is None:
+            replication = (
+                json.loads(Path(args.cdk_json).read_text()).get("context", {}).get(defaults.CONTEXT_KEY)
+            )
+        config = load_config(replication)
+        deployment = cost.deployment_from_config(config, args.architecture or defaults.FUNCTION_ARCHITECTURE)
+        workload = cost.Workload(
+            args.writes_per_second,
+            args.item_bytes,
+            args.hot_share,
+            args.unstamped_share,
+            args.filter_pass_share,
+        )
+        result = cost.estimate(
+            deployment, workload, cost.load_figures(args.figures), prices.load_prices(args.prices)
+        )
+    except (OSError, ValueError, ConfigError, prices.PricesError, cost.CostInputError) as err:
+        print(f"error: {err}")
+        return 2
+    print(json.dumps(result.as_dict(), indent=2) if args.json else cost.format_estimate(result))
+    return 0
