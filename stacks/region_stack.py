@@ -10,7 +10,14 @@ from constructs import Construct
 
 from stacks import defaults
 from stacks.backfill_job import BackfillJob, BackfillTarget
-from stacks.config import RegionPlan, ReplicationConfig, TargetPlan
+from stacks.config import (
+    RegionPlan,
+    ReplicationConfig,
+    TargetPlan,
+    drain_environment,
+    event_filters,
+    replicator_environment,
+)
 from stacks.dead_letters import DeadLetterStore
 from stacks.handoff import HandoffQueue
 from stacks.monitoring import RegionAlarms, ReplicationDashboard
@@ -81,7 +88,7 @@ class RegionStack(Stack):
                 f"Handoff-{target.region}",
                 target=target,
                 runtime=runtime,
-                environment=config.drain_environment(plan, target),
+                environment=drain_environment(config, plan, target),
                 memory_mb=config.function.memory_mb,
                 max_concurrency=config.function.drain_max_concurrency,
             )
@@ -92,12 +99,12 @@ class RegionStack(Stack):
             "Replicator",
             runtime=runtime,
             function_name=plan.replicator_function_name,
-            environment=config.replicator_environment(plan),
+            environment=replicator_environment(config, plan),
             memory_mb=config.function.memory_mb,
             timeout_seconds=config.function.timeout_seconds,
             stream_arn=self.table.stream_arn,
             stream=plan.stream,
-            event_filters=config.event_filters(plan),
+            event_filters=event_filters(config, plan),
             failure_bucket=self.store.bucket,
         )
         self._grant_replicator(self.replicator.function)

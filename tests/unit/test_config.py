@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from stacks import defaults
-from stacks.config import BackfillSettings, ConfigError, load_config, parse_context
+from stacks.config import (
+    BackfillSettings,
+    ConfigError,
+    drain_environment,
+    event_filters,
+    load_config,
+    parse_context,
+    replicator_environment,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,7 +183,7 @@ def test_a_clock_skew_bound_out_of_range_names_the_key(skew: object) -> None:
 def test_the_clock_skew_bound_reaches_the_function() -> None:
     config = load_config(mesh(max_clock_skew_seconds=120))
     plan = config.regions[0]
-    assert config.replicator_environment(plan)["REP_MAX_CLOCK_SKEW_SECONDS"] == "120"
+    assert replicator_environment(config, plan)["REP_MAX_CLOCK_SKEW_SECONDS"] == "120"
 
 
 def test_every_writer_of_tombstones_uses_the_one_retention_definition() -> None:
@@ -352,12 +360,12 @@ def test_one_way_replicas_have_no_targets() -> None:
     config = load_config(one_way())
     assert config.region("us-east-1").is_source
     assert not config.region("eu-west-1").is_source
-    assert config.event_filters(config.region("us-east-1")) == []
+    assert event_filters(config, config.region("us-east-1")) == []
 
 
 def test_mesh_event_filter_is_the_two_patterns_of_design_section_6() -> None:
     config = load_config(mesh(attribute_prefix="x_"))
-    assert config.event_filters(config.region("eu-west-1")) == [
+    assert event_filters(config, config.region("eu-west-1")) == [
         {"dynamodb": {"NewImage": {"x_region": {"S": ["eu-west-1"]}}}},
         {"dynamodb": {"NewImage": {"x_region": {"S": [{"exists": False}]}}}},
     ]
@@ -372,15 +380,15 @@ def test_replicator_environment_matches_the_function_settings_contract() -> None
         one_way(pairs={"us-east-1->eu-west-1": {"item_filter": item_filter, "role_arn": role}})
     )
     plan = config.region("us-east-1")
-    settings = parse_settings(config.drain_environment(plan, plan.targets[0]))
+    settings = parse_settings(drain_environment(config, plan, plan.targets[0]))
     assert settings.local_region == "us-east-1"
     assert settings.dead_letter_bucket == "orders-replicator-111111111111-us-east-1"
     assert settings.drain_target_region == "eu-west-1"
     assert settings.target("eu-west-1").item_filter == item_filter
     assert settings.target("eu-west-1").role_arn == role
     assert plan.targets[0].table_account == "333333333333"
-    assert "REP_ENDPOINT_URLS" not in config.replicator_environment(plan)
-    assert "POWERTOOLS_SERVICE_NAME" not in config.replicator_environment(plan)
+    assert "REP_ENDPOINT_URLS" not in replicator_environment(config, plan)
+    assert "POWERTOOLS_SERVICE_NAME" not in replicator_environment(config, plan)
 
 
 def test_long_table_names_still_give_valid_physical_names() -> None:

@@ -1,36 +1,37 @@
-"""cdk.json context -> a validated, frozen deployment plan. Pure: no CDK, no AWS, no environment.
-
-The ``replication`` context block (docs/CONFIGURATION.md documents every key) becomes a
-:class:`ReplicationConfig`: one :class:`RegionPlan` per region with every physical name already
-computed, so stacks only wire constructs and the synthesized templates carry literal names, ARNs and
-URLs (the local runtime reads them back). Every bad value raises :class:`ConfigError` naming the key
-and the fix.
-"""
+"""Parsing the ``replication`` context into the plan: each section validated, each error naming its key."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from replicator.core.backoff import Backoff
 from replicator.core.pattern import PatternError, validate_pattern
 from stacks import defaults
-
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[\w-]{1,256}$")
-TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-ATTRIBUTE_NAME = re.compile(r"^.{1,255}$")
-ACCOUNT = re.compile(r"^\d{12}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PAIR_SEPARATOR = "->"
-
-
-class ConfigError(ValueError):
-    """A context value is missing or invalid; the message names the key and how to fix it."""
+from stacks.config import blocks as schema
+from stacks.config.blocks import (
+    ACCOUNT,
+    ATTRIBUTE_NAME,
+    EMAIL,
+    PAIR_SEPARATOR,
+    ROLE_ARN,
+    TABLE_NAME,
+    TOPIC_ARN,
+    Block,
+    ConfigError,
+)
+from stacks.config.model import (
+    AlarmSettings,
+    BackfillSettings,
+    FunctionSettings,
+    KeyAttribute,
+    RegionPlan,
+    ReplicationConfig,
+    StreamSettings,
+    TargetPlan,
+)
+from stacks.config.names import bounded, bucket_name, slug
 
 
 def check_handoff_schedule(
@@ -54,311 +55,6 @@ def check_handoff_schedule(
         )
 
 
-# --------------------------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class KeyAttribute:
-    name: str
-    type: str  # S, N or B
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """The one event source mapping of a source table (docs/DESIGN.md, The product: one mapping fans out)."""
-
-    batch_size: int = defaults.BATCH_SIZE
-    batching_window_seconds: int = defaults.BATCHING_WINDOW_SECONDS
-    parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
-    retry_attempts: int = defaults.RETRY_ATTEMPTS
-    max_record_age_seconds: int = defaults.MAX_RECORD_AGE_SECONDS
-
-
-@dataclass(frozen=True)
-class FunctionSettings:
-    memory_mb: int = defaults.FUNCTION_MEMORY_MB
-    timeout_seconds: int = defaults.FUNCTION_TIMEOUT_SECONDS
-    max_workers: int = defaults.MAX_WORKERS
-    write_attempts: int = defaults.WRITE_ATTEMPTS
-    retry_base_delay_ms: int = defaults.RETRY_BASE_DELAY_MS
-    log_retention_days: int = defaults.LOG_RETENTION_DAYS
-    metrics_namespace: str = defaults.METRICS_NAMESPACE
-    drain_max_concurrency: int = defaults.DRAIN_MAX_CONCURRENCY
-    # The conflict log (README, Conflicts): entries per invocation, and whether they keep losing images.
-    conflict_log_max_records: int = defaults.CONFLICT_LOG_MAX_RECORDS
-    conflict_log_images: bool = False
-
-
-@dataclass(frozen=True)
-class AlarmSettings:
-    email: str | None = None
-    topic_arns: Mapping[str, str] | None = None  # region -> existing topic in that region
-    iterator_age_seconds: int = defaults.ITERATOR_AGE_ALARM_SECONDS
-    latency_p99_ms: int = defaults.LATENCY_P99_ALARM_MS
-    handoff_age_seconds: int = defaults.HANDOFF_AGE_ALARM_SECONDS
-    function_errors_max: int = defaults.FUNCTION_ERRORS_ALARM_MAX
-
-
-@dataclass(frozen=True)
-class BackfillSettings:
-    """The deployed backfill job (stacks/backfill_job.py): one per source region when enabled."""
-
-    enabled: bool = defaults.BACKFILL_ENABLED
-    segments: int = defaults.BACKFILL_SEGMENTS
-    max_concurrency: int = defaults.BACKFILL_MAX_CONCURRENCY
-    page_size: int = defaults.BACKFILL_PAGE_SIZE
-    items_per_second_per_segment: int = defaults.BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT  # 0: no budget
-
-
-@dataclass(frozen=True)
-class TargetPlan:
-    """One source -> target pair, seen from the source region (which hosts its handoff queue)."""
-
-    source_region: str
-    region: str
-    table: str
-    table_account: str
-    role_arn: str | None
-    item_filter: Mapping[str, Any] | None
-    handoff_queue_name: str
-    handoff_dlq_name: str
-    handoff_queue_url: str
-    drain_function_name: str
-    handoff_retention_days: int = defaults.HANDOFF_RETENTION_DAYS
-
-    def as_env(self) -> dict[str, Any]:
-        """This target's entry of REP_TARGETS (lambda/replicator/settings.py)."""
-        return {
-            "region": self.region,
-            "table": self.table,
-            "handoff_queue_url": self.handoff_queue_url,
-            "role_arn": self.role_arn,
-            "item_filter": self.item_filter,
-        }
-
-
-@dataclass(frozen=True)
-class RegionPlan:
-    """Everything one region's stack deploys."""
-
-    region: str
-    account: str
-    table_name: str
-    adopt_existing: bool
-    targets: tuple[TargetPlan, ...]  # empty: this region only receives (one-way replica)
-    stream: StreamSettings
-    dead_letter_bucket: str
-    replicator_function_name: str
-    backfill_function_name: str  # also the backfill state machine's name
-    alarm_topic_arn: str | None
-    alarm_topic_name: str
-    alarm_prefix: str
-
-    @property
-    def is_source(self) -> bool:
-        return bool(self.targets)
-
-    @property
-    def stack_id(self) -> str:
-        return f"{defaults.STACK_ID_PREFIX}{self.region}"
-
-
-@dataclass(frozen=True)
-class ReplicationConfig:
-    account: str
-    topology: str
-    partition_key: KeyAttribute
-    sort_key: KeyAttribute | None
-    regions: tuple[RegionPlan, ...]
-    attribute_prefix: str
-    ttl_attribute: str
-    tombstone_retention_seconds: int
-    max_clock_skew_seconds: int
-    dead_letter_retention_days: int
-    point_in_time_recovery: bool
-    deletion_protection: bool
-    function: FunctionSettings
-    alarms: AlarmSettings
-    backfill: BackfillSettings
-    dashboard_region: str
-    dashboard_name: str
-
-    def region(self, name: str) -> RegionPlan:
-        for plan in self.regions:
-            if plan.region == name:
-                return plan
-        raise KeyError(name)
-
-    @property
-    def region_names(self) -> tuple[str, ...]:
-        return tuple(plan.region for plan in self.regions)
-
-    def event_filters(self, plan: RegionPlan) -> list[dict[str, Any]]:
-        """docs/DESIGN.md, Event filter: mesh sources skip echoes before invocation; one-way has none."""
-        if self.topology != "mesh":
-            return []
-        attribute = f"{self.attribute_prefix}region"
-        return [
-            {"dynamodb": {"NewImage": {attribute: {"S": [plan.region]}}}},
-            {"dynamodb": {"NewImage": {attribute: {"S": [{"exists": False}]}}}},
-        ]
-
-    def replicator_environment(self, plan: RegionPlan) -> dict[str, str]:
-        """The replicator's Lambda environment: every value a literal string (see settings.py)."""
-        return {
-            "REP_LOCAL_REGION": plan.region,
-            "REP_TOPOLOGY": self.topology,
-            "REP_SOURCE_TABLE": plan.table_name,
-            "REP_TARGETS": json.dumps([t.as_env() for t in plan.targets], sort_keys=True),
-            "REP_ATTRIBUTE_PREFIX": self.attribute_prefix,
-            "REP_TTL_ATTRIBUTE": self.ttl_attribute,
-            "REP_TOMBSTONE_RETENTION_SECONDS": str(self.tombstone_retention_seconds),
-            "REP_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
-            "REP_DEAD_LETTER_BUCKET": plan.dead_letter_bucket,
-            "REP_MAX_WORKERS": str(self.function.max_workers),
-            "REP_WRITE_ATTEMPTS": str(self.function.write_attempts),
-            "REP_RETRY_BASE_DELAY_MS": str(self.function.retry_base_delay_ms),
-            "REP_CONFLICT_LOG_MAX_RECORDS": str(self.function.conflict_log_max_records),
-            "REP_CONFLICT_LOG_IMAGES": "true" if self.function.conflict_log_images else "false",
-            "POWERTOOLS_METRICS_NAMESPACE": self.function.metrics_namespace,
-        }
-
-    def drain_environment(self, plan: RegionPlan, target: TargetPlan) -> dict[str, str]:
-        return {**self.replicator_environment(plan), "REP_DRAIN_TARGET_REGION": target.region}
-
-
-# ------------------------------------------------------------------------------------------- parsing
-
-
-class _Block:
-    """A JSON object under a dotted path; remembers which keys were read to reject unknown ones."""
-
-    def __init__(self, raw: Any, path: str, allowed: Mapping[str, str]) -> None:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must be a JSON object, got {type(raw).__name__}: {raw!r}")
-        unknown = sorted(set(raw) - set(allowed))
-        if unknown:
-            key = unknown[0]
-            hint = _MOVED_KEYS.get(key)
-            fix = hint if hint else f"use one of: {', '.join(sorted(allowed))} (docs/CONFIGURATION.md)"
-            raise ConfigError(f"{path}.{key} is not a known key. Fix: {fix}")
-        self.raw: dict[str, Any] = raw
-        self.path = path
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}"
-
-    def get(self, name: str, default: Any = None) -> Any:
-        value = self.raw.get(name)
-        return default if value is None else value
-
-    def integer(self, name: str, default: int, low: int, high: int, why: str = "") -> int:
-        value = self.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.key(name)} = {value!r} must be an integer. Fix: e.g. {default}")
-        if not low <= value <= high:
-            reason = f" ({why})" if why else ""
-            raise ConfigError(
-                f"{self.key(name)} = {value} is out of range{reason}. Fix: use a value from {low} to {high}"
-            )
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)} = {value!r} must be true or false")
-        return value
-
-    def string(self, name: str, default: str | None = None, pattern: re.Pattern[str] | None = None) -> str:
-        value = self.get(name, default)
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{self.key(name)} = {value!r} must be a non-empty string")
-        if pattern is not None and not pattern.match(value):
-            raise ConfigError(
-                f"{self.key(name)} = {value!r} is malformed. Fix: it must match {pattern.pattern}"
-            )
-        return value
-
-    def block(self, name: str, allowed: Mapping[str, str]) -> _Block:
-        return _Block(self.get(name, {}), self.key(name), allowed)
-
-
-# Keys that users put in the wrong place, with where they belong.
-_MOVED_KEYS = {
-    "batch_size": "batch_size is a setting of the source's single event source mapping: "
-    "put it under replication.stream or replication.sources.<region>",
-    "batching_window_seconds": "put it under replication.stream or replication.sources.<region>",
-    "parallelization_factor": "put it under replication.stream or replication.sources.<region>",
-    "retry_attempts": "put it under replication.stream or replication.sources.<region>",
-}
-
-_TOP_KEYS = {
-    "account": "12-digit account id",
-    "topology": "mesh | one-way",
-    "regions": "mesh: every region",
-    "source": "one-way: the source region",
-    "replicas": "one-way: the replica regions",
-    "table": "table settings",
-    "attribute_prefix": "metadata attribute prefix",
-    "tombstone_retention_days": "tombstone lifetime",
-    "max_clock_skew_seconds": "how far ahead of the receiving clock a version may be",
-    "dead_letter_retention_days": "how long dead letters and discarded-batch documents are kept",
-    "handoff_retention_days": "how long a handed-off write waits for its target",
-    "stream": "event source mapping defaults",
-    "sources": "per source region mapping overrides",
-    "pairs": "per source->target settings",
-    "function": "replicator function settings",
-    "alarms": "alarm thresholds and notifications",
-    "dashboard_region": "region hosting the dashboard",
-    "backfill": "the deployed backfill job",
-}
-_TABLE_KEYS = {
-    "name": "",
-    "partition_key": "",
-    "sort_key": "",
-    "ttl_attribute": "",
-    "adopt_existing": "",
-    "point_in_time_recovery": "",
-    "deletion_protection": "",
-}
-_KEY_KEYS = {"name": "", "type": ""}
-_STREAM_KEYS = {
-    "batch_size": "",
-    "batching_window_seconds": "",
-    "parallelization_factor": "",
-    "retry_attempts": "",
-    "max_record_age_seconds": "",
-}
-_PAIR_KEYS = {"item_filter": "", "role_arn": ""}
-_FUNCTION_KEYS = {
-    "memory_mb": "",
-    "timeout_seconds": "",
-    "max_workers": "",
-    "write_attempts": "",
-    "retry_base_delay_ms": "",
-    "log_retention_days": "",
-    "metrics_namespace": "",
-    "drain_max_concurrency": "",
-    "conflict_log_max_records": "",
-    "conflict_log_images": "",
-}
-_BACKFILL_KEYS = {
-    "enabled": "",
-    "segments": "",
-    "max_concurrency": "",
-    "page_size": "",
-    "items_per_second_per_segment": "",
-}
-_ALARM_KEYS = {
-    "email": "",
-    "topic_arns": "",
-    "iterator_age_seconds": "",
-    "latency_p99_ms": "",
-    "handoff_age_seconds": "",
-    "function_errors_max": "",
-}
-
-
 def parse_context(value: Any) -> Any:
     """Context given with ``-c key=value`` arrives as a string: JSON objects are decoded."""
     if isinstance(value, str):
@@ -378,7 +74,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
             f"context key {defaults.CONTEXT_KEY!r} is missing. Fix: add a {defaults.CONTEXT_KEY!r} block "
             "to cdk.json (docs/CONFIGURATION.md) or pass -c replication='{...}'"
         )
-    root = _Block(parse_context(replication), defaults.CONTEXT_KEY, _TOP_KEYS)
+    root = Block(parse_context(replication), defaults.CONTEXT_KEY, schema.TOP_KEYS)
     account = _account(root, parse_context(account))
     topology = root.get("topology", "mesh")
     if topology not in defaults.TOPOLOGIES:
@@ -389,7 +85,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
     sources, receivers = _regions(root, topology)
     all_regions = tuple(dict.fromkeys([*sources, *receivers]))
 
-    table = root.block("table", _TABLE_KEYS)
+    table = root.block("table", schema.TABLE_KEYS)
     table_names = _table_names(table, all_regions)
     partition_key = _key_attribute(table, "partition_key", required=True)
     assert partition_key is not None  # required=True raised otherwise
@@ -433,12 +129,12 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         "still be redriven safely; each one holds a full item, so not for ever",
     )
 
-    stream_defaults = _stream(root.block("stream", _STREAM_KEYS), StreamSettings())
+    stream_defaults = _stream(root.block("stream", schema.STREAM_KEYS), StreamSettings())
     source_blocks = _source_overrides(root, sources, stream_defaults)
     pairs = _pairs(root, sources, receivers, topology)
-    function = _function(root.block("function", _FUNCTION_KEYS))
-    backfill = _backfill(root.block("backfill", _BACKFILL_KEYS))
-    alarms = _alarms(root.block("alarms", _ALARM_KEYS), all_regions)
+    function = _function(root.block("function", schema.FUNCTION_KEYS))
+    backfill = _backfill(root.block("backfill", schema.BACKFILL_KEYS))
+    alarms = _alarms(root.block("alarms", schema.ALARM_KEYS), all_regions)
     dashboard_region = root.string("dashboard_region", all_regions[0])
     if dashboard_region not in all_regions:
         raise ConfigError(
@@ -472,12 +168,12 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
                 adopt_existing=region in adopt,
                 targets=targets,
                 stream=source_blocks.get(region, stream_defaults),
-                dead_letter_bucket=_bucket_name(table_name, account, region),
-                replicator_function_name=_name(f"{_slug(table_name)}-replicator", 64),
-                backfill_function_name=_name(f"{_slug(table_name)}-backfill", 64),
+                dead_letter_bucket=bucket_name(table_name, account, region),
+                replicator_function_name=bounded(f"{slug(table_name)}-replicator", 64),
+                backfill_function_name=bounded(f"{slug(table_name)}-backfill", 64),
                 alarm_topic_arn=topic_arn,
-                alarm_topic_name=_name(f"{_slug(table_name)}-replication-alarms", 256),
-                alarm_prefix=_name(f"{_slug(table_name)}-replication-{region}", 128),
+                alarm_topic_name=bounded(f"{slug(table_name)}-replication-alarms", 256),
+                alarm_prefix=bounded(f"{slug(table_name)}-replication-{region}", 128),
             )
         )
     dashboard_table = table_names[dashboard_region]
@@ -498,11 +194,11 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         alarms=alarms,
         backfill=backfill,
         dashboard_region=dashboard_region,
-        dashboard_name=_name(f"{_slug(dashboard_table)}-replication", 255),
+        dashboard_name=bounded(f"{slug(dashboard_table)}-replication", 255),
     )
 
 
-def _account(root: _Block, override: Any) -> str:
+def _account(root: Block, override: Any) -> str:
     value = override if override not in (None, "") else root.get("account", defaults.PLACEHOLDER_ACCOUNT)
     value = str(value)
     if not ACCOUNT.match(value):
@@ -522,7 +218,7 @@ def _check_region(key: str, region: Any) -> str:
     return region
 
 
-def _region_list(block: _Block, name: str, allowed: tuple[str, ...] | None, minimum: int) -> tuple[str, ...]:
+def _region_list(block: Block, name: str, allowed: tuple[str, ...] | None, minimum: int) -> tuple[str, ...]:
     raw = block.get(name, [])
     key = block.key(name)
     if not isinstance(raw, list):
@@ -545,7 +241,7 @@ def _region_list(block: _Block, name: str, allowed: tuple[str, ...] | None, mini
     return regions
 
 
-def _regions(root: _Block, topology: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _regions(root: Block, topology: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(source regions, receiving regions) of the topology."""
     if topology == "mesh":
         for misplaced in ("source", "replicas"):
@@ -582,7 +278,7 @@ def _regions(root: _Block, topology: str) -> tuple[tuple[str, ...], tuple[str, .
     return (source,), replicas
 
 
-def _table_names(table: _Block, regions: tuple[str, ...]) -> dict[str, str]:
+def _table_names(table: Block, regions: tuple[str, ...]) -> dict[str, str]:
     raw = table.get("name")
     key = table.key("name")
     if isinstance(raw, str):
@@ -609,12 +305,12 @@ def _table_names(table: _Block, regions: tuple[str, ...]) -> dict[str, str]:
     return names
 
 
-def _key_attribute(table: _Block, name: str, *, required: bool) -> KeyAttribute | None:
+def _key_attribute(table: Block, name: str, *, required: bool) -> KeyAttribute | None:
     if table.get(name) is None:
         if required:
             raise ConfigError(f'{table.key(name)} is required. Fix: e.g. {{"name": "pk", "type": "S"}}')
         return None
-    block = table.block(name, _KEY_KEYS)
+    block = table.block(name, schema.KEY_KEYS)
     attribute = block.string("name", None, ATTRIBUTE_NAME)
     kind = block.get("type", "S")
     if kind not in defaults.KEY_TYPES:
@@ -624,7 +320,7 @@ def _key_attribute(table: _Block, name: str, *, required: bool) -> KeyAttribute 
     return KeyAttribute(attribute, kind)
 
 
-def _stream(block: _Block, base: StreamSettings) -> StreamSettings:
+def _stream(block: Block, base: StreamSettings) -> StreamSettings:
     age = block.get("max_record_age_seconds", base.max_record_age_seconds)
     if age != -1:
         age = block.integer(
@@ -648,21 +344,21 @@ def _stream(block: _Block, base: StreamSettings) -> StreamSettings:
 
 
 def _source_overrides(
-    root: _Block, sources: tuple[str, ...], base: StreamSettings
+    root: Block, sources: tuple[str, ...], base: StreamSettings
 ) -> dict[str, StreamSettings]:
     raw = root.get("sources", {})
-    block = _Block(raw, root.key("sources"), dict.fromkeys(sources, ""))
-    return {region: _stream(block.block(region, _STREAM_KEYS), base) for region in block.raw}
+    block = Block(raw, root.key("sources"), dict.fromkeys(sources, ""))
+    return {region: _stream(block.block(region, schema.STREAM_KEYS), base) for region in block.raw}
 
 
 def _pairs(
-    root: _Block, sources: tuple[str, ...], receivers: tuple[str, ...], topology: str
-) -> dict[tuple[str, str], _Block]:
+    root: Block, sources: tuple[str, ...], receivers: tuple[str, ...], topology: str
+) -> dict[tuple[str, str], Block]:
     raw = root.get("pairs", {})
     key = root.key("pairs")
     if not isinstance(raw, dict):
         raise ConfigError(f'{key} must be a JSON object {{"<source>{PAIR_SEPARATOR}<target>": {{...}}}}')
-    pairs: dict[tuple[str, str], _Block] = {}
+    pairs: dict[tuple[str, str], Block] = {}
     for name, value in raw.items():
         pair_key = f"{key}.{name}"
         source, sep, target = str(name).partition(PAIR_SEPARATOR)
@@ -682,7 +378,7 @@ def _pairs(
                 f"{pair_key} is not a replication path of this {topology} deployment. "
                 f"Fix: sources are {', '.join(sources)}; targets are {', '.join(receivers)}"
             )
-        pairs[(source, target)] = _Block(value, pair_key, _PAIR_KEYS)
+        pairs[(source, target)] = Block(value, pair_key, schema.PAIR_KEYS)
     return pairs
 
 
@@ -692,7 +388,7 @@ def _target_plan(
     target_table: str,
     account: str,
     source_table: str,
-    pair: _Block | None,
+    pair: Block | None,
     handoff_retention_days: int,
     topology: str,
 ) -> TargetPlan:
@@ -727,8 +423,8 @@ def _target_plan(
             "would diverge. Fix: use a role in the deployment's account, or a one-way topology for a "
             "replica in another account"
         )
-    slug = _slug(source_table)
-    queue_name = _name(f"{slug}-handoff-{target}", 76)  # room for the "-dlq" suffix under SQS's 80
+    stem = slug(source_table)
+    queue_name = bounded(f"{stem}-handoff-{target}", 76)  # room for the "-dlq" suffix under SQS's 80
     return TargetPlan(
         source_region=source,
         region=target,
@@ -740,12 +436,12 @@ def _target_plan(
         handoff_dlq_name=f"{queue_name}-dlq",
         # Literal (not a token) so the local runtime and the environment see the same string.
         handoff_queue_url=f"https://sqs.{source}.amazonaws.com/{account}/{queue_name}",
-        drain_function_name=_name(f"{slug}-drain-{target}", 64),
+        drain_function_name=bounded(f"{stem}-drain-{target}", 64),
         handoff_retention_days=handoff_retention_days,
     )
 
 
-def _function(block: _Block) -> FunctionSettings:
+def _function(block: Block) -> FunctionSettings:
     return FunctionSettings(
         memory_mb=block.integer("memory_mb", defaults.FUNCTION_MEMORY_MB, 128, 10_240, "Lambda's limits"),
         timeout_seconds=block.integer("timeout_seconds", defaults.FUNCTION_TIMEOUT_SECONDS, 3, 900),
@@ -769,7 +465,7 @@ def _function(block: _Block) -> FunctionSettings:
     )
 
 
-def _log_retention(block: _Block) -> int:
+def _log_retention(block: Block) -> int:
     days = block.integer("log_retention_days", defaults.LOG_RETENTION_DAYS, 1, 3653)
     if days not in defaults.LOG_RETENTION_CHOICES:
         choices = ", ".join(str(d) for d in defaults.LOG_RETENTION_CHOICES)
@@ -780,7 +476,7 @@ def _log_retention(block: _Block) -> int:
     return days
 
 
-def _backfill(block: _Block) -> BackfillSettings:
+def _backfill(block: Block) -> BackfillSettings:
     settings = BackfillSettings(
         enabled=block.boolean("enabled", defaults.BACKFILL_ENABLED),
         segments=block.integer(
@@ -816,7 +512,7 @@ def _backfill(block: _Block) -> BackfillSettings:
     return settings
 
 
-def _alarms(block: _Block, regions: tuple[str, ...]) -> AlarmSettings:
+def _alarms(block: Block, regions: tuple[str, ...]) -> AlarmSettings:
     email = block.string("email", None, EMAIL) if block.get("email") is not None else None
     raw_topics = block.get("topic_arns", {})
     if not isinstance(raw_topics, dict):
@@ -824,7 +520,7 @@ def _alarms(block: _Block, regions: tuple[str, ...]) -> AlarmSettings:
             f"{block.key('topic_arns')} must be an object {{region: topic ARN}}: "
             "alarms can only notify a topic in their own region"
         )
-    topics = _Block(raw_topics, block.key("topic_arns"), dict.fromkeys(regions, ""))
+    topics = Block(raw_topics, block.key("topic_arns"), dict.fromkeys(regions, ""))
     topic_arns = {}
     for region in topics.raw:
         arn = topics.string(region, None, TOPIC_ARN)
@@ -851,29 +547,3 @@ def _alarms(block: _Block, regions: tuple[str, ...]) -> AlarmSettings:
             "function_errors_max", defaults.FUNCTION_ERRORS_ALARM_MAX, 0, 1_000_000
         ),
     )
-
-
-# ------------------------------------------------------------------------------------- physical names
-
-
-def _slug(name: str) -> str:
-    """A table name made safe for SQS, Lambda and SNS names (which refuse '.')."""
-    return name.replace(".", "-")
-
-
-def _name(name: str, limit: int) -> str:
-    """``name`` when it fits ``limit``; otherwise a stable truncation ending in a short hash."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9]}-{digest}"
-
-
-def _bucket_name(table: str, account: str, region: str) -> str:
-    """``<table>-replicator-<account>-<region>``, lowercased and within S3's rules (63 chars, a-z0-9-)."""
-    suffix = f"-replicator-{account}-{region}"
-    stem = re.sub(r"[^a-z0-9-]+", "-", table.lower()).strip("-") or "table"
-    if len(stem) + len(suffix) > 63:
-        digest = hashlib.sha256(table.encode()).hexdigest()[:6]
-        stem = f"{stem[: 63 - len(suffix) - 7].rstrip('-')}-{digest}"
-    return f"{stem}{suffix}"

@@ -1,0 +1,45 @@
+"""cdk.json context -> a validated, frozen deployment plan. Pure: no CDK, no AWS, no environment.
+
+The ``replication`` context block (docs/CONFIGURATION.md documents every key) becomes a
+:class:`ReplicationConfig`: one :class:`RegionPlan` per region with every physical name already
+computed, so stacks only wire constructs and the synthesized templates carry literal names, ARNs and
+URLs (the local runtime reads them back). Every bad value raises :class:`ConfigError` naming the key
+and the fix.
+
+One module per concern: ``blocks`` (the block reader, the schema, value patterns), ``model`` (the plan's
+dataclasses), ``parse`` (each section of the block into the plan), ``names`` (physical names) and
+``environment`` (the Lambda environments, what the function's settings read back).
+"""
+
+from stacks.config.blocks import ConfigError
+from stacks.config.environment import drain_environment, event_filters, replicator_environment, target_entry
+from stacks.config.model import (
+    AlarmSettings,
+    BackfillSettings,
+    FunctionSettings,
+    KeyAttribute,
+    RegionPlan,
+    ReplicationConfig,
+    StreamSettings,
+    TargetPlan,
+)
+from stacks.config.parse import check_handoff_schedule, load_config, parse_context
+
+__all__ = [
+    "AlarmSettings",
+    "BackfillSettings",
+    "ConfigError",
+    "FunctionSettings",
+    "KeyAttribute",
+    "RegionPlan",
+    "ReplicationConfig",
+    "StreamSettings",
+    "TargetPlan",
+    "check_handoff_schedule",
+    "drain_environment",
+    "event_filters",
+    "load_config",
+    "parse_context",
+    "replicator_environment",
+    "target_entry",
+]

@@ -1,0 +1,136 @@
+"""The validated deployment plan: frozen dataclasses, one RegionPlan per region, every name computed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stacks import defaults
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: str  # S, N or B
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The one event source mapping of a source table (docs/DESIGN.md, The product: one mapping fans out)."""
+
+    batch_size: int = defaults.BATCH_SIZE
+    batching_window_seconds: int = defaults.BATCHING_WINDOW_SECONDS
+    parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
+    retry_attempts: int = defaults.RETRY_ATTEMPTS
+    max_record_age_seconds: int = defaults.MAX_RECORD_AGE_SECONDS
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    memory_mb: int = defaults.FUNCTION_MEMORY_MB
+    timeout_seconds: int = defaults.FUNCTION_TIMEOUT_SECONDS
+    max_workers: int = defaults.MAX_WORKERS
+    write_attempts: int = defaults.WRITE_ATTEMPTS
+    retry_base_delay_ms: int = defaults.RETRY_BASE_DELAY_MS
+    log_retention_days: int = defaults.LOG_RETENTION_DAYS
+    metrics_namespace: str = defaults.METRICS_NAMESPACE
+    drain_max_concurrency: int = defaults.DRAIN_MAX_CONCURRENCY
+    # The conflict log (README, Conflicts): entries per invocation, and whether they keep losing images.
+    conflict_log_max_records: int = defaults.CONFLICT_LOG_MAX_RECORDS
+    conflict_log_images: bool = False
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    email: str | None = None
+    topic_arns: Mapping[str, str] | None = None  # region -> existing topic in that region
+    iterator_age_seconds: int = defaults.ITERATOR_AGE_ALARM_SECONDS
+    latency_p99_ms: int = defaults.LATENCY_P99_ALARM_MS
+    handoff_age_seconds: int = defaults.HANDOFF_AGE_ALARM_SECONDS
+    function_errors_max: int = defaults.FUNCTION_ERRORS_ALARM_MAX
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    """The deployed backfill job (stacks/backfill_job.py): one per source region when enabled."""
+
+    enabled: bool = defaults.BACKFILL_ENABLED
+    segments: int = defaults.BACKFILL_SEGMENTS
+    max_concurrency: int = defaults.BACKFILL_MAX_CONCURRENCY
+    page_size: int = defaults.BACKFILL_PAGE_SIZE
+    items_per_second_per_segment: int = defaults.BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT  # 0: no budget
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """One source -> target pair, seen from the source region (which hosts its handoff queue)."""
+
+    source_region: str
+    region: str
+    table: str
+    table_account: str
+    role_arn: str | None
+    item_filter: Mapping[str, Any] | None
+    handoff_queue_name: str
+    handoff_dlq_name: str
+    handoff_queue_url: str
+    drain_function_name: str
+    handoff_retention_days: int = defaults.HANDOFF_RETENTION_DAYS
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """Everything one region's stack deploys."""
+
+    region: str
+    account: str
+    table_name: str
+    adopt_existing: bool
+    targets: tuple[TargetPlan, ...]  # empty: this region only receives (one-way replica)
+    stream: StreamSettings
+    dead_letter_bucket: str
+    replicator_function_name: str
+    backfill_function_name: str  # also the backfill state machine's name
+    alarm_topic_arn: str | None
+    alarm_topic_name: str
+    alarm_prefix: str
+
+    @property
+    def is_source(self) -> bool:
+        return bool(self.targets)
+
+    @property
+    def stack_id(self) -> str:
+        return f"{defaults.STACK_ID_PREFIX}{self.region}"
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    account: str
+    topology: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None
+    regions: tuple[RegionPlan, ...]
+    attribute_prefix: str
+    ttl_attribute: str
+    tombstone_retention_seconds: int
+    max_clock_skew_seconds: int
+    dead_letter_retention_days: int
+    point_in_time_recovery: bool
+    deletion_protection: bool
+    function: FunctionSettings
+    alarms: AlarmSettings
+    backfill: BackfillSettings
+    dashboard_region: str
+    dashboard_name: str
+
+    def region(self, name: str) -> RegionPlan:
+        for plan in self.regions:
+            if plan.region == name:
+                return plan
+        raise KeyError(name)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(plan.region for plan in self.regions)
