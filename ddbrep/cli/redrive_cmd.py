@@ -15,9 +15,11 @@ from ddbrep.cli.common import (
     guarded,
     print_json,
 )
-from ddbrep.tools.aws import ToolError
+from ddbrep.local.state import read_function_config
+from ddbrep.tools.aws import Connection, ToolError
 from ddbrep.tools.redrive import Redrive, RedriveReport, settings_from_environment, settings_from_function
 from replicator.adapters import AwsPorts
+from replicator.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +45,15 @@ def register(subparsers: Any) -> None:
         help="a JSON object of the function's environment variables (REP_*), e.g. from the template",
     )
     parser.add_argument("--region", help="the function's (source) region; required with --function")
+    parser.add_argument(
+        "--local-state",
+        type=Path,
+        metavar="LOG_DIR",
+        help=(
+            "with --function: read the function's environment from what `local up` wrote under its "
+            "--log-dir (default out/local) instead of from Lambda, and use its endpoints"
+        ),
+    )
     parser.add_argument("--prefix", help="only entries under this S3 prefix (default dead-letters/<region>/)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many entries")
     parser.add_argument(
@@ -83,10 +94,17 @@ _NOT_RETAINED = (
 
 def run(args: argparse.Namespace) -> int:
     conn = connection(args)
+    if args.local_state and not args.function:
+        raise ToolError("--local-state goes with --function NAME --region REGION (the local function)")
     if args.function:
         if not args.region:
             raise ToolError("--region is required with --function (the function's region)")
-        settings = settings_from_function(conn.client("lambda", args.region), args.function, conn.endpoints)
+        if args.local_state:
+            settings, conn = _local_settings(args, conn)
+        else:
+            settings = settings_from_function(
+                conn.client("lambda", args.region), args.function, conn.endpoints
+            )
     else:
         try:
             variables = json.loads(args.env_file.read_text())
@@ -109,6 +127,22 @@ def run(args: argparse.Namespace) -> int:
         for name, report in reports.items():
             print_report(name, report, settings.dead_letter_bucket, args.wait)
     return EXIT_OK if all(r.ok for r in reports.values()) else EXIT_DIFFERENT
+
+
+def _local_settings(args: argparse.Namespace, conn: Connection) -> tuple[Settings, Connection]:
+    """The function's settings from the document `local up` wrote, and a connection to its regions."""
+    try:
+        document = read_function_config(args.local_state, args.region, args.function)
+    except (OSError, ValueError) as err:
+        raise ToolError(f"--local-state: {err}") from None
+    variables = document.get("Environment", {}).get("Variables", {})
+    try:
+        endpoints = {**json.loads(variables.get("REP_ENDPOINT_URLS", "{}")), **conn.endpoints}
+    except json.JSONDecodeError as err:
+        raise ToolError(f"--local-state: REP_ENDPOINT_URLS is not JSON ({err})") from None
+    return settings_from_environment(variables, endpoints), Connection(
+        profile=args.profile, endpoints=endpoints
+    )
 
 
 def print_report(name: str, report: RedriveReport, bucket: str, waited: float) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ddbrep.cli import main
+from ddbrep.local.state import write_function_config
 from ddbrep.tools.aws import Connection
 from ddbrep.tools.redrive import Redrive
 from replicator.adapters import AwsPorts
@@ -590,3 +591,67 @@ def test_the_redrive_command_lists_the_entries_that_need_a_person_and_not_the_tr
     )
     assert "  1 entry(ies) need a person (a redrive alone never clears them):\n" in out
     assert f"    {big}: target_write_rejected: the item is over DynamoDB's 400 KB" in out
+
+
+# --- the function's settings on simulated regions -------------------------------------------------------
+
+
+def test_redrive_of_a_function_reads_its_environment_from_what_local_up_wrote(
+    conn: Connection, deployment: Settings, endpoints: dict[str, str], tmp_path: Path, capsys
+):
+    settings = deployment
+    target = settings.targets[0]
+    # Given the state `local up` leaves for a function: its environment, with its own endpoints
+    variables = json.loads(env_file(settings, tmp_path).read_text())
+    variables["REP_ENDPOINT_URLS"] = json.dumps(endpoints)
+    write_function_config(tmp_path / "local", A, "orders-replicator", variables)
+    # and one dead letter that now applies
+    AwsPorts(settings, session=conn.session()).dead_letter(
+        {"reason": "target_write_rejected", "write": write_of(settings, stamped("k", 5, A))}
+    )
+
+    # When the operator redrives the function by name, as in AWS, pointing at the local state
+    code = main(
+        [
+            "redrive",
+            "--function",
+            "orders-replicator",
+            "--region",
+            A,
+            "--local-state",
+            str(tmp_path / "local"),
+            "--skip-discarded-batches",
+        ]
+    )
+
+    # Then it uses the function's settings and endpoints: the entry applies
+    assert code == 0
+    assert "dead_letters: applied 1, stale 0, skipped 0, still_failing 0" in capsys.readouterr().out
+    assert scan_all(conn, B, target.table)["k"]["rep_ts"] == {"N": "5"}
+
+
+def test_redrive_of_an_unknown_local_function_names_the_functions_that_exist(tmp_path: Path, capsys):
+    # Given local state for one function
+    write_function_config(tmp_path, A, "orders-replicator", {"REP_LOCAL_REGION": A})
+    # When redrive names another
+    code = main(["redrive", "--function", "orders-drain", "--region", A, "--local-state", str(tmp_path)])
+    # Then it exits 2 and says which functions there are
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: --local-state: no function orders-drain in {A} under {tmp_path} "
+        f"(there: {A}/orders-replicator)\n"
+    )
+
+
+def test_redrive_of_a_function_lambda_does_not_know_says_function_and_how_to_go_local(
+    endpoints: dict[str, str], capsys
+):
+    # When redrive names a function that is not deployed in the (simulated) region
+    code = main(["redrive", "--function", "orders-replicator", "--region", A, *endpoint_flags(endpoints)])
+    # Then the error is about a function, not a table, and names the local ways
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(
+        f"error: function orders-replicator not found in {A}: check --function and --region"
+    )
+    assert "pass --local-state <its --log-dir> (default out/local); otherwise --env-file" in err
