@@ -5,15 +5,46 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ddbrep.cli import fault_cmd
 from ddbrep.cli.common import EXIT_OK
+from ddbrep.local.state import FUNCTIONS_DIR, write_endpoints
+
+
+def startup_lines(
+    endpoints: Mapping[str, str],
+    functions: Mapping[str, Sequence[str]],
+    log_dir: Path | None,
+    latency_ms: float,
+) -> list[str]:
+    """What `local up` prints once running: the endpoints to use (the gateways; the moto servers
+    behind them are internal) and how the operator tools reach the functions."""
+    lines = ["Local regions (dummy credentials: any key id and secret). Endpoints to use:"]
+    lines += [
+        f"  {region}  {url}  functions: {', '.join(functions[region])}" for region, url in endpoints.items()
+    ]
+    flags = " ".join(f"--endpoint {region}={url}" for region, url in endpoints.items())
+    lines.append(f"Operator tools (backfill, verify): {flags}")
+    if log_dir is not None:
+        first = next(iter(endpoints))
+        replicator = next((f for f in functions[first] if f.endswith("-replicator")), "<function>")
+        lines.append(
+            f"Function environments: {log_dir / FUNCTIONS_DIR}/<region>/<function>.json; redrive: "
+            f"python -m ddbrep redrive --function {replicator} --region {first} --local-state {log_dir}"
+        )
+        lines.append(
+            f"Faults: python -m ddbrep local fault --log-dir {log_dir} isolate|throttle|hide-table|"
+            "stop|resume|heal ... (docs/LOCAL.md)"
+        )
+    lines.append(f"Cross-region latency {latency_ms:g} ms. Logs: {log_dir}. Ctrl-C stops everything.")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from ddbrep.local.cloud import LocalCloud, RuntimeOptions
     from ddbrep.local.synth import synthesize
@@ -43,20 +74,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         with console.status("Starting...") as status:
             cloud.start(step=lambda message: status.update(message))
-        table = Table(title="Local regions (dummy credentials: any key id and secret)")
-        table.add_column("region", no_wrap=True)
-        table.add_column("endpoint (gateway)", no_wrap=True)
-        table.add_column("engine (moto server)", no_wrap=True)
-        table.add_column("functions")
-        for region in cloud.region_names:
-            functions = ", ".join(f.spec.name for f in cloud.functions_in(region))
-            table.add_row(
-                region, cloud.region(region).endpoint_url, cloud.region(region).engine_url, functions
-            )
-        console.print(table)
-        console.print(
-            f"Cross-region latency {args.latency_ms:g} ms. Logs: {args.log_dir}. Ctrl-C stops everything."
-        )
+        endpoints = {name: cloud.region(name).endpoint_url for name in cloud.region_names}
+        functions = {name: [f.spec.name for f in cloud.functions_in(name)] for name in cloud.region_names}
+        if args.log_dir:
+            write_endpoints(args.log_dir, endpoints)
+        for line in startup_lines(endpoints, functions, args.log_dir, args.latency_ms):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.5)
@@ -74,7 +97,7 @@ def register(subparsers: Any) -> None:
     local = subparsers.add_parser(
         "local", help="simulated AWS regions on loopback", description="Simulated regions."
     )
-    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="{up}")
+    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="{up,fault}")
     up = local_sub.add_parser(
         "up",
         help="start the regions and replicators of the synthesized app and keep them running",
@@ -100,3 +123,4 @@ def register(subparsers: Any) -> None:
         "--duration", type=float, default=3600.0, help="stop after this many seconds (0: until Ctrl-C)"
     )
     up.set_defaults(func=run)
+    fault_cmd.register(local_sub)

@@ -15,9 +15,11 @@ from ddbrep.cli.common import (
     guarded,
     print_json,
 )
-from ddbrep.tools.aws import ToolError
+from ddbrep.local.state import read_function_config
+from ddbrep.tools.aws import Connection, ToolError
 from ddbrep.tools.redrive import Redrive, RedriveReport, settings_from_environment, settings_from_function
 from replicator.adapters import AwsPorts
+from replicator.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -43,12 +45,31 @@ def register(subparsers: Any) -> None:
         help="a JSON object of the function's environment variables (REP_*), e.g. from the template",
     )
     parser.add_argument("--region", help="the function's (source) region; required with --function")
+    parser.add_argument(
+        "--local-state",
+        type=Path,
+        metavar="LOG_DIR",
+        help=(
+            "with --function: read the function's environment from what `local up` wrote under its "
+            "--log-dir (default out/local) instead of from Lambda, and use its endpoints"
+        ),
+    )
     parser.add_argument("--prefix", help="only entries under this S3 prefix (default dead-letters/<region>/)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many entries")
     parser.add_argument(
         "--handoff-queue",
         metavar="TARGET_REGION",
         help="also replay this target's handoff queue now (what its drain function does)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "with --handoff-queue: keep replaying for up to this long while messages are in flight (held "
+            "by the drain function or its backoff) or delayed (default 0: report them and exit 1)"
+        ),
     )
     parser.add_argument(
         "--skip-dead-letters", action="store_true", help="not the dead letters (under dead-letters/)"
@@ -73,10 +94,17 @@ _NOT_RETAINED = (
 
 def run(args: argparse.Namespace) -> int:
     conn = connection(args)
+    if args.local_state and not args.function:
+        raise ToolError("--local-state goes with --function NAME --region REGION (the local function)")
     if args.function:
         if not args.region:
             raise ToolError("--region is required with --function (the function's region)")
-        settings = settings_from_function(conn.client("lambda", args.region), args.function, conn.endpoints)
+        if args.local_state:
+            settings, conn = _local_settings(args, conn)
+        else:
+            settings = settings_from_function(
+                conn.client("lambda", args.region), args.function, conn.endpoints
+            )
     else:
         try:
             variables = json.loads(args.env_file.read_text())
@@ -90,21 +118,62 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_discarded_batches:
         reports["discarded_batches"] = redrive.discarded_batches(limit=args.limit)
     if args.handoff_queue:
-        reports[f"handoff_queue:{args.handoff_queue}"] = redrive.handoff_queue(args.handoff_queue, args.limit)
+        reports[f"handoff_queue:{args.handoff_queue}"] = redrive.handoff_queue(
+            args.handoff_queue, args.limit, wait_seconds=args.wait
+        )
     if args.json:
         print_json({name: report.to_json() for name, report in reports.items()})
     else:
         for name, report in reports.items():
-            counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
-            print(f"{name}: {counts}")
-            for sample in report.samples:
-                print(f"  {sample['outcome']}: {sample['entry']}: {sample['reason']}: {sample['error']}")
-            if report.repair_commands:
-                print(
-                    _NOT_RETAINED.format(
-                        count=report.counts["unrecoverable"], bucket=settings.dead_letter_bucket
-                    )
-                )
-                for command in report.repair_commands:
-                    print(f"    {command}")
+            print_report(name, report, settings.dead_letter_bucket, args.wait)
     return EXIT_OK if all(r.ok for r in reports.values()) else EXIT_DIFFERENT
+
+
+def _local_settings(args: argparse.Namespace, conn: Connection) -> tuple[Settings, Connection]:
+    """The function's settings from the document `local up` wrote, and a connection to its regions."""
+    try:
+        document = read_function_config(args.local_state, args.region, args.function)
+    except (OSError, ValueError) as err:
+        raise ToolError(f"--local-state: {err}") from None
+    variables = document.get("Environment", {}).get("Variables", {})
+    try:
+        endpoints = {**json.loads(variables.get("REP_ENDPOINT_URLS", "{}")), **conn.endpoints}
+    except json.JSONDecodeError as err:
+        raise ToolError(f"--local-state: REP_ENDPOINT_URLS is not JSON ({err})") from None
+    return settings_from_environment(variables, endpoints), Connection(
+        profile=args.profile, endpoints=endpoints
+    )
+
+
+def print_report(name: str, report: RedriveReport, bucket: str, waited: float) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
+    print(f"{name}: {counts}")
+    for sample in report.samples:
+        print(f"  {sample['outcome']}: {sample['entry']}: {sample['reason']}: {sample['error']}")
+    if report.queue is not None:
+        queue = report.queue
+        print(
+            f"  queue now: waiting {queue['waiting']}, in_flight {queue['in_flight']}, "
+            f"delayed {queue['delayed']} (SQS approximate counts)"
+        )
+        if queue["in_flight"] or queue["delayed"]:
+            after = f" (waited {waited:g} s)" if waited else ""
+            print(
+                f"  NOT DONE{after}: {queue['in_flight'] + queue['delayed']} write(s) are still in the "
+                "queue but were not replayed: in flight (received by the drain function, or postponed "
+                "by its backoff for up to its visibility timeout) or delayed. The drain replays them "
+                "when they become visible; to replay them now, run this again with --wait 60, or later."
+            )
+        elif queue["waiting"]:
+            print(
+                f"  NOT DONE: {queue['waiting']} write(s) are still waiting in the queue (still failing "
+                "above, sent during this run, or beyond --limit): run this again once the target answers."
+            )
+    if report.repair_commands:
+        print(_NOT_RETAINED.format(count=report.counts["unrecoverable"], bucket=bucket))
+        for command in report.repair_commands:
+            print(f"    {command}")
+    if report.needs_person:
+        print(f"  {len(report.needs_person)} entry(ies) need a person (a redrive alone never clears them):")
+        for entry in report.needs_person:
+            print(f"    {entry['entry']}: {entry['reason']}: {entry['fix']}")

@@ -99,4 +99,6 @@ def run(args: argparse.Namespace) -> int:
         from rich.console import Console
 
         Console().print(report.render())
+        for line in report.unrepairable_lines():
+            print(line)
     return EXIT_OK if report.ok else EXIT_DIFFERENT

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ddbrep.local import metric_store
+from ddbrep.local import state as local_state
+from ddbrep.local.control import ControlWatcher
 from ddbrep.local.faults import DEFAULT_LATENCY_MS, CredentialLedger, FaultPlan, Proxy
 from ddbrep.local.limits import SQS_MESSAGE_BYTES_STRICT
 from ddbrep.local.mapping import (
@@ -129,6 +131,7 @@ class LocalCloud:
         self._resolvers: dict[str, Resolver] = {}
         self._started = False
         self._lock = threading.Lock()
+        self.control: ControlWatcher | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -154,6 +157,8 @@ class LocalCloud:
             self._start_functions()
             report("starting event source mappings and TTL sweepers")
             self._start_mappings()
+            if self.options.log_dir is not None:  # `local fault` (ddbrep/local/control.py)
+                self.control = ControlWatcher(self, self.options.log_dir).start()
             self._started = True
         except BaseException:
             self.stop()
@@ -163,6 +168,9 @@ class LocalCloud:
     def stop(self) -> None:
         """Stop everything this runtime started (idempotent)."""
         with self._lock:
+            if self.control is not None:
+                self.control.stop()
+                self.control = None
             pollers: list[Any] = [*self.stream_pollers, *self.queue_pollers]
             self.stream_pollers, self.queue_pollers = [], []
             for poller in pollers:
@@ -377,6 +385,10 @@ class LocalCloud:
             for stack in state.stacks:
                 for spec in stack.functions:
                     config = self._function_config(stack, spec)
+                    if self.options.log_dir is not None:  # for redrive --local-state (ddbrep/local/state)
+                        local_state.write_function_config(
+                            self.options.log_dir, stack.region, spec.name, config.environment
+                        )
                     worker = FunctionWorker(config, on_output=self.metrics.on_output)
                     self.functions[(stack.region, spec.logical_id)] = LocalFunction(stack, spec, worker)
         if self.options.warm_functions:
@@ -556,6 +568,15 @@ class LocalCloud:
                 return True
             time.sleep(0.05)
         return False
+
+    def pause_stream_mappings(self, region: str, *, paused: bool) -> list[str]:
+        """Disable (or enable again) the stream mappings of ``region``; their names."""
+        names = []
+        for poller in self.stream_pollers:
+            if poller.source.region == region:
+                (poller.paused.set if paused else poller.paused.clear)()
+                names.append(poller.name)
+        return names
 
     def functions_in(self, region: str) -> list[LocalFunction]:
         return [f for (r, _), f in self.functions.items() if r == region]

@@ -70,9 +70,15 @@ class Link:
     # What crossed the link (request line + headers + body each way): the inter-region transfer.
     bytes_sent: int = 0
     bytes_received: int = 0
+    # table name -> until when DynamoDB requests for it answer ResourceNotFoundException (the table
+    # "disappeared" for the other regions' replicators; the region's own gateway still sees it)
+    hidden_tables: dict[str, float] = field(default_factory=dict)
 
     def unreachable(self, now: float) -> bool:
         return now < self.unreachable_until
+
+    def hides(self, table: str, now: float) -> bool:
+        return now < self.hidden_tables.get(table, 0.0)
 
     def throttles(self, now: float, rng: random.Random) -> bool:
         return now < self.throttle_until and rng.random() < self.throttle_rate
@@ -111,6 +117,14 @@ class FaultPlan:
             if region is None or region in (source, target):
                 link.unreachable_until = 0.0
                 link.throttle_until = 0.0
+                link.hidden_tables.clear()
+
+    def hide_table(self, region: str, table: str, seconds: float) -> None:
+        """Make ``table`` of ``region`` answer ResourceNotFoundException to every other region."""
+        until = time.time() + seconds
+        for (source, dest), link in self.links.items():
+            if dest == region and source != dest:
+                link.hidden_tables[table] = until
 
     def throttle(self, target: str, rate: float, seconds: float) -> None:
         """Answer a share ``rate`` of DynamoDB requests to ``target`` (from other regions) with throttling."""
@@ -297,6 +311,20 @@ def _sqs_rejection(operation: str, body: bytes, limit: int) -> tuple[int, dict[s
     return None
 
 
+def _hidden_table_rejection(
+    link: Link, headers: Any, body: bytes, now: float
+) -> tuple[int, dict[str, str]] | None:
+    if not (headers.get("X-Amz-Target") or "").startswith(_DYNAMODB_TARGET):
+        return None
+    try:
+        table = json.loads(body or b"{}").get("TableName")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(table, str) and link.hides(table, now):
+        return 400, _dynamodb_error("ResourceNotFoundException", "Requested resource not found")
+    return None
+
+
 def _dynamodb_error(code: str, message: str) -> dict[str, str]:
     return {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
 
@@ -377,6 +405,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if server.max_visibility_timeout is not None:
             body = capped_visibility(self.headers, body, server.max_visibility_timeout)
         rejection = aws_rejection(self.command, self.path, self.headers, body, server.sqs_max_message_bytes)
+        if rejection is None and link is not None and link.hidden_tables:
+            rejection = _hidden_table_rejection(link, self.headers, body, now)
         if rejection is None and link is not None and server.plan is not None:
             is_dynamodb = (self.headers.get("X-Amz-Target") or "").startswith(_DYNAMODB_TARGET)
             if is_dynamodb and link.throttles(now, server.plan.draw()):

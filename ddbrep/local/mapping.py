@@ -164,6 +164,8 @@ class StreamPoller:
         self._buffer_since: float | None = None
         self._batch = _Batch()
         self._stop = threading.Event()
+        # Set: the mapping is disabled (records wait in the stream; enabling it reads on from there).
+        self.paused = threading.Event()
         self._thread: threading.Thread | None = None
         self._quiet_since: float | None = None
         self._holding = False
@@ -215,6 +217,10 @@ class StreamPoller:
     def poll_once(self) -> bool:
         """Read new records, invoke if a batch is ready. True when there may be more work right away."""
         poll_started = self.clock()
+        if self.paused.is_set():
+            with self._lock:
+                self._quiet_since = None  # not drained: records may be waiting in the stream
+            return False
         read = self._read() if len(self._buffer) < 2 * self.spec.batch_size else 0
         invoked = False
         if self._buffer and self._batch_ready():

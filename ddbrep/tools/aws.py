@@ -110,6 +110,13 @@ def explain(err: BaseException, action: str, region: str, resource: str = "") ->
         return ToolError(f"no region for {action}: pass the region explicitly")
     code, _status, message = describe_error(err)
     where = f"{resource} in {region}" if resource else region
+    if code == "ResourceNotFoundException" and action.startswith("lambda:"):
+        return ToolError(
+            f"function {resource} not found in {region}: check --function and --region (the replicator "
+            f"is <table>-replicator, in the source region). Simulated regions have no Lambda API: for "
+            f"`local up` pass --local-state <its --log-dir> (default out/local); otherwise --env-file "
+            f"with the function's REP_* variables ({message})"
+        )
     if code == "ResourceNotFoundException":
         return ToolError(
             f"table {resource} not found in {region}: create it (deploy the region's stack) or fix the "

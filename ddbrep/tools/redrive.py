@@ -34,6 +34,7 @@ from ddbrep.tools.aws import ToolError, explain
 from replicator.adapters import AwsPorts
 from replicator.core import defaults
 from replicator.core import metrics_names as m
+from replicator.core.metadata import MetadataError, version_of
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer, DrainFailed
 from replicator.engine import BatchOutcome, Replicator
@@ -54,6 +55,16 @@ MAX_EMPTY_PAGES = 50
 DEFAULT_SAMPLES = 20
 # The stream's errors that mean "the range is gone", not "try again".
 _NOT_RETAINED_ERRORS = {"TrimmedDataAccessException", "ResourceNotFoundException"}
+
+# The queue's approximate counts (GetQueueAttributes), by what the report calls them.
+QUEUE_COUNTS = {
+    "waiting": "ApproximateNumberOfMessages",  # visible: the next receive gets them
+    # received (by the drain function) or postponed by its backoff
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",  # sent with a delay, not yet visible
+}
+# How often a redrive that waits for in-flight messages looks at the queue again.
+QUEUE_POLL_SECONDS = 1.0
 
 _APPLIED = {m.RECORDS_REPLICATED, m.RECORDS_ADOPTED, m.LOCAL_TOMBSTONES_WRITTEN}
 _STALE = {m.STALE_SKIPPED, m.LOCAL_WRITE_SUPERSEDED}
@@ -137,21 +148,74 @@ class RedriveReport:
     sample_size: int = DEFAULT_SAMPLES
 
     repair_commands: list[str] = field(default_factory=list)  # what to run for unrecoverable entries
+    # Entries a redrive cannot clear by itself (the cause is in the data or the deployment): what to do.
+    needs_person: list[dict[str, str]] = field(default_factory=list)
+    # A handoff queue only: its approximate counts once the run ended (QUEUE_COUNTS), None otherwise.
+    queue: dict[str, int] | None = None
 
     def note(self, where: str, outcome: RedriveOutcome, reason: str = "", error: str = "") -> None:
         self.counts[outcome.value] += 1
         if outcome in _FAILED and len(self.samples) < self.sample_size:
             self.samples.append({"entry": where, "outcome": outcome.value, "reason": reason, "error": error})
+        fix = fix_for(reason, error) if outcome is RedriveOutcome.STILL_FAILING else None
+        if fix is not None:
+            self.needs_person.append({"entry": where, "reason": reason, "error": error, "fix": fix})
+
+    @property
+    def parked(self) -> int:
+        """Messages still in the queue (visible, in flight or delayed): not replayed by this run."""
+        return sum(self.queue.values()) if self.queue else 0
 
     @property
     def ok(self) -> bool:
-        return not any(self.counts[outcome] for outcome in _FAILED)
+        """Nothing failed, and (for a queue) nothing is left in it: a clean queue is an empty one."""
+        return not any(self.counts[outcome] for outcome in _FAILED) and not self.parked
 
     def to_json(self) -> dict[str, Any]:
-        doc = {"ok": self.ok, "counts": dict(self.counts), "still_failing_samples": self.samples}
+        doc: dict[str, Any] = {
+            "ok": self.ok,
+            "counts": dict(self.counts),
+            "still_failing_samples": self.samples,
+            "needs_person": list(self.needs_person),
+        }
+        if self.queue is not None:
+            doc["queue"] = dict(self.queue)
         if self.repair_commands:
             doc["repair_commands"] = list(self.repair_commands)
         return doc
+
+
+# Still-failing reasons a later redrive clears once the target answers: no person needed for the entry.
+_TRANSIENT = {"target_unavailable", "local_table_unavailable"}
+_FIXES = {
+    "target_write_rejected": (
+        "the target refuses this write for good (its table's key schema or types differ from the "
+        "source's?): fix the target table and redrive again, or delete the entry"
+    ),
+    "local_write_rejected": (
+        "the source table refuses the write: fix the table (key schema, size) and redrive again, or "
+        "delete the entry"
+    ),
+    "unknown_target": (
+        "the write names a region that is no longer a target of this function: delete the entry, or "
+        "redrive with the settings of the deployment that had it"
+    ),
+}
+_DELETE = "the entry cannot be replayed: read it (the error says why), then delete it"
+_TOO_LARGE = (
+    "the item is over DynamoDB's 400 KB with its replication metadata and can never be written: shrink "
+    "it at the source (the smaller version replicates, and the next redrive resolves this entry as "
+    "stale), or delete the item at the source; then redrive again"
+)
+
+
+def fix_for(reason: str, error: str) -> str | None:
+    """What a person must do about a still-failing entry; None when a later redrive clears it alone."""
+    if reason in _TRANSIENT:
+        return None
+    if "ItemTooLarge" in error or "Item size has exceeded" in error:
+        return _TOO_LARGE
+    return _FIXES.get(reason, _DELETE)
 
 
 _FAILED = (RedriveOutcome.STILL_FAILING, RedriveOutcome.DEAD_LETTERED, RedriveOutcome.UNRECOVERABLE)
@@ -284,6 +348,10 @@ class Redrive:
                 target = self.settings.target(write.region)
             except SettingsError as err:
                 return RedriveOutcome.STILL_FAILING, "unknown_target", str(err)
+            if self._superseded(target, write):
+                # First: an entry the target has moved past needs no write (and for an item too
+                # large to write, this is the only way it is ever resolved).
+                return RedriveOutcome.STALE, "", ""
             try:
                 result = Drainer(self.settings, target, self.capturing, self.clock, self.sleep).apply(
                     write, entry
@@ -314,6 +382,18 @@ class Redrive:
                 "the source table did not take the write",
             )
         return _outcome_of(batch), "", ""
+
+    def _superseded(self, target: Target, write: TargetWrite) -> bool:
+        """True if the target already holds this key at the write's version or a newer one."""
+        try:
+            stored = (
+                self.ports.target_dynamodb(target)
+                .get_item(TableName=write.table, Key=dict(write.keys), ConsistentRead=True)
+                .get("Item")
+            )
+            return stored is not None and version_of(stored, self.settings.names) >= write.version
+        except (ClientError, BotoCoreError, MetadataError):
+            return False  # cannot tell: the replay decides (and reports why it fails)
 
     # --- batches Lambda gave up on --------------------------------------------------------------
 
@@ -451,8 +531,17 @@ class Redrive:
 
     # --- a handoff queue ------------------------------------------------------------------------
 
-    def handoff_queue(self, target_region: str, max_messages: int | None = None) -> RedriveReport:
-        """Replay one target's handoff queue now (what its drain function does, on demand)."""
+    def handoff_queue(
+        self, target_region: str, max_messages: int | None = None, wait_seconds: float = 0.0
+    ) -> RedriveReport:
+        """Replay one target's handoff queue now (what its drain function does, on demand).
+
+        Only visible messages can be received: one the drain function holds (received, or postponed by
+        its backoff) or one sent with a delay is not replayed by this run. The report's ``queue`` says
+        how many of each are left once the run ends, so a run never looks clean while writes are still
+        parked; with ``wait_seconds``, the run keeps replaying what becomes visible until nothing is in
+        flight or delayed, or the time is up.
+        """
         try:
             target = self.settings.target(target_region)
         except SettingsError as err:
@@ -463,12 +552,39 @@ class Redrive:
         # Permanent rejections go to the dead-letter store, as the drain function does.
         drainer = Drainer(self.settings, target, self.ports, self.clock, self.sleep)
         report = RedriveReport()
-        failed_receipts: list[str] = []
-        seen = 0
-        while max_messages is None or seen < max_messages:
+        failed: dict[str, str] = {}  # message id -> receipt handle: still failing, replayed once per run
+        budget = [max_messages]
+        deadline = self.clock() + wait_seconds
+        while True:
+            self._replay_visible(sqs, target, drainer, report, failed, budget)
+            for receipt in failed.values():
+                # Still failing: visible again at once, for the drain function (or the next redrive).
+                sqs.change_message_visibility(
+                    QueueUrl=target.handoff_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
+            report.queue = self._queue_counts(sqs, target)
+            waiting_on = report.queue["in_flight"] + report.queue["delayed"]
+            if not waiting_on or budget[0] == 0 or self.clock() >= deadline:
+                return report
+            self.sleep(min(QUEUE_POLL_SECONDS, max(0.0, deadline - self.clock())))
+
+    def _replay_visible(
+        self,
+        sqs: Any,
+        target: Target,
+        drainer: Drainer,
+        report: RedriveReport,
+        failed: dict[str, str],
+        budget: list[int | None],
+    ) -> None:
+        """Receive and replay until no message is visible (or the budget is spent)."""
+        while budget[0] is None or budget[0] > 0:
             try:
                 response = sqs.receive_message(
-                    QueueUrl=target.handoff_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                    QueueUrl=target.handoff_queue_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=0,
+                    AttributeNames=["All"],
                 )
             except Exception as err:
                 raise explain(
@@ -476,19 +592,19 @@ class Redrive:
                 ) from None
             messages = response.get("Messages", [])
             if not messages:
-                break
+                return
             for message in messages:
-                seen += 1
+                message_id = message.get("MessageId", "")
+                if message_id in failed:  # failed earlier in this run: keep it, do not count it twice
+                    failed[message_id] = message["ReceiptHandle"]
+                    continue
+                if budget[0] is not None:
+                    budget[0] -= 1
                 try:
-                    result = drainer.replay(message["Body"], message_id=message.get("MessageId", ""))
+                    result = drainer.replay(message["Body"], message_id=message_id)
                 except DrainFailed as err:
-                    failed_receipts.append(message["ReceiptHandle"])
-                    report.note(
-                        message.get("MessageId", ""),
-                        RedriveOutcome.STILL_FAILING,
-                        "target_unavailable",
-                        str(err),
-                    )
+                    failed[message_id] = message["ReceiptHandle"]
+                    report.note(message_id, RedriveOutcome.STILL_FAILING, "target_unavailable", str(err))
                     continue
                 outcome = {
                     m.HANDOFF_REPLAYED: RedriveOutcome.APPLIED,
@@ -497,10 +613,17 @@ class Redrive:
                 }[result.metric]
                 sqs.delete_message(QueueUrl=target.handoff_queue_url, ReceiptHandle=message["ReceiptHandle"])
                 reason = "target_write_rejected" if outcome is RedriveOutcome.DEAD_LETTERED else ""
-                report.note(message.get("MessageId", ""), outcome, reason)
-        for receipt in failed_receipts:
-            # Still failing: visible again at once, for the drain function (or the next redrive).
-            sqs.change_message_visibility(
-                QueueUrl=target.handoff_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
-            )
-        return report
+                report.note(message_id, outcome, reason)
+                if budget[0] == 0:
+                    return
+
+    def _queue_counts(self, sqs: Any, target: Target) -> dict[str, int]:
+        try:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=target.handoff_queue_url, AttributeNames=list(QUEUE_COUNTS.values())
+            )["Attributes"]
+        except Exception as err:
+            raise explain(
+                err, "sqs:GetQueueAttributes", self.settings.local_region, target.handoff_queue_url
+            ) from None
+        return {name: int(attributes.get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}

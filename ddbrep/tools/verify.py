@@ -119,6 +119,7 @@ class VerifyReport:
     ignore_metadata: bool
     sample_size: int = DEFAULT_SAMPLES
     matching: int = 0
+    filtered_out: int = 0  # --filter: source items the partial replica does not hold (and does not)
     counts: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in Kind})
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {k.value: [] for k in Kind})
     repaired: bool = False
@@ -176,6 +177,7 @@ class VerifyReport:
             if self.ignore_metadata
             else "user attributes and (rep_ts, rep_region)",
             "matching": self.matching,
+            "filtered_out": self.filtered_out,
             "counts": dict(self.counts),
             "samples": self.samples,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
@@ -196,6 +198,8 @@ class VerifyReport:
         summary.add_row(f"scanned in {self.a.region}", str(self.a.scanned))
         summary.add_row(f"scanned in {self.b.region}", str(self.b.scanned))
         summary.add_row("matching", str(self.matching))
+        if self.filtered_out:
+            summary.add_row(f"left out by --filter (absent in {self.b.region})", str(self.filtered_out))
         summary.add_row(f"missing in {self.b.region}", str(self.counts[Kind.MISSING]))
         summary.add_row(f"extra in {self.b.region}", str(self.counts[Kind.EXTRA]))
         summary.add_row("different", str(self.counts[Kind.DIFFERENT]))
@@ -207,6 +211,7 @@ class VerifyReport:
                 "key",
                 f"version in {self.a.region}",
                 f"version in {self.b.region}",
+                "newer",
                 "changed",
             ):
                 samples.add_column(column)
@@ -215,8 +220,9 @@ class VerifyReport:
                     samples.add_row(
                         kind,
                         json.dumps(row["key"]),
-                        str(row["a_version"]),
-                        str(row["b_version"]),
+                        _version_text(row["a_version"]),
+                        _version_text(row["b_version"]),
+                        self._newer(row),
                         ", ".join(row["changed"]),
                     )
             parts.append(samples)
@@ -229,6 +235,31 @@ class VerifyReport:
                     repairs.add_row(name.replace("applied:", "written to "), str(count))
             parts.append(repairs)
         return Group(*parts)
+
+    def _newer(self, row: Mapping[str, Any]) -> str:
+        a, b = row["a_version"], row["b_version"]
+        if a is None or b is None:
+            return self.a.region if b is None else self.b.region
+        if a == b:
+            return "same version"
+        return self.a.region if tuple(a) > tuple(b) else self.b.region
+
+    def unrepairable_lines(self) -> list[str]:
+        """One line per unrepairable key: the key, why, and the fix (printed whole, never wrapped)."""
+        return [
+            f"unrepairable: key {json.dumps(sample['key'], sort_keys=True)}: {sample['detail']}; then run "
+            "verify again"
+            for sample in self.repair_samples
+            if sample["outcome"] == RepairOutcome.UNREPAIRABLE.value
+        ]
+
+
+def _version_text(version: Sequence[Any] | None) -> str:
+    """A whole version, (rep_ts, rep_region), or why there is none."""
+    if version is None:
+        return "absent"
+    ts, region = version
+    return "unstamped" if ts < 0 else f"rep_ts {ts}, rep_region {region}"
 
 
 # --- the run -------------------------------------------------------------------------------------------
@@ -341,6 +372,10 @@ class Verify:
             and not matches_filter(self.item_filter, a)
         ):
             a = None  # not replicated to this partial replica: as if absent
+            if b is None or not is_live(b, names):
+                with report._lock:
+                    report.filtered_out += 1  # absent on both sides by design: not "matching"
+                return
         kind = compare(a, b, names, self.ignore_metadata)
         if kind is None:
             with report._lock:

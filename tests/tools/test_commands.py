@@ -152,3 +152,31 @@ def test_the_main_cli_offers_the_operator_commands():
         assert parser.parse_args(command).func is not None
     assert parser.parse_args(["verify", "--table", "t", "--source", A, "--target", B]).func is not None
     assert parser.parse_args(["bench", "tools", "--items", "10"]).items == 10
+
+
+def test_local_up_prints_the_gateway_endpoints_and_how_to_reach_the_functions() -> None:
+    from pathlib import Path
+
+    from ddbrep.cli.local_cmd import startup_lines
+
+    # Given two running regions behind their gateways
+    endpoints = {"us-east-1": "http://127.0.0.1:4001", "eu-west-1": "http://127.0.0.1:4002"}
+    functions = {
+        "us-east-1": ["orders-replicator", "orders-drain-eu-west-1"],
+        "eu-west-1": ["orders-replicator"],
+    }
+    # When local up describes them
+    lines = startup_lines(endpoints, functions, Path("out/local"), 70.0)
+    # Then it names only the endpoints to use, the flags for the tools, and the redrive command
+    assert (
+        lines[1] == "  us-east-1  http://127.0.0.1:4001  functions: orders-replicator, orders-drain-eu-west-1"
+    )
+    assert lines[3] == (
+        "Operator tools (backfill, verify): --endpoint us-east-1=http://127.0.0.1:4001 "
+        "--endpoint eu-west-1=http://127.0.0.1:4002"
+    )
+    assert lines[4] == (
+        "Function environments: out/local/functions/<region>/<function>.json; redrive: "
+        "python -m ddbrep redrive --function orders-replicator --region us-east-1 --local-state out/local"
+    )
+    assert not any("engine" in line for line in lines)

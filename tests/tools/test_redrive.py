@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ddbrep.cli import main
+from ddbrep.local.state import write_function_config
 from ddbrep.tools.aws import Connection
 from ddbrep.tools.redrive import Redrive
 from replicator.adapters import AwsPorts
@@ -399,3 +400,258 @@ def test_redrive_command_says_when_the_stream_is_gone_and_exits_non_zero(
     # And the document stays in the bucket, marked unrecoverable
     kept = json.loads(s3.get_object(Bucket=settings.dead_letter_bucket, Key=key)["Body"].read())
     assert kept["unrecoverable"] is True
+
+
+# --- never done while writes are parked; entries that need a person ----------------------------------
+
+BIG = "x" * (401 * 1024)  # over DynamoDB's 400 KB item limit on its own
+
+
+def env_file(settings: Settings, tmp_path: Path) -> Path:
+    """The function's environment, as `--env-file` takes it."""
+    target = settings.targets[0]
+    env = {
+        "REP_LOCAL_REGION": A,
+        "REP_TOPOLOGY": "mesh",
+        "REP_SOURCE_TABLE": settings.source_table,
+        "REP_TARGETS": json.dumps(
+            [{"region": B, "table": target.table, "handoff_queue_url": target.handoff_queue_url}]
+        ),
+        "REP_DEAD_LETTER_BUCKET": settings.dead_letter_bucket,
+        "REP_WRITE_ATTEMPTS": "1",
+    }
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps(env))
+    return path
+
+
+def endpoint_flags(endpoints: dict[str, str]) -> list[str]:
+    return [arg for region, url in endpoints.items() for arg in ("--endpoint", f"{region}={url}")]
+
+
+def hand_off(conn: Connection, settings: Settings, *keys: str) -> None:
+    ports = AwsPorts(settings, session=conn.session())
+    for key in keys:
+        ports.handoff(settings.targets[0], TargetWrite.from_json(write_of(settings, stamped(key, 10, A))), "")
+
+
+def test_a_handoff_redrive_with_a_message_in_flight_says_not_done_and_exits_1(
+    conn: Connection, deployment: Settings, endpoints: dict[str, str], tmp_path: Path, capsys
+):
+    settings = deployment
+    queue = settings.targets[0].handoff_queue_url
+    sqs = conn.client("sqs", A)
+    # Given two handed-off writes, one of which the drain function has just received (invisible)
+    hand_off(conn, settings, "held")
+    sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=600)
+    hand_off(conn, settings, "free")
+
+    # When the operator redrives the queue only
+    code = main(
+        [
+            "redrive",
+            "--env-file",
+            str(env_file(settings, tmp_path)),
+            "--handoff-queue",
+            B,
+            "--skip-dead-letters",
+            "--skip-discarded-batches",
+            *endpoint_flags(endpoints),
+        ]
+    )
+
+    # Then the visible write is applied, but the run is not reported clean: one write is in flight
+    out = capsys.readouterr().out
+    assert code == 1
+    assert (
+        f"handoff_queue:{B}: applied 1, stale 0, skipped 0, still_failing 0, dead_lettered 0, "
+        "unrecoverable 0\n" in out
+    )
+    assert "  queue now: waiting 0, in_flight 1, delayed 0 (SQS approximate counts)\n" in out
+    assert "  NOT DONE: 1 write(s) are still in the queue but were not replayed: in flight" in out
+    assert "run this again with --wait 60" in out
+    assert set(scan_all(conn, B, settings.targets[0].table)) == {"free"}
+
+
+def test_a_delayed_handoff_message_is_reported_and_the_queue_is_not_clean(
+    conn: Connection, deployment: Settings
+):
+    settings = deployment
+    queue = settings.targets[0].handoff_queue_url
+    # Given a write sent to the queue with a delay (not yet visible)
+    body = json.dumps({"write": write_of(settings, stamped("later", 10, A))})
+    conn.client("sqs", A).send_message(QueueUrl=queue, MessageBody=body, DelaySeconds=600)
+
+    # When the queue is redriven
+    report = Redrive(settings, AwsPorts(settings, session=conn.session())).handoff_queue(B)
+
+    # Then nothing was replayed, the delayed write is counted, and the run is not ok
+    assert report.counts["applied"] == 0
+    assert report.queue == {"waiting": 0, "in_flight": 0, "delayed": 1}
+    assert not report.ok
+    assert report.to_json()["queue"] == {"waiting": 0, "in_flight": 0, "delayed": 1}
+
+
+def test_with_wait_a_handoff_redrive_replays_what_becomes_visible_and_ends_clean(
+    conn: Connection, deployment: Settings
+):
+    settings = deployment
+    queue = settings.targets[0].handoff_queue_url
+    # Given a write the drain function holds for one more second
+    hand_off(conn, settings, "soon")
+    conn.client("sqs", A).receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=1)
+
+    # When the queue is redriven with time to wait for it
+    report = Redrive(settings, AwsPorts(settings, session=conn.session())).handoff_queue(B, wait_seconds=30)
+
+    # Then it is replayed in the same run and the queue is empty
+    assert report.counts["applied"] == 1
+    assert report.queue == {"waiting": 0, "in_flight": 0, "delayed": 0}
+    assert report.ok
+    assert set(scan_all(conn, B, settings.targets[0].table)) == {"soon"}
+
+
+def too_large(pk: str, ts: int) -> dict[str, Any]:
+    return stamped(pk, ts, A, body=BIG)
+
+
+def test_a_too_large_dead_letter_is_resolved_as_stale_once_the_target_holds_a_newer_version(
+    conn: Connection, deployment: Settings
+):
+    settings = deployment
+    s3 = conn.client("s3", A)
+    ports = AwsPorts(settings, session=conn.session())
+    error = "ItemTooLarge: the item is 410000 bytes with its replication metadata"
+    # Given two dead letters of items too large for the target; one key has since been shrunk at the
+    # source and the smaller, newer version has replicated
+    put_items(conn, B, settings.targets[0].table, [stamped("shrunk", 200, A, body="small")])
+    shrunk = ports.dead_letter(
+        {
+            "reason": "target_write_rejected",
+            "error": error,
+            "write": write_of(settings, too_large("shrunk", 100)),
+        }
+    )
+    still_big = ports.dead_letter(
+        {
+            "reason": "target_write_rejected",
+            "error": error,
+            "write": write_of(settings, too_large("big", 100)),
+        }
+    )
+
+    # When the dead letters are redriven
+    report = Redrive(settings, ports).dead_letters()
+
+    # Then the superseded one is stale and removed; the other stays and is listed as needing a person
+    assert (report.counts["stale"], report.counts["still_failing"]) == (1, 1)
+    left = {o["Key"] for o in s3.list_objects_v2(Bucket=settings.dead_letter_bucket).get("Contents", [])}
+    assert left == {still_big} and shrunk not in left
+    [person] = report.needs_person
+    assert person["entry"] == still_big
+    assert person["reason"] == "target_write_rejected"
+    assert person["fix"].startswith("the item is over DynamoDB's 400 KB with its replication metadata")
+    assert "shrink it at the source" in person["fix"]
+    assert scan_all(conn, B, settings.targets[0].table)["shrunk"]["body"] == {"S": "small"}
+
+
+def test_the_redrive_command_lists_the_entries_that_need_a_person_and_not_the_transient_ones(
+    conn: Connection, deployment: Settings, endpoints: dict[str, str], tmp_path: Path, capsys
+):
+    settings = deployment
+    ports = AwsPorts(settings, session=conn.session())
+    # Given a dead letter too large to ever write, and one for a target table that does not exist yet
+    big = ports.dead_letter(
+        {"reason": "target_write_rejected", "error": "", "write": write_of(settings, too_large("big", 1))}
+    )
+    ports.dead_letter(
+        {
+            "reason": "target_write_rejected",
+            "write": write_of(settings, stamped("k", 1, A), table="not-yet"),
+        }
+    )
+
+    # When the operator redrives the dead letters
+    code = main(
+        [
+            "redrive",
+            "--env-file",
+            str(env_file(settings, tmp_path)),
+            "--skip-discarded-batches",
+            *endpoint_flags(endpoints),
+        ]
+    )
+
+    # Then it exits 1 and names only the too-large entry as needing a person, with its fix
+    out = capsys.readouterr().out
+    assert code == 1
+    assert (
+        "dead_letters: applied 0, stale 0, skipped 0, still_failing 2, dead_lettered 0, unrecoverable 0\n"
+        in out
+    )
+    assert "  1 entry(ies) need a person (a redrive alone never clears them):\n" in out
+    assert f"    {big}: target_write_rejected: the item is over DynamoDB's 400 KB" in out
+
+
+# --- the function's settings on simulated regions -------------------------------------------------------
+
+
+def test_redrive_of_a_function_reads_its_environment_from_what_local_up_wrote(
+    conn: Connection, deployment: Settings, endpoints: dict[str, str], tmp_path: Path, capsys
+):
+    settings = deployment
+    target = settings.targets[0]
+    # Given the state `local up` leaves for a function: its environment, with its own endpoints
+    variables = json.loads(env_file(settings, tmp_path).read_text())
+    variables["REP_ENDPOINT_URLS"] = json.dumps(endpoints)
+    write_function_config(tmp_path / "local", A, "orders-replicator", variables)
+    # and one dead letter that now applies
+    AwsPorts(settings, session=conn.session()).dead_letter(
+        {"reason": "target_write_rejected", "write": write_of(settings, stamped("k", 5, A))}
+    )
+
+    # When the operator redrives the function by name, as in AWS, pointing at the local state
+    code = main(
+        [
+            "redrive",
+            "--function",
+            "orders-replicator",
+            "--region",
+            A,
+            "--local-state",
+            str(tmp_path / "local"),
+            "--skip-discarded-batches",
+        ]
+    )
+
+    # Then it uses the function's settings and endpoints: the entry applies
+    assert code == 0
+    assert "dead_letters: applied 1, stale 0, skipped 0, still_failing 0" in capsys.readouterr().out
+    assert scan_all(conn, B, target.table)["k"]["rep_ts"] == {"N": "5"}
+
+
+def test_redrive_of_an_unknown_local_function_names_the_functions_that_exist(tmp_path: Path, capsys):
+    # Given local state for one function
+    write_function_config(tmp_path, A, "orders-replicator", {"REP_LOCAL_REGION": A})
+    # When redrive names another
+    code = main(["redrive", "--function", "orders-drain", "--region", A, "--local-state", str(tmp_path)])
+    # Then it exits 2 and says which functions there are
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: --local-state: no function orders-drain in {A} under {tmp_path} "
+        f"(there: {A}/orders-replicator)\n"
+    )
+
+
+def test_redrive_of_a_function_lambda_does_not_know_says_function_and_how_to_go_local(
+    endpoints: dict[str, str], capsys
+):
+    # When redrive names a function that is not deployed in the (simulated) region
+    code = main(["redrive", "--function", "orders-replicator", "--region", A, *endpoint_flags(endpoints)])
+    # Then the error is about a function, not a table, and names the local ways
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(
+        f"error: function orders-replicator not found in {A}: check --function and --region"
+    )
+    assert "pass --local-state <its --log-dir> (default out/local); otherwise --env-file" in err

@@ -137,3 +137,85 @@ def test_one_way_repair_version_loses_to_any_later_stream_change():
     assert later_in_same_second > repair
     plan = plan_repair({"pk": {"S": "k"}, "v": {"S": "1"}}, None, {"pk": {"S": "k"}}, NAMES, repair)
     assert not isinstance(plan, str) and plan.side == "b" and plan.version == repair
+
+
+# --- what the command prints --------------------------------------------------------------------------
+
+
+def _flags(endpoints: dict[str, str]) -> list[str]:
+    return [arg for region, url in endpoints.items() for arg in ("--endpoint", f"{region}={url}")]
+
+
+def test_with_a_filter_matching_counts_only_the_items_the_partial_replica_holds(
+    conn: Connection, make_table: MakeTable, endpoints: dict[str, str], capsys
+):
+    from ddbrep.cli import main
+
+    # Given three source items, one of which the partial replica (tenant eu-*) holds
+    source, target = make_table(A), make_table(B)
+    put_items(
+        conn, A, source, [stamped(f"k{i}", 10, A, tenant=t) for i, t in enumerate(["eu-1", "us", "us"])]
+    )
+    put_items(conn, B, target, [stamped("k0", 10, A, tenant="eu-1")])
+    # When the pair is verified with the replica's filter
+    code = main(
+        [
+            "verify",
+            "--table",
+            source,
+            "--source",
+            A,
+            "--target",
+            f"{B}={target}",
+            "--filter",
+            '{"tenant": {"S": [{"prefix": "eu-"}]}}',
+            "--json",
+            *_flags(endpoints),
+        ]
+    )
+    # Then it matches, and "matching" is the one item both hold; the other two are left out by the filter
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert (report["matching"], report["filtered_out"]) == (1, 2)
+
+
+def test_samples_show_whole_versions_and_which_side_is_newer(
+    conn: Connection, make_table: MakeTable, endpoints: dict[str, str], capsys, monkeypatch
+):
+    from ddbrep.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    # Given a key whose target copy is older
+    source, target = make_table(A), make_table(B)
+    put_items(conn, A, source, [stamped("k", 200, A, body="new")])
+    put_items(conn, B, target, [stamped("k", 100, B, body="old")])
+    # When the pair is verified
+    code = main(["verify", "--table", source, "--source", A, "--target", f"{B}={target}", *_flags(endpoints)])
+    # Then the sample row names both versions in full and the newer side
+    out = capsys.readouterr().out
+    assert code == 1
+    row = next(line for line in out.splitlines() if '"k"' in line)
+    assert "rep_ts 200, rep_region us-east-1" in row
+    assert "rep_ts 100, rep_region eu-west-1" in row
+    assert row.split("│")[5].strip() == A  # the "newer" column
+
+
+def test_an_unrepairable_key_is_printed_with_its_key_and_the_fix(
+    conn: Connection, make_table: MakeTable, endpoints: dict[str, str], capsys
+):
+    from ddbrep.cli import main
+
+    # Given two copies with the same version and different content
+    source, target = make_table(A), make_table(B)
+    put_items(conn, A, source, [stamped("tie", 100, A, body="one")])
+    put_items(conn, B, target, [stamped("tie", 100, A, body="two")])
+    # When the pair is verified and repaired
+    argv = ["verify", "--table", source, "--source", A, "--target", f"{B}={target}", "--repair"]
+    code = main([*argv, *_flags(endpoints)])
+    # Then a whole line names the key, why, and what to do
+    assert code == 1
+    assert (
+        'unrepairable: key {"pk": {"S": "tie"}}: both copies carry the same version (or none): no order '
+        "between them; rewrite the item through the client helper (it stamps a new version) and it "
+        "replicates; then run verify again\n"
+    ) in capsys.readouterr().out

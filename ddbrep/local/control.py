@@ -1,0 +1,200 @@
+"""Faults on a running ``local up``, asked for from another shell: a control directory it watches.
+
+``python -m ddbrep local fault --log-dir out/local isolate eu-west-1 --seconds 60`` writes a request
+file under ``<log dir>/control/``; the running cloud (``LocalCloud`` with a log directory) applies it
+and writes a reply, which the command prints. Files, not a socket: nothing listens on any port, and
+only who can write the log directory can ask.
+
+The faults are the situations of docs/OPERATIONS.md, to rehearse them (docs/LOCAL.md):
+
+- ``isolate REGION``: the region and every other cannot reach each other (writes are handed off);
+- ``throttle REGION``: a share of the other regions' DynamoDB requests to it are throttled;
+- ``hide-table REGION TABLE``: the table answers ResourceNotFoundException to the other regions
+  (a target table that disappeared: writes are handed off);
+- ``stop REGION`` / ``resume REGION``: the region's stream mappings are disabled / enabled again
+  (records wait in the stream, as when an event source mapping is disabled);
+- ``oversize REGION TABLE PK [SK]``: write an item that fits the source table but not a target once
+  the replication metadata is added (a dead letter, ``ItemTooLarge``, per target);
+- ``heal [REGION]``: undo the network faults (isolation, throttling, hidden tables).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from replicator.core.wire import item_size_bytes
+
+if TYPE_CHECKING:
+    from ddbrep.local.cloud import LocalCloud
+
+CONTROL_DIR = "control"
+_REQUEST, _REPLY = ".request.json", ".reply.json"
+WATCH_INTERVAL_SECONDS = 0.2
+# The local engine (moto) refuses an item over 405,000 bytes, below DynamoDB's 409,600 (a deviation:
+# docs/LOCAL.md); an "oversize" item is just under the engine's limit, so a target copy with its
+# rep_seq added is refused by the target, as AWS refuses one over 409,600.
+ENGINE_ITEM_LIMIT_BYTES = 405_000
+# Bytes left under the limit by an "oversize" item: less than the metadata a target copy adds.
+OVERSIZE_MARGIN_BYTES = 8
+
+
+class ControlError(Exception):
+    """A request the running cloud cannot apply (the message says why)."""
+
+
+def request(log_dir: Path, command: Mapping[str, Any], timeout: float = 10.0) -> str:
+    """Ask the ``local up`` running with ``log_dir`` to apply ``command``; its reply."""
+    directory = log_dir / CONTROL_DIR
+    if not directory.is_dir():
+        raise ControlError(f"no running `local up` with --log-dir {log_dir} (no {directory}/)")
+    name = uuid.uuid4().hex
+    staging = directory / f"{name}.tmp"
+    staging.write_text(json.dumps(dict(command)))
+    staging.rename(directory / f"{name}{_REQUEST}")  # atomic: the watcher never reads half a request
+    reply_path = directory / f"{name}{_REPLY}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if reply_path.exists():
+            reply = json.loads(reply_path.read_text())
+            reply_path.unlink()
+            if not reply["ok"]:
+                raise ControlError(str(reply["message"]))
+            return str(reply["message"])
+        time.sleep(0.05)
+    with contextlib.suppress(FileNotFoundError):
+        (directory / f"{name}{_REQUEST}").unlink()
+    raise ControlError(
+        f"the `local up` with --log-dir {log_dir} did not answer in {timeout:g} s: is it running?"
+    )
+
+
+def oversize_item(keys: Mapping[str, Any], now_us: int, region: str) -> dict[str, Any]:
+    """A stamped item a few bytes under DynamoDB's limit: the source takes it, a target copy (with
+    ``rep_seq`` added) is over it."""
+    item: dict[str, Any] = {
+        **keys,
+        "rep_ts": {"N": str(now_us)},
+        "rep_region": {"S": region},
+        "payload": {"S": ""},
+    }
+    item["payload"] = {"S": "x" * (ENGINE_ITEM_LIMIT_BYTES - OVERSIZE_MARGIN_BYTES - item_size_bytes(item))}
+    return item
+
+
+def apply(cloud: LocalCloud, command: Mapping[str, Any]) -> str:
+    """Apply one fault to the running cloud; what changed, in a sentence."""
+    action = str(command.get("fault"))
+    handler = _HANDLERS.get(action)
+    if handler is None:
+        raise ControlError(f"unknown fault {action!r}: one of {', '.join(sorted(_HANDLERS))}")
+    region = command.get("region")
+    if region is not None and region not in cloud.region_names:
+        raise ControlError(f"no region {region!r} here: {', '.join(cloud.region_names)}")
+    return handler(cloud, command)
+
+
+def _isolate(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    cloud.faults.isolate(c["region"], float(c["seconds"]))
+    return f"{c['region']} isolated from every other region for {float(c['seconds']):g} s"
+
+
+def _throttle(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    cloud.faults.throttle(c["region"], float(c["rate"]), float(c["seconds"]))
+    return (
+        f"{float(c['rate']):.0%} of the other regions' DynamoDB requests to {c['region']} throttled "
+        f"for {float(c['seconds']):g} s"
+    )
+
+
+def _hide_table(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    cloud.faults.hide_table(c["region"], c["table"], float(c["seconds"]))
+    return (
+        f"table {c['table']} of {c['region']} answers ResourceNotFoundException to the other regions "
+        f"for {float(c['seconds']):g} s"
+    )
+
+
+def _stop(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    names = cloud.pause_stream_mappings(c["region"], paused=True)
+    return f"stream mappings disabled in {c['region']}: {', '.join(names)} (records wait in the stream)"
+
+
+def _resume(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    names = cloud.pause_stream_mappings(c["region"], paused=False)
+    return f"stream mappings enabled in {c['region']}: {', '.join(names)}"
+
+
+def _heal(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    cloud.faults.heal(c.get("region"))
+    return f"network faults healed ({c.get('region') or 'every region'})"
+
+
+def _oversize(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    keys = {name: {"S": value} for name, value in dict(c["keys"]).items()}
+    item = oversize_item(keys, int(time.time() * 1_000_000), c["region"])
+    cloud.client(c["region"]).put_item(TableName=c["table"], Item=item)
+    return (
+        f"wrote {item_size_bytes(item)} bytes to {c['table']} in {c['region']} at {json.dumps(c['keys'])}: "
+        "too large for every target once the replication metadata is added (a dead letter per target)"
+    )
+
+
+_HANDLERS: dict[str, Callable[[LocalCloud, Mapping[str, Any]], str]] = {
+    "isolate": _isolate,
+    "throttle": _throttle,
+    "hide-table": _hide_table,
+    "stop": _stop,
+    "resume": _resume,
+    "heal": _heal,
+    "oversize": _oversize,
+}
+
+
+class ControlWatcher:
+    """Applies the requests that appear under ``<log dir>/control/`` to a running cloud."""
+
+    def __init__(self, cloud: LocalCloud, log_dir: Path) -> None:
+        self.cloud, self.directory = cloud, log_dir / CONTROL_DIR
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ControlWatcher:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob(f"*{_REQUEST}"):  # asked of an earlier run
+            stale.unlink()
+        self._thread = threading.Thread(target=self._run, name="local-control", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_SECONDS):
+            for path in sorted(self.directory.glob(f"*{_REQUEST}")):
+                self.handle(path)
+
+    def handle(self, path: Path) -> None:
+        try:
+            message, ok = apply(self.cloud, json.loads(path.read_text())), True
+        except (ControlError, KeyError, TypeError, ValueError) as err:
+            message, ok = (
+                f"{type(err).__name__}: {err}" if not isinstance(err, ControlError) else str(err),
+                False,
+            )
+        except Exception as err:  # the runtime keeps running; the asker learns why
+            message, ok = f"{type(err).__name__}: {err}", False
+        reply = path.with_name(path.name[: -len(_REQUEST)] + _REPLY)
+        staging = reply.with_suffix(".tmp")
+        staging.write_text(json.dumps({"ok": ok, "message": message}))
+        staging.rename(reply)
+        path.unlink()

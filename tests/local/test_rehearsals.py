@@ -1,0 +1,159 @@
+"""The runbook rehearsals of docs/LOCAL.md, end to end on the session's mesh (as `local up` runs it).
+
+Each test stages a situation of docs/OPERATIONS.md with `local fault`, runs the documented commands
+(`redrive --function ... --local-state`, `verify --repair`) through the command line, and checks the
+data. They share the session's cloud, so each heals what it broke (finally) and works on its own keys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ddbrep.cli import main
+from ddbrep.client import ReplicatedTable
+from ddbrep.local.cloud import LocalCloud
+from ddbrep.local.state import FUNCTIONS_DIR
+from tests.local.support import TABLE, comparable, raw_item, wait_for
+
+A, B, C = "us-east-1", "eu-west-1", "ap-southeast-2"
+
+
+def log_dir(cloud: LocalCloud) -> Path:
+    assert cloud.options.log_dir is not None
+    return cloud.options.log_dir
+
+
+def replicator(cloud: LocalCloud, region: str) -> tuple[str, dict[str, str]]:
+    """The region's replicator function, as `local up` wrote it: its name and environment."""
+    for path in sorted((log_dir(cloud) / FUNCTIONS_DIR / region).glob("*.json")):
+        variables = json.loads(path.read_text())["Environment"]["Variables"]
+        if "REP_TARGETS" in variables and path.stem.endswith("-replicator"):
+            return path.stem, variables
+    raise AssertionError(f"no replicator function written for {region}")
+
+
+def fault(cloud: LocalCloud, *args: str) -> None:
+    assert main(["local", "fault", "--log-dir", str(log_dir(cloud)), *args]) == 0
+
+
+def redrive(cloud: LocalCloud, region: str, *args: str) -> int:
+    name, _env = replicator(cloud, region)
+    return main(
+        ["redrive", "--function", name, "--region", region, "--local-state", str(log_dir(cloud)), *args]
+    )
+
+
+def gateway_flags(cloud: LocalCloud) -> list[str]:
+    return [a for r in cloud.region_names for a in ("--endpoint", f"{r}={cloud.region(r).endpoint_url}")]
+
+
+def dead_letters_of(cloud: LocalCloud, pk: str) -> set[str]:
+    """The S3 keys of the source region's dead letters whose write is for ``pk``."""
+    bucket = replicator(cloud, A)[1]["REP_DEAD_LETTER_BUCKET"]
+    s3 = cloud.client(A, "s3")
+    found = set()
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=f"dead-letters/{A}/").get("Contents", []):
+        entry = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        if (entry.get("write") or {}).get("keys", {}).get("pk", {}).get("S") == pk:
+            found.add(obj["Key"])
+    return found
+
+
+def key_of(pk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": "a"}}
+
+
+def test_rehearse_redrive_of_an_item_too_large_for_the_targets(mesh: LocalCloud, prefix: str, capsys):
+    pk = f"{prefix}big"
+    # Given (local fault oversize) an item that fits the source but not a target with its metadata
+    fault(mesh, "oversize", A, TABLE, "--key", f"pk={pk}", "--key", "sk=a")
+    entries = wait_for(lambda: (found := dead_letters_of(mesh, pk)) and len(found) == 2 and found, timeout=60)
+    assert entries, "no dead letter per target"
+    capsys.readouterr()
+
+    # When the operator redrives (runbook: Redrive)
+    code = redrive(mesh, A, "--skip-discarded-batches")
+    # Then it does not say done: both entries are listed as needing a person, with the fix
+    out = capsys.readouterr().out
+    assert code == 1
+    for entry in entries:
+        assert f"    {entry}: target_write_rejected: the item is over DynamoDB's 400 KB" in out
+
+    # When the person shrinks the item at the source, it replicates, and the operator redrives again
+    ReplicatedTable(mesh.client(A), TABLE, A).put_item({**key_of(pk), "payload": {"S": "small"}})
+    for region in (B, C):
+        assert wait_for(
+            lambda r=region: (raw_item(mesh, r, key_of(pk)) or {}).get("payload") == {"S": "small"}
+        )
+    redrive(mesh, A, "--skip-discarded-batches")
+    # Then both entries are resolved as stale and gone; the targets keep the small version
+    out = capsys.readouterr().out
+    assert dead_letters_of(mesh, pk) == set()
+    assert not any(entry in out for entry in entries)
+    assert raw_item(mesh, B, key_of(pk)) == raw_item(mesh, C, key_of(pk))
+
+
+def test_rehearse_a_target_table_that_disappears_and_the_handoff_redrive(
+    mesh: LocalCloud, prefix: str, capsys
+):
+    pk = f"{prefix}handed"
+    try:
+        # Given eu-west-1's table gone for the other regions (local fault hide-table)
+        fault(mesh, "hide-table", B, TABLE, "--seconds", "300")
+        # When a write is made in us-east-1: it reaches ap-southeast-2, and waits in the handoff queue
+        ReplicatedTable(mesh.client(A), TABLE, A).put_item({**key_of(pk), "body": {"S": "v1"}})
+        assert wait_for(lambda: raw_item(mesh, C, key_of(pk)), timeout=60)
+        assert raw_item(mesh, B, key_of(pk)) is None
+    finally:
+        fault(mesh, "heal", B)
+    capsys.readouterr()
+    # When the table is back and the operator redrives the queue (runbook: Handoff), waiting for writes
+    # the drain function holds
+    code = redrive(
+        mesh, A, "--handoff-queue", B, "--skip-dead-letters", "--skip-discarded-batches", "--wait", "60"
+    )
+    # Then the queue is reported empty only when it is, and the write is in eu-west-1
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "  queue now: waiting 0, in_flight 0, delayed 0 (SQS approximate counts)\n" in out
+    assert comparable(raw_item(mesh, B, key_of(pk))) == comparable(raw_item(mesh, A, key_of(pk)))
+
+
+def test_rehearse_verify_and_repair_while_a_replicator_is_stopped(mesh: LocalCloud, prefix: str, capsys):
+    pk = f"{prefix}missed"
+    assert mesh.wait_drained(60)
+    verify = [
+        "verify",
+        "--table",
+        TABLE,
+        "--source",
+        A,
+        "--target",
+        B,
+        "--samples",
+        "1000",
+        *gateway_flags(mesh),
+    ]
+    try:
+        # Given us-east-1's replicator stopped (local fault stop) and a write there
+        fault(mesh, "stop", A)
+        ReplicatedTable(mesh.client(A), TABLE, A).put_item({**key_of(pk), "body": {"S": "v1"}})
+        capsys.readouterr()
+        # When the operator verifies the pair (runbook: Verify and repair)
+        code = main([*verify, "--json"])
+        report = json.loads(capsys.readouterr().out)
+        # Then the key is reported missing in eu-west-1
+        assert code == 1
+        assert key_of(pk) in [sample["key"] for sample in report["samples"]["missing"]]
+        # When it is repaired, and verified again
+        assert main([*verify, "--repair"]) == 0
+        assert main(verify) == 0
+        # Then eu-west-1 holds the source's version
+        assert raw_item(mesh, B, key_of(pk))["rep_ts"] == raw_item(mesh, A, key_of(pk))["rep_ts"]
+    finally:
+        fault(mesh, "resume", A)
+    # And once resumed, the replicator's own delivery changes nothing (stale)
+    assert mesh.wait_drained(60)
+    assert raw_item(mesh, B, key_of(pk))["body"] == {"S": "v1"}
