@@ -4,7 +4,7 @@ The drain sets each failed message's visibility timeout to ``delay(ApproximateRe
 The schedule must keep a message replaying for the handoff queue's whole retention (14 days) within
 the queue's maxReceiveCount, or it would move to the dead-letter queue while its target may still
 come back; and the cap bounds how long a write waits once the target answers again. Both relations
-are checked at synthesis (stacks/config.py) with :meth:`Backoff.least_total`.
+are checked at synthesis (stacks/config/parse.py) with :meth:`Backoff.least_total`.
 """
 
 from __future__ import annotations
