@@ -89,6 +89,17 @@ class BackfillReport:
     elapsed_seconds: float
     skipped_segments: list[int] = field(default_factory=list)  # done before this run started
     budget_wait_seconds: float = 0.0
+    scanned_before: int = 0  # items a resumed run's checkpoint had already scanned
+
+    @property
+    def scanned_this_run(self) -> int:
+        return self.total("scanned") - self.scanned_before
+
+    def rate(self) -> float | None:
+        """Items scanned per second by this run; None when too little ran to say (a finished resume)."""
+        if self.elapsed_seconds < 1.0 or self.scanned_this_run <= 0:
+            return None
+        return self.scanned_this_run / self.elapsed_seconds
 
     def total(self, name: str) -> int:
         return sum(int(getattr(s, name)) for s in self.segments)
@@ -98,11 +109,13 @@ class BackfillReport:
         return all(s.done for s in self.segments)
 
     def to_json(self) -> dict[str, Any]:
-        totals = {n: self.total(n) for n in ("scanned", "written", "stale", "filtered", "failed")}
+        names = ("scanned", "written", "stale", "unchanged", "filtered", "failed")
+        totals = {n: self.total(n) for n in names}
         return {
             "done": self.done,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "totals": totals,
+            "scanned_this_run": self.scanned_this_run,
             "skipped_segments": self.skipped_segments,
             "budget_wait_seconds": round(self.budget_wait_seconds, 3),
             "segments": [s.to_json() for s in self.segments],
@@ -124,8 +137,15 @@ class BackfillRun:
     checkpoint_path: Path | None = None
     restart: bool = False
     write_attempts: int = 4
+    read_first: bool = False
     on_page: Callable[[SegmentState], None] = lambda _state: None
     sleep: Callable[[float], None] = time.sleep
+
+    def checkpoint_file(self) -> Path:
+        """Where each segment's position is saved after every page (the file a re-run resumes from)."""
+        return self.checkpoint_path or default_checkpoint_path(
+            self.source_region, self.source_table, self.targets
+        )
 
     def preflight(self) -> tuple[list[str], int]:
         """Key names and the source's approximate item count; a clear error for what must be fixed."""
@@ -148,10 +168,7 @@ class BackfillRun:
             "targets": [{"region": t.region, "table": t.table} for t in self.targets],
             "total_segments": self.segments,
         }
-        path = self.checkpoint_path or default_checkpoint_path(
-            self.source_region, self.source_table, self.targets
-        )
-        checkpoint = Checkpoint(path, identity)
+        checkpoint = Checkpoint(self.checkpoint_file(), identity)
         states = checkpoint.load_or_start(self.segments, self.restart)
         skipped = [s.segment for s in states if s.done]
         results: dict[int, SegmentState] = {s.segment: s for s in states}
@@ -167,6 +184,7 @@ class BackfillRun:
             page_size=self.page_size,
             budget=self.budget,
             write_attempts=self.write_attempts,
+            read_first=self.read_first,
             sleep=self.sleep,
         )
 
@@ -201,6 +219,7 @@ class BackfillRun:
             elapsed_seconds=time.monotonic() - started,
             skipped_segments=skipped,
             budget_wait_seconds=self.budget.waited_seconds,
+            scanned_before=sum(s.scanned for s in states),
         )
         if errors:
             raise ToolError(f"backfill stopped (resume with the same command): {errors[0]}")

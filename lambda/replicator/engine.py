@@ -126,7 +126,9 @@ def write_with_retries(
             code, status, message = describe_error(exc)
             kind = classify_error(code, status)
             if kind is not ErrorKind.RETRYABLE or retries + 1 >= attempts:
-                return WriteResult(kind, retries, f"{code or 'NetworkError'}: {message}")
+                # A failed condition's answer may carry the stored item (ReturnValuesOnConditionCheckFailure).
+                failed_response = getattr(exc, "response", None)
+                return WriteResult(kind, retries, f"{code or 'NetworkError'}: {message}", failed_response)
             delay = base_delay_ms * (2**retries) / 1000.0
             sleep(random.uniform(0, delay))
             retries += 1

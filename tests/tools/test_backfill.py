@@ -212,3 +212,37 @@ def test_key_schema_mismatch_is_named(conn: Connection, make_table: MakeTable, t
     target = make_table(TARGET, keys=(("pk", "S"), ("sk", "N")))
     with pytest.raises(ToolError, match=r"key schema differs: .*pk HASH S\].*pk HASH S, sk RANGE N"):
         BackfillRun(conn, SOURCE, source, [Target(TARGET, target)], checkpoint_path=tmp_path / "c").run()
+
+
+def test_a_rerun_reports_copies_already_in_the_target_as_unchanged_and_read_first_spends_no_puts(
+    conn: Connection, make_table: MakeTable, tmp_path: Path
+):
+    # Given a backfill that already copied 20 items, and one target copy made newer since
+    source, target = make_table(SOURCE), make_table(TARGET)
+    seed(conn, source, 20)
+
+    runs = iter(range(10))
+
+    def run(read_first: bool, clients: Any = conn) -> Any:
+        return BackfillRun(
+            clients,
+            SOURCE,
+            source,
+            [Target(TARGET, target)],
+            segments=2,
+            page_size=5,
+            checkpoint_path=tmp_path / f"cp-{next(runs)}.json",  # a new run each time, not a resume
+            read_first=read_first,
+        ).run()
+
+    assert run(False).total("written") == 20
+    put_items(conn, TARGET, target, [stamped("k0000", 99_999, TARGET, body="newer")])
+    # When it runs again (a new run, not a resume)
+    again = run(False)
+    # Then the 19 copies already there are unchanged, the newer one is stale, nothing is written
+    assert (again.total("written"), again.total("unchanged"), again.total("stale")) == (0, 19, 1)
+    # And with --read-first the same re-run makes no put at all for the copies already there
+    counting = CountingClients(conn)
+    read_first = run(True, counting)
+    assert (read_first.total("unchanged"), read_first.total("stale")) == (19, 1)
+    assert counting.puts.get(TARGET, 0) == 1  # only the key whose target copy differs is tried

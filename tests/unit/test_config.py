@@ -1,4 +1,4 @@
-"""stacks/config.py: the cdk.json context -> deployment plan. Pure: no CDK, runs in milliseconds."""
+"""stacks/config/: the cdk.json context -> deployment plan. Pure: no CDK, runs in milliseconds."""
 
 from __future__ import annotations
 
