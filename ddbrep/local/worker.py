@@ -94,6 +94,30 @@ class LambdaContext:
         return cls(config, request_id=f"local-{uuid.uuid4()}", deadline=time.time() + timeout_seconds)
 
 
+def lambda_log_lines(
+    request_id: str, lines: Sequence[str], ok: bool, payload: Any, started: float
+) -> list[str]:
+    """What CloudWatch Logs shows for one invocation: START, the function's own lines, the error Lambda
+    logs for a failed invocation (type, message, stack trace), END and REPORT."""
+    out = [f"START RequestId: {request_id} Version: $LATEST", *lines]
+    if not ok and isinstance(payload, Mapping):
+        out.append(
+            "[ERROR] "
+            + json.dumps(
+                {
+                    "errorType": payload.get("errorType", ""),
+                    "errorMessage": payload.get("errorMessage", ""),
+                    "requestId": request_id,
+                    "stackTrace": payload.get("stackTrace", []),
+                }
+            )
+        )
+    duration = (time.monotonic() - started) * 1000
+    out.append(f"END RequestId: {request_id}")
+    out.append(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms")
+    return out
+
+
 class _LineCapture(io.TextIOBase):
     """Replaces sys.stdout/sys.stderr in the sandbox: collects complete lines, thread-safe."""
 
@@ -308,18 +332,18 @@ class FunctionWorker:
                     self._kill()
                     self.errors += 1
                     message = f"Task timed out after {self.config.timeout_seconds:.2f} seconds"
-                    return Invocation(
-                        request_id, False, {"errorType": "Sandbox.Timedout", "errorMessage": message}
-                    )
+                    error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
+                    self._emit(lambda_log_lines(request_id, [], False, error, started))
+                    return Invocation(request_id, False, error)
                 status, payload, lines = self._conn.recv()
             except (EOFError, OSError, BrokenPipeError) as err:
                 self._kill()
                 self.errors += 1
-                return Invocation(
-                    request_id, False, {"errorType": "Runtime.ExitError", "errorMessage": repr(err)}
-                )
-            self._emit(lines)
+                error = {"errorType": "Runtime.ExitError", "errorMessage": repr(err)}
+                self._emit(lambda_log_lines(request_id, [], False, error, started))
+                return Invocation(request_id, False, error)
             ok = status == "ok"
+            self._emit(lambda_log_lines(request_id, lines, ok, payload, started))
             if not ok:
                 self.errors += 1
             return Invocation(

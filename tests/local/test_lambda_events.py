@@ -195,6 +195,30 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Functio
         worker.stop()
 
 
+def test_the_function_log_carries_its_lines_and_the_error_as_cloudwatch_shows_them(
+    recorder: tuple[FunctionWorker, Path],
+) -> None:
+    # Given the function's output hook (the local log file's writer)
+    worker, _ = recorder
+    logged: list[str] = []
+    worker.on_output = lambda _config, lines: logged.extend(lines)
+    poison = sdk_record(9, {"fail": {"S": "raise"}})
+    # When an invocation raises
+    invocation = worker.invoke(
+        {"Records": [to_lambda_record(poison, region=REGION, stream_arn=STREAM_ARN).event]}
+    )
+    worker.on_output = None
+    # Then the log holds START, the error Lambda logs (type, message, stack trace), END and REPORT
+    assert not invocation.ok
+    assert logged[0] == f"START RequestId: {invocation.request_id} Version: $LATEST"
+    (error_line,) = [line for line in logged if line.startswith("[ERROR] ")]
+    error = json.loads(error_line.removeprefix("[ERROR] "))
+    assert error["errorType"] == "RuntimeError" and "poison record" in error["errorMessage"]
+    assert any("recorder.py" in frame for frame in error["stackTrace"])
+    assert logged[-2] == f"END RequestId: {invocation.request_id}"
+    assert logged[-1].startswith(f"REPORT RequestId: {invocation.request_id}\tDuration: ")
+
+
 def test_the_handler_receives_parsed_json(recorder: tuple[FunctionWorker, Path]) -> None:
     # Given a stream event built by the serializer
     worker, record_file = recorder
