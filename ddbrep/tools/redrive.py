@@ -312,22 +312,37 @@ class Redrive:
                     break
                 entry = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 outcome, reason, error = self._replay_entry(entry, replicator)
-                if outcome is RedriveOutcome.STILL_FAILING:
-                    attempts = list(entry.get("redrive_attempts", []))
-                    attempts.append({"at": self.clock(), "reason": reason, "error": error})
-                    entry["redrive_attempts"] = attempts
-                    s3.put_object(
-                        Bucket=bucket,
-                        Key=key,
-                        Body=json.dumps(entry, default=str).encode(),
-                        ContentType="application/json",
-                    )
-                else:
-                    s3.delete_object(Bucket=bucket, Key=key)
+                self._settle(s3, bucket, key, entry, outcome, reason, error)
                 report.note(key, outcome, reason, error)
         finally:
             replicator.close()
         return report
+
+    def _settle(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        document: dict[str, Any],
+        outcome: RedriveOutcome,
+        reason: str,
+        error: str,
+    ) -> None:
+        """An entry that still fails stays where it is with this attempt added; any other is removed."""
+        if outcome not in (RedriveOutcome.STILL_FAILING, RedriveOutcome.UNRECOVERABLE):
+            s3.delete_object(Bucket=bucket, Key=key)
+            return
+        attempts = list(document.get("redrive_attempts", []))
+        attempts.append({"at": self.clock(), "reason": reason, "error": error})
+        document["redrive_attempts"] = attempts
+        if outcome is RedriveOutcome.UNRECOVERABLE:
+            document["unrecoverable"] = True
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(document, default=str).encode(),
+            ContentType="application/json",
+        )
 
     def _keys(self, s3: Any, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -415,20 +430,7 @@ class Redrive:
                     break
                 document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 outcome, reason, error = self._replay_discarded(document, replicator)
-                if outcome in (RedriveOutcome.STILL_FAILING, RedriveOutcome.UNRECOVERABLE):
-                    attempts = list(document.get("redrive_attempts", []))
-                    attempts.append({"at": self.clock(), "reason": reason, "error": error})
-                    document["redrive_attempts"] = attempts
-                    if outcome is RedriveOutcome.UNRECOVERABLE:
-                        document["unrecoverable"] = True
-                    s3.put_object(
-                        Bucket=bucket,
-                        Key=key,
-                        Body=json.dumps(document, default=str).encode(),
-                        ContentType="application/json",
-                    )
-                else:
-                    s3.delete_object(Bucket=bucket, Key=key)
+                self._settle(s3, bucket, key, document, outcome, reason, error)
                 report.note(key, outcome, reason, error)
         finally:
             replicator.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from tests.chaos.support import (
     redrive,
     snapshot,
 )
+from tests.local.support import index_rejecting_empty
 
 pytestmark = pytest.mark.chaos
 
@@ -39,32 +39,8 @@ INDEX = "by_ref"
 ENGINE_ITEM_LIMIT = 405_000
 
 
-@contextlib.contextmanager
-def drifted_index(cloud: LocalCloud) -> Iterator[None]:
-    """A global secondary index on ``ref`` added to one region's table by hand (schema drift): that
-    region rejects an item whose ``ref`` is an empty string, which the other regions accept."""
-    client = cloud.client(DRIFTED)
-    client.update_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "ref", "AttributeType": "S"}],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": INDEX,
-                    "KeySchema": [{"AttributeName": "ref", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            }
-        ],
-    )
-    try:
-        yield
-    finally:
-        indexes = client.describe_table(TableName=TABLE)["Table"].get("GlobalSecondaryIndexes", [])
-        if any(index["IndexName"] == INDEX for index in indexes):
-            client.update_table(
-                TableName=TABLE, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": INDEX}}]
-            )
+def drifted_index(cloud: LocalCloud) -> contextlib.AbstractContextManager[None]:
+    return index_rejecting_empty(cloud, DRIFTED, INDEX)
 
 
 def entries_for(cloud: LocalCloud, prefix: str) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,34 @@ def user_view(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if item is None:
         return None
     return {name: canonical(value) for name, value in item.items() if not name.startswith(METADATA_PREFIX)}
+
+
+@contextlib.contextmanager
+def index_rejecting_empty(
+    cloud: LocalCloud, region: str, index: str, attribute: str = "ref"
+) -> Iterator[None]:
+    """A global secondary index on ``attribute`` added to one region's table by hand (schema drift):
+    that region rejects an item whose ``attribute`` is an empty string (a permanent error), which the
+    other regions accept. Removed again on the way out."""
+    client = cloud.client(region)
+    client.update_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": attribute, "AttributeType": "S"}],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": index,
+                    "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            }
+        ],
+    )
+    try:
+        yield
+    finally:
+        indexes = client.describe_table(TableName=TABLE)["Table"].get("GlobalSecondaryIndexes", [])
+        if any(existing["IndexName"] == index for existing in indexes):
+            client.update_table(
+                TableName=TABLE, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index}}]
+            )

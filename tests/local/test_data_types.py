@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from ddbrep.client import ReplicatedTable
@@ -23,7 +22,7 @@ from ddbrep.tools.redrive import DEAD_LETTER_PREFIX
 from replicator.core import metrics_names as m
 from tests.chaos.support import dead_letter_bucket, redrive
 from tests.local.conftest import MESH_REGIONS, ONE_WAY_REPLICAS, ONE_WAY_SOURCE
-from tests.local.support import TABLE, every_type, raw_item, user_view, wait_for
+from tests.local.support import TABLE, every_type, index_rejecting_empty, raw_item, user_view, wait_for
 
 DRAIN_TIMEOUT = 60.0
 
@@ -176,32 +175,8 @@ DRIFTED = "eu-west-1"
 INDEX = "types_by_ref"
 
 
-@contextlib.contextmanager
-def rejecting_empty_refs(cloud: LocalCloud) -> Iterator[None]:
-    """A global secondary index on ``ref`` added to one region's table by hand (schema drift): that
-    region rejects an item whose ``ref`` is an empty string (a permanent error), the others accept it."""
-    client = cloud.client(DRIFTED)
-    client.update_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "ref", "AttributeType": "S"}],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": INDEX,
-                    "KeySchema": [{"AttributeName": "ref", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            }
-        ],
-    )
-    try:
-        yield
-    finally:
-        indexes = client.describe_table(TableName=TABLE)["Table"].get("GlobalSecondaryIndexes", [])
-        if any(index["IndexName"] == INDEX for index in indexes):
-            client.update_table(
-                TableName=TABLE, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": INDEX}}]
-            )
+def rejecting_empty_refs(cloud: LocalCloud) -> contextlib.AbstractContextManager[None]:
+    return index_rejecting_empty(cloud, DRIFTED, INDEX)
 
 
 def dead_letters_of(cloud: LocalCloud, region: str, pk: str) -> list[dict[str, Any]]:
