@@ -301,18 +301,27 @@ class Redrive:
 
     def dead_letters(self, prefix: str | None = None, limit: int | None = None) -> RedriveReport:
         """Replay every entry under ``prefix`` (default: this source region's entries)."""
+        prefix = prefix or f"{DEAD_LETTER_PREFIX}{self.settings.local_region}/"
+        return self._replay_bucket(prefix, limit, self._replay_entry)
+
+    def _replay_bucket(
+        self,
+        prefix: str,
+        limit: int | None,
+        replay: Callable[[Mapping[str, Any], Replicator], tuple[RedriveOutcome, str, str]],
+    ) -> RedriveReport:
+        """Replay each JSON document under ``prefix`` in the dead-letter bucket, settling each one."""
         bucket = self.settings.dead_letter_bucket
         s3 = self.ports.client("s3", self.settings.local_region)
-        prefix = prefix or f"{DEAD_LETTER_PREFIX}{self.settings.local_region}/"
         report = RedriveReport()
         replicator = Replicator(self.settings, self.capturing, clock=self.clock, sleep=self.sleep)
         try:
             for done, key in enumerate(self._keys(s3, bucket, prefix)):
                 if limit is not None and done >= limit:
                     break
-                entry = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-                outcome, reason, error = self._replay_entry(entry, replicator)
-                self._settle(s3, bucket, key, entry, outcome, reason, error)
+                document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                outcome, reason, error = replay(document, replicator)
+                self._settle(s3, bucket, key, document, outcome, reason, error)
                 report.note(key, outcome, reason, error)
         finally:
             replicator.close()
@@ -420,20 +429,7 @@ class Redrive:
         ``unrecoverable``, and the report carries the ``verify --repair`` commands that find what the
         batch changed.
         """
-        bucket = self.settings.dead_letter_bucket
-        s3 = self.ports.client("s3", self.settings.local_region)
-        report = RedriveReport()
-        replicator = Replicator(self.settings, self.capturing, clock=self.clock, sleep=self.sleep)
-        try:
-            for done, key in enumerate(self._keys(s3, bucket, prefix)):
-                if limit is not None and done >= limit:
-                    break
-                document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-                outcome, reason, error = self._replay_discarded(document, replicator)
-                self._settle(s3, bucket, key, document, outcome, reason, error)
-                report.note(key, outcome, reason, error)
-        finally:
-            replicator.close()
+        report = self._replay_bucket(prefix, limit, self._replay_discarded)
         if report.counts[RedriveOutcome.UNRECOVERABLE]:
             report.repair_commands = self.repair_commands()
         return report
