@@ -84,6 +84,7 @@ HOSTILE: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("string-that-is-a-number", set_new("v", {"S": 5}), "NewImage.v.S must be a string"),
     ("number-that-is-text", set_new("v", {"N": "abc"}), "must be a number written as a string"),
     ("number-too-precise", set_new("v", {"N": "1" * 39}), "more than 38 significant digits"),
+    ("number-out-of-range", set_new("v", {"N": "1e400"}), "outside DynamoDB's number range"),
     ("binary-not-base64", set_new("v", {"B": "%%%"}), "is not valid base64"),
     ("empty-string-set", set_new("v", {"SS": []}), "no empty sets"),
     ("null-false", set_new("v", {"NULL": False}), "must be true"),

@@ -90,6 +90,8 @@ def test_sdk_items_round_trip_bytes_exact(item: dict[str, Any]) -> None:
         ({"a": {"N": "12a"}}, "must be a number"),
         ({"a": {"N": 5}}, "must be a number"),
         ({"a": {"N": "1" * 39}}, "more than 38 significant digits"),
+        ({"a": {"N": "1e126"}}, "outside DynamoDB's number range"),
+        ({"a": {"N": "-1E-131"}}, "outside DynamoDB's number range"),
         ({"a": {"B": "not base64!"}}, "not valid base64"),
         ({"a": {"B": 12}}, "must be base64 text"),
         ({"a": {"BOOL": "true"}}, "must be true or false"),
@@ -111,3 +113,5 @@ def test_hostile_values_are_named_by_path(item: Any, message: str) -> None:
 
 def test_valid_item_passes_validation() -> None:
     validate_item(EVENT_ITEM)
+    validate_item({"big": {"N": "9.9999999999999999999999999999999999999E+125"}, "small": {"N": "1E-130"}})
+    validate_item({"zero": {"N": "0E-500"}, "negative": {"N": "-0.5"}})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,7 @@ WireItem = Mapping[str, Mapping[str, Any]]
 
 TYPE_TAGS = ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS")
 MAX_NUMBER_DIGITS = 38  # DynamoDB: up to 38 significant digits
+MIN_EXPONENT, MAX_EXPONENT = -130, 125  # DynamoDB: magnitudes from 1E-130 to 9.99...E+125
 MAX_DEPTH = 32  # DynamoDB: nested attributes up to 32 levels deep
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -185,6 +187,11 @@ def _check_n(inner: Any, path: str, depth: int) -> None:
     digits = inner.strip().lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
     if len(digits) > MAX_NUMBER_DIGITS:
         raise WireFormatError(f"{path} has more than {MAX_NUMBER_DIGITS} significant digits: {inner[:60]!r}")
+    value = decimal.Decimal(inner.strip())
+    if value != 0 and not MIN_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        raise WireFormatError(
+            f"{path} = {inner[:60]!r} is outside DynamoDB's number range (magnitude 1E-130 to 9.99E+125)"
+        )
 
 
 def _check_b(inner: Any, path: str, depth: int) -> None:
