@@ -336,7 +336,6 @@ class SegmentWorker:
             return "failed", result.error
         raise BackfillError(f"writing to {target.table} in {target.region} failed: {result.error}")
 
-
     def _holds(self, client: Any, write: TargetWrite) -> bool:
         """The target already holds this copy (an eventually consistent read: a stale answer only costs
         the conditional put it would have made anyway)."""
