@@ -157,3 +157,41 @@ def test_rehearse_verify_and_repair_while_a_replicator_is_stopped(mesh: LocalClo
     # And once resumed, the replicator's own delivery changes nothing (stale)
     assert mesh.wait_drained(60)
     assert raw_item(mesh, B, key_of(pk))["body"] == {"S": "v1"}
+
+
+def test_rehearse_a_backfill_of_data_written_while_replication_was_off(
+    mesh: LocalCloud, prefix: str, capsys, tmp_path: Path
+):
+    keys = [key_of(f"{prefix}old-{i}") for i in range(12)]
+    assert mesh.wait_drained(60)
+    try:
+        # Given us-east-1's replicator stopped (local fault stop) and items written there meanwhile:
+        # data the other regions never received, as before replication started
+        fault(mesh, "stop", A)
+        table = ReplicatedTable(mesh.client(A), TABLE, A)
+        for i, key in enumerate(keys):
+            table.put_item({**key, "body": {"S": f"v{i}"}})
+        assert all(raw_item(mesh, B, key) is None for key in keys)
+        capsys.readouterr()
+
+        # When the operator backfills the other regions (runbook: Backfill), twice (a re-run)
+        def backfill(checkpoint: str, *flags: str) -> list[str]:
+            targets = ["--target", B, "--target", C, "--checkpoint", str(tmp_path / checkpoint)]
+            return ["backfill", "--source", A, "--table", TABLE, *targets, *flags, *gateway_flags(mesh)]
+
+        assert main(backfill("first.json", "--no-progress")) == 0
+        first = capsys.readouterr().out
+        assert main(backfill("again.json", "--json", "--read-first")) == 0
+        second = json.loads(capsys.readouterr().out)["totals"]
+    finally:
+        fault(mesh, "resume", A)
+    # Then every item is in both regions with the source's version, and the re-run wrote nothing
+    for key in keys:
+        for region in (B, C):
+            assert comparable(raw_item(mesh, region, key)) == comparable(raw_item(mesh, A, key))
+    assert "backfill done:" in first and "failed 0" in first
+    # (the table holds other tests' items too: every copy already there is "unchanged", none failed)
+    assert second["unchanged"] >= 2 * len(keys) and second["failed"] == 0
+    # And once resumed, the replicator's own delivery changes nothing (the copies hold the same version)
+    assert mesh.wait_drained(60)
+    assert all(raw_item(mesh, B, key)["body"] == raw_item(mesh, A, key)["body"] for key in keys)
