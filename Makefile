@@ -9,7 +9,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 export PYTHONPATH := $(CURDIR)/lambda:$(CURDIR)
 
-.PHONY: setup test lint typecheck unit demo bench synth clean
+.PHONY: setup test lint typecheck unit chaos demo bench synth clean
 
 $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ test: lint typecheck
 
 unit: setup
 	$(BIN)/pytest -q tests/unit
+
+# The soak: 10,000 seeded operations over 3 regions under faults (5-15 min). SOAK_OPERATIONS, SOAK_SEED,
+# SOAK_KEYS and SOAK_RATE (operations per second) change the run; the seed is printed at start.
+chaos: setup
+	$(BIN)/pytest -q -s -m soak tests/soak
 
 synth: setup
 	npx --no-install cdk synth --quiet

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import random
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -15,16 +18,28 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddbrep.local import streams
 from ddbrep.local.cloud import LocalCloud, LocalFunction
 from ddbrep.local.mapping import StreamPoller
 from ddbrep.tools.aws import Connection
+from ddbrep.tools.conflicts import list_conflicts
 from ddbrep.tools.redrive import Redrive, settings_from_environment
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
 from replicator.core.compare import compare
-from replicator.core.metadata import AttributeNames, Version, is_tombstone, user_attributes, version_of
+from replicator.core.conflicts import version_from_json
+from replicator.core.metadata import (
+    LOWEST,
+    AttributeNames,
+    Version,
+    is_tombstone,
+    pad_sequence,
+    user_attributes,
+    version_of,
+)
+from replicator.core.pattern import matches
 from tests.local.conftest import MESH_REGIONS
-from tests.local.support import TABLE, scan_prefix
+from tests.local.support import TABLE, scan_prefix, wait_for
 
 NAMES = AttributeNames.with_prefix("rep_")
 DRAIN_TIMEOUT = 120.0
@@ -347,3 +362,192 @@ def redrive(cloud: LocalCloud, region: str) -> Redrive:
 def dead_letter_bucket(cloud: LocalCloud, region: str) -> str:
     env = replicator_function(cloud, region).worker.config.environment
     return str(settings_from_environment(env, {}).dead_letter_bucket)
+
+
+# --- the streams in full: what every record replaced, for the conflict rule and redeliveries ---------
+
+
+def stream_records(cloud: LocalCloud, region: str, prefix: str = "") -> list[dict[str, Any]]:
+    """Every raw record (GetRecords form) of ``region``'s table stream whose pk starts with ``prefix``.
+
+    Like ``stream_images``, a fresh AFTER_SEQUENCE_NUMBER iterator per read, bounded in pages.
+    """
+    client = cloud.client(region, "dynamodbstreams")
+    arn = cloud.regions[region].tables[TABLE]
+    found: list[dict[str, Any]] = []
+    for shard in client.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
+        position: str | None = None
+        for _page in range(10_000):
+            request: dict[str, Any] = {"StreamArn": arn, "ShardId": shard["ShardId"]}
+            if position is None:
+                request["ShardIteratorType"] = "TRIM_HORIZON"
+            else:
+                request.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position)
+            iterator = client.get_shard_iterator(**request)["ShardIterator"]
+            records = client.get_records(ShardIterator=iterator, Limit=1000).get("Records", [])
+            if not records:
+                break
+            found.extend(r for r in records if r["dynamodb"]["Keys"]["pk"]["S"].startswith(prefix))
+            position = records[-1]["dynamodb"]["SequenceNumber"]
+    return found
+
+
+def versions_created(
+    history: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> dict[str, dict[Stamp, list[dict[str, Any]]]]:
+    """``created_versions`` from streams already read (``history``: region -> ``stream_records``)."""
+    versions: dict[str, dict[Stamp, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for records in history.values():
+        for record in records:
+            image = record["dynamodb"].get("NewImage")
+            if image is not None and NAMES.ts in image and NAMES.region in image:
+                pk = record["dynamodb"]["Keys"]["pk"]["S"]
+                versions[pk][stamp_of(version_of(image, NAMES))].append(image)
+    return versions
+
+
+Conflict = tuple[str, Version, Version]  # (pk, losing version, winning version)
+
+
+def conflicts_in_history(history: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Conflict]:
+    """The conflicts the streams show, found without the engine's rule (tests/unit/sim.py's
+    ``Mesh.conflicts_in_history`` on the real streams).
+
+    Region T's own version W lost a conflict when the record that replaced it in T's stream brought
+    another region R's version V whose writer had not seen W: the record that created V in R's stream
+    replaced a state older than W (or an unversioned one). A replicated copy carries the sequence
+    number of the record that created its original, so each creation is indexed by that too.
+    """
+    created_over: dict[tuple[str, Version], Version] = {}
+    for region, records in history.items():
+        for record in records:
+            new, old = record["dynamodb"].get("NewImage"), record["dynamodb"].get("OldImage")
+            if new is None or new.get(NAMES.region, {}).get("S") != region:
+                continue
+            pk = record["dynamodb"]["Keys"]["pk"]["S"]
+            created = version_of(new, NAMES)
+            base = version_of(old, NAMES) if old else LOWEST
+            created_over[(pk, created)] = base
+            sequence = pad_sequence(record["dynamodb"]["SequenceNumber"])
+            created_over[(pk, created._replace(seq=sequence))] = base
+    found = []
+    for region, records in history.items():
+        for record in records:
+            old, new = record["dynamodb"].get("OldImage"), record["dynamodb"].get("NewImage")
+            if old is None or new is None or old.get(NAMES.region, {}).get("S") != region:
+                continue
+            if new.get(NAMES.region, {}).get("S") in (None, region):
+                continue
+            pk = record["dynamodb"]["Keys"]["pk"]["S"]
+            lost, winner = version_of(old, NAMES), version_of(new, NAMES)
+            # a winner never created anywhere is a last-writer-wins violation, reported there
+            if created_over.get((pk, winner), LOWEST) < lost:
+                found.append((pk, lost, winner))
+    return sorted(found)
+
+
+def logged_conflicts(cloud: LocalCloud, since: float, until: float, prefix: str = "") -> list[Conflict]:
+    """Every entry of every region's conflict log (ddbrep.tools.conflicts, as the command reads it)."""
+    found = []
+    for region in REGIONS:
+        records = list_conflicts(
+            operator_connection(cloud, region),
+            region,
+            dead_letter_bucket(cloud, region),
+            since,
+            until,
+            key_prefix=prefix,
+        )
+        found.extend(
+            (str(r.keys["pk"]["S"]), version_from_json(r.losing), version_from_json(r.winning))
+            for r in records
+        )
+    return sorted(found)
+
+
+# --- redelivery, the way Lambda and an operator cause it ---------------------------------------------------
+
+
+def kill_replicator_mid_invocation(
+    cloud: LocalCloud, region: str, rng: random.Random, timeout: float = 10.0
+) -> int | None:
+    """Kill ``region``'s replicator sandbox (by its PID) once it is in the middle of an invocation (see
+    tests/chaos/test_redelivery.py); the stream mapping bisects and redelivers the batch. The PID
+    killed, or None when no invocation was in flight within ``timeout``.
+
+    Nothing else may invoke that function meanwhile: an invocation is in flight when the worker has
+    counted more invocations than the mapping has seen return.
+    """
+    worker, poller = replicator_function(cloud, region).worker, stream_poller(cloud, region)
+
+    def in_flight() -> bool:
+        return worker.invocations > poller.stats.invocations
+
+    if not wait_for(in_flight, timeout=timeout, interval=0.01):
+        return None
+    time.sleep(rng.uniform(0.02, 0.2))  # some of the batch's writes are done by now
+    pid = worker.pid
+    if pid is None or not in_flight():
+        return None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not in_flight(), timeout=30)
+    return pid
+
+
+@dataclass
+class Redelivery:
+    """What ``redeliver_old_batches`` delivered again."""
+
+    batches: int = 0
+    records: int = 0
+    function_errors: int = 0
+
+
+def redeliver_old_batches(
+    cloud: LocalCloud,
+    region: str,
+    rng: random.Random,
+    *,
+    batch_size: int = 40,
+    ttl_prefix: str | None = None,
+) -> Redelivery:
+    """Deliver two earlier slices of ``region``'s stream to its replicator again, the later slice first:
+    duplicates that arrive out of order, long after the records were first applied.
+
+    The records are built as the stream mapping builds them (engine artifacts dropped, Lambda's event
+    form, the mapping's own filters applied, so no echo is delivered). moto keeps no identity on its
+    records: a REMOVE of a key under ``ttl_prefix`` (keys only the TTL sweeper deletes) gets the TTL
+    service's identity back, as the mapping delivered it the first time.
+    """
+    poller = stream_poller(cloud, region)
+    arn = cloud.regions[region].tables[TABLE]
+    description = cloud.client(region, "dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]
+    shard_id = str(description["Shards"][0]["ShardId"])  # the engine has exactly one shard per stream
+    raws = list(
+        streams.drop_engine_artifacts(stream_records(cloud, region), now=time.time(), hold_seconds=0).records
+    )
+    done = Redelivery()
+    if len(raws) < 2 * batch_size:
+        return done
+    starts = sorted(rng.sample(range(len(raws) - batch_size), 2), reverse=True)  # later slice first
+    for start in starts:
+        events = []
+        for raw in raws[start : start + batch_size]:
+            pk = raw["dynamodb"]["Keys"]["pk"]["S"]
+            ttl_delete = ttl_prefix is not None and raw["eventName"] == "REMOVE" and pk.startswith(ttl_prefix)
+            event = streams.to_lambda_record(
+                raw,
+                region=region,
+                stream_arn=arn,
+                shard_id=shard_id,
+                user_identity=streams.TTL_IDENTITY if ttl_delete else None,
+            ).event
+            if not poller.spec.filters or any(matches(p, event) for p in poller.spec.filters):
+                events.append(event)
+        if not events:
+            continue
+        invocation = poller.function.invoke({"Records": events})
+        done.batches += 1
+        done.records += len(events)
+        done.function_errors += int(not invocation.ok)
+    return done
