@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,9 @@ class TtlSweeper:
         self.interval = interval
         self.clock = clock
         self.expired = 0
-        self._pending: dict[tuple[str, str], str] = {}  # (table, key id) -> TTL value deleted on
+        # (table, key id) -> TTL value -> deletions made and not yet seen on the stream. A count, not one
+        # value: a key re-created and expired again before the mapping read the first REMOVE has two.
+        self._pending: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,15 +84,21 @@ class TtlSweeper:
         if raw.get("eventName") != "REMOVE":
             return None
         dynamodb = raw.get("dynamodb", {})
+        old_image = dynamodb.get("OldImage") or {}
+        keys = dynamodb.get("Keys", {})
+        # moto encodes binary key values in Keys twice; the image's key attributes are right.
+        if keys and all(name in old_image for name in keys):
+            keys = {name: old_image[name] for name in keys}
+        attribute = next((t.attribute for t in self.tables if t.name == table), "")
+        seen = (old_image.get(attribute) or {}).get("N")
+        pending_key = (table, _key_id(keys))
         with self._lock:
-            expected = self._pending.get((table, _key_id(dynamodb.get("Keys", {}))))
-            if expected is None:
+            pending = self._pending.get(pending_key)
+            if not pending or seen is None or pending[seen] <= 0:
                 return None
-            attribute = next((t.attribute for t in self.tables if t.name == table), "")
-            seen = ((dynamodb.get("OldImage") or {}).get(attribute) or {}).get("N")
-            if seen != expected:
-                return None
-            del self._pending[(table, _key_id(dynamodb["Keys"]))]
+            pending[seen] -= 1
+            if not +pending:
+                del self._pending[pending_key]
         return TTL_IDENTITY
 
     def sweep(self) -> int:
@@ -127,7 +136,7 @@ class TtlSweeper:
         value = item[table.attribute]["N"]
         pending_key = (table.name, _key_id(keys))
         with self._lock:
-            self._pending[pending_key] = value
+            self._pending[pending_key][value] += 1
         try:
             self.client.delete_item(
                 TableName=table.name,
@@ -138,8 +147,12 @@ class TtlSweeper:
             )
             return True
         except ClientError:
+            # This attempt deleted nothing (the item changed): withdraw it alone, not earlier deletes
+            # of the same key whose REMOVE records the mapping has not read yet.
             with self._lock:
-                self._pending.pop(pending_key, None)
+                self._pending[pending_key][value] -= 1
+                if not +self._pending[pending_key]:
+                    del self._pending[pending_key]
             return False
 
     def start(self) -> None:

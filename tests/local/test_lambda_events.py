@@ -174,6 +174,33 @@ def test_ttl_sweeper_recognises_its_deletions_of_binary_keys() -> None:
     assert sweeper.identity_for("t", remove) is not None
 
 
+def test_ttl_sweeper_recognises_every_expiry_of_a_key_the_stream_has_not_caught_up_with() -> None:
+    from botocore.exceptions import ClientError
+
+    # Given a key expired twice (re-created by a redelivery in between) before the mapping read either
+    # REMOVE, and one attempt in between that deleted nothing (the item had changed)
+    outcomes = iter(["deleted", "changed", "deleted"])
+
+    class Client:
+        def scan(self, **_: Any) -> dict[str, Any]:
+            return {"Items": [{"pk": {"S": "k"}, "expires": {"N": "5"}}]}
+
+        def delete_item(self, **_: Any) -> None:
+            if next(outcomes) == "changed":
+                raise ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, "DeleteItem")
+
+    sweeper = TtlSweeper(Client(), [TtlTable("t", "expires", ("pk",))], clock=lambda: 100.0)
+    assert [sweeper.sweep() for _ in range(3)] == [1, 0, 1]
+    remove = {
+        "eventName": "REMOVE",
+        "dynamodb": {"Keys": {"pk": {"S": "k"}}, "OldImage": {"pk": {"S": "k"}, "expires": {"N": "5"}}},
+    }
+    # When both REMOVE records arrive, Then both are the TTL service's (not hard deletes), and no more
+    assert sweeper.identity_for("t", remove) is not None
+    assert sweeper.identity_for("t", remove) is not None
+    assert sweeper.identity_for("t", remove) is None
+
+
 # --- the sandbox boundary -------------------------------------------------------------------------------
 
 
