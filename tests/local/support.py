@@ -231,9 +231,12 @@ def index_rejecting_empty(
     that region rejects an item whose ``attribute`` is an empty string (a permanent error), which the
     other regions accept. Removed again on the way out."""
     client = cloud.client(region)
+    # moto's UpdateTable replaces the attribute definitions instead of adding to them (AWS adds): restate
+    # the table's own, or its key attributes lose their types for every later DescribeTable.
+    keys = client.describe_table(TableName=TABLE)["Table"]["AttributeDefinitions"]
     client.update_table(
         TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": attribute, "AttributeType": "S"}],
+        AttributeDefinitions=[*keys, {"AttributeName": attribute, "AttributeType": "S"}],
         GlobalSecondaryIndexUpdates=[
             {
                 "Create": {
@@ -250,5 +253,7 @@ def index_rejecting_empty(
         indexes = client.describe_table(TableName=TABLE)["Table"].get("GlobalSecondaryIndexes", [])
         if any(existing["IndexName"] == index for existing in indexes):
             client.update_table(
-                TableName=TABLE, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index}}]
+                TableName=TABLE,
+                AttributeDefinitions=keys,
+                GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index}}],
             )
