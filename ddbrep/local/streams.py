@@ -79,7 +79,7 @@ def to_lambda_record(
     for image in _IMAGES:
         if image in source:
             dynamodb[image] = wire.from_sdk(source[image])
-    dynamodb["Keys"] = _keys(source)
+    dynamodb["Keys"] = record_keys(source)
     dynamodb["SequenceNumber"] = str(source["SequenceNumber"])
     dynamodb["SizeBytes"] = int(source["SizeBytes"])
     dynamodb["StreamViewType"] = str(source["StreamViewType"])
@@ -104,7 +104,7 @@ def to_lambda_record(
     )
 
 
-def _keys(source: Mapping[str, Any]) -> dict[str, Any]:
+def record_keys(source: Mapping[str, Any]) -> dict[str, Any]:
     """The record's Keys in event form, taken from its image when it has one.
 
     moto base64-encodes binary key values in ``Keys`` a second time (its images are right): for

@@ -10,7 +10,6 @@ registers each key before deleting it, and the stream poller stamps
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter, defaultdict
@@ -21,8 +20,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddbrep.local.resilience import ErrorListener, LoopStats, run_forever
-from ddbrep.local.streams import TTL_IDENTITY
+from ddbrep.local.streams import TTL_IDENTITY, record_keys
 from replicator.core import wire
+from replicator.core.records import key_id
 
 FIVE_YEARS_SECONDS = 5 * 365 * 24 * 3600
 DEFAULT_SWEEP_INTERVAL_SECONDS = 1.0
@@ -37,7 +37,7 @@ class TtlTable:
 
 def _key_id(keys: Mapping[str, Any]) -> str:
     """A key as text; keys come from boto3 (binary key values are bytes), hence the event form."""
-    return json.dumps(wire.from_sdk(keys), sort_keys=True, separators=(",", ":"))
+    return key_id(wire.from_sdk(keys))
 
 
 def is_expired(item: Mapping[str, Any], attribute: str, now: float) -> bool:
@@ -84,14 +84,10 @@ class TtlSweeper:
         if raw.get("eventName") != "REMOVE":
             return None
         dynamodb = raw.get("dynamodb", {})
-        old_image = dynamodb.get("OldImage") or {}
-        keys = dynamodb.get("Keys", {})
-        # moto encodes binary key values in Keys twice; the image's key attributes are right.
-        if keys and all(name in old_image for name in keys):
-            keys = {name: old_image[name] for name in keys}
         attribute = next((t.attribute for t in self.tables if t.name == table), "")
-        seen = (old_image.get(attribute) or {}).get("N")
-        pending_key = (table, _key_id(keys))
+        seen = ((dynamodb.get("OldImage") or {}).get(attribute) or {}).get("N")
+        # The stream stand-in's own reading of a record's keys (moto encodes binary Keys twice).
+        pending_key = (table, key_id(record_keys(dynamodb)))
         with self._lock:
             pending = self._pending.get(pending_key)
             if not pending or seen is None or pending[seen] <= 0:
