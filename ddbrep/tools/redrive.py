@@ -119,8 +119,8 @@ class CapturingPorts:
     def local_dynamodb(self) -> Any:
         return self.inner.local_dynamodb()
 
-    def load_handoff(self, body: str) -> Mapping[str, Any]:
-        return self.inner.load_handoff(body)
+    def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.inner.load_handoff(message)
 
     def handoff(self, target: Target, write: TargetWrite, reason: str) -> None:
         with self._lock:
@@ -395,7 +395,13 @@ class Redrive:
                 "nothing_to_replay",
                 "the entry has neither a record nor a write",
             )
-        batch = replicator.process_batch([record])
+        return self._apply_records([record], replicator)
+
+    def _apply_records(
+        self, records: Sequence[Mapping[str, Any]], replicator: Replicator
+    ) -> tuple[RedriveOutcome, str, str]:
+        """Stream records through the live apply path; what still fails is reported, never parked."""
+        batch = replicator.process_batch(records)
         failures = self.capturing.take()
         if failures:
             return RedriveOutcome.STILL_FAILING, failures[0][0], failures[0][1]
@@ -464,17 +470,7 @@ class Redrive:
             records = self._read_range(batch)
         except NotRetained as err:
             return RedriveOutcome.UNRECOVERABLE, "not_retained", f"{batch.describe()}: {err}"
-        outcome = replicator.process_batch(records)
-        failures = self.capturing.take()
-        if failures:
-            return RedriveOutcome.STILL_FAILING, failures[0][0], failures[0][1]
-        if outcome.failed_sequence_numbers:
-            return (
-                RedriveOutcome.STILL_FAILING,
-                "local_table_unavailable",
-                "the source table did not take the write",
-            )
-        return _outcome_of(outcome), "", ""
+        return self._apply_records(records, replicator)
 
     def _read_range(self, batch: DiscardedBatch) -> list[dict[str, Any]]:
         """The records of [start, end] on the batch's shard, as Lambda delivered them."""

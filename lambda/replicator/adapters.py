@@ -90,9 +90,9 @@ class AwsPorts:
             return False
         return True
 
-    def load_handoff(self, body: str) -> Mapping[str, Any]:
-        """The handoff message's content, following an S3 pointer when it has one."""
-        doc = json.loads(body)
+    def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The handoff message's content (``message``: its parsed body), following an S3 pointer."""
+        doc = message
         pointer = doc.get("s3")
         if pointer:
             obj = self.client("s3", self._settings.local_region).get_object(

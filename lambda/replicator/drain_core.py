@@ -32,7 +32,7 @@ from replicator.settings import Settings, Target
 class DrainPorts(Protocol):
     def target_dynamodb(self, target: Target) -> Any: ...
     def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str: ...
-    def load_handoff(self, body: str) -> Mapping[str, Any]: ...
+    def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
 
 
@@ -90,8 +90,7 @@ class Drainer:
 
     def replay(self, body: str, message_id: str = "") -> ReplayResult:
         try:
-            self.check_pointer(body)
-            doc = self.ports.load_handoff(body)
+            doc = self.ports.load_handoff(self.checked_message(body))
             write = self.checked_write(doc)
         except RejectedHandoff as err:
             self.ports.dead_letter(
@@ -108,8 +107,9 @@ class Drainer:
             return ReplayResult(m.DEAD_LETTERED)
         return self.apply(write, doc, message_id)
 
-    def check_pointer(self, body: str) -> None:
-        """An S3 pointer may only name this region's bucket, under this target's handoff prefix."""
+    def checked_message(self, body: str) -> Mapping[str, Any]:
+        """The message as a JSON object; an S3 pointer may only name this region's bucket, under this
+        target's handoff prefix."""
         try:
             doc = json.loads(body)
         except (TypeError, ValueError) as err:
@@ -118,7 +118,7 @@ class Drainer:
             raise RejectedHandoff("the message body is not a JSON object")
         pointer = doc.get("s3")
         if pointer is None:
-            return
+            return doc
         prefix = f"{defaults.HANDOFF_PREFIX}{self.target.region}/"
         bucket = pointer.get("bucket") if isinstance(pointer, dict) else None
         key = pointer.get("key") if isinstance(pointer, dict) else None
@@ -133,6 +133,7 @@ class Drainer:
             )
         if ".." in key.split("/"):
             raise RejectedHandoff(f"the pointer key {key!r} climbs out of {prefix}")
+        return doc
 
     def checked_write(self, doc: Any) -> TargetWrite:
         """The write the message carries, if it is for this target's table and well-formed."""

@@ -167,32 +167,11 @@ def run_threads(workers: Sequence[Callable[[], None]], timeout: float = 120.0) -
 
 
 def stream_images(cloud: LocalCloud, region: str, prefix: str) -> list[tuple[str, dict[str, Any] | None]]:
-    """(pk, NewImage or None for a REMOVE) of every record of ``region``'s table stream under ``prefix``.
-
-    A fresh AFTER_SEQUENCE_NUMBER iterator per read (docs/LOCAL.md: held iterators can be
-    orphaned by the engine).
-    """
-    client = cloud.client(region, "dynamodbstreams")
-    arn = cloud.regions[region].tables[TABLE]
-    found: list[tuple[str, dict[str, Any] | None]] = []
-    for shard in client.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
-        position: str | None = None
-        for _page in range(10_000):
-            request: dict[str, Any] = {"StreamArn": arn, "ShardId": shard["ShardId"]}
-            if position is None:
-                request["ShardIteratorType"] = "TRIM_HORIZON"
-            else:
-                request.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position)
-            iterator = client.get_shard_iterator(**request)["ShardIterator"]
-            records = client.get_records(ShardIterator=iterator, Limit=1000).get("Records", [])
-            if not records:
-                break
-            for record in records:
-                pk = record["dynamodb"]["Keys"]["pk"]["S"]
-                if pk.startswith(prefix):
-                    found.append((pk, record["dynamodb"].get("NewImage")))
-            position = records[-1]["dynamodb"]["SequenceNumber"]
-    return found
+    """(pk, NewImage or None for a REMOVE) of every record of ``region``'s table stream under ``prefix``."""
+    return [
+        (record["dynamodb"]["Keys"]["pk"]["S"], record["dynamodb"].get("NewImage"))
+        for record in stream_records(cloud, region, prefix)
+    ]
 
 
 def created_versions(cloud: LocalCloud, prefix: str) -> dict[str, dict[Stamp, list[dict[str, Any]]]]:
@@ -370,7 +349,8 @@ def dead_letter_bucket(cloud: LocalCloud, region: str) -> str:
 def stream_records(cloud: LocalCloud, region: str, prefix: str = "") -> list[dict[str, Any]]:
     """Every raw record (GetRecords form) of ``region``'s table stream whose pk starts with ``prefix``.
 
-    Like ``stream_images``, a fresh AFTER_SEQUENCE_NUMBER iterator per read, bounded in pages.
+    A fresh AFTER_SEQUENCE_NUMBER iterator per read (docs/LOCAL.md: held iterators can be orphaned by
+    the engine), bounded in pages.
     """
     client = cloud.client(region, "dynamodbstreams")
     arn = cloud.regions[region].tables[TABLE]
@@ -469,7 +449,11 @@ def logged_conflicts(cloud: LocalCloud, since: float, until: float, prefix: str 
 
 
 def kill_replicator_mid_invocation(
-    cloud: LocalCloud, region: str, rng: random.Random, timeout: float = 10.0
+    cloud: LocalCloud,
+    region: str,
+    rng: random.Random,
+    timeout: float = 10.0,
+    pause: tuple[float, float] = (0.02, 0.2),
 ) -> int | None:
     """Kill ``region``'s replicator sandbox (by its PID) once it is in the middle of an invocation (see
     tests/chaos/test_redelivery.py); the stream mapping bisects and redelivers the batch. The PID
@@ -485,7 +469,7 @@ def kill_replicator_mid_invocation(
 
     if not wait_for(in_flight, timeout=timeout, interval=0.01):
         return None
-    time.sleep(rng.uniform(0.02, 0.2))  # some of the batch's writes are done by now
+    time.sleep(rng.uniform(*pause))  # some of the batch's writes are done by now
     pid = worker.pid
     if pid is None or not in_flight():
         return None

@@ -5,10 +5,7 @@ conditional last-writer-wins put, so the regions converge with nothing lost and 
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import time
 
 import pytest
 
@@ -24,6 +21,7 @@ from tests.chaos.support import (
     drain,
     heal_all,
     key,
+    kill_replicator_mid_invocation,
     last_writer_violations,
     metric_deltas,
     metric_totals,
@@ -31,7 +29,6 @@ from tests.chaos.support import (
     snapshot,
     stream_poller,
 )
-from tests.local.support import wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -44,21 +41,9 @@ SLOW_LINK_MS = 250  # each target write takes this long: an invocation lasts lon
 def kill_mid_invocation(cloud: LocalCloud, rng: random.Random) -> int | None:
     """Kill the source replicator's sandbox (by its PID) once it is in the middle of an invocation; the
     runtime reports the crash to the stream mapping and starts a fresh sandbox on the next invocation.
-    The PID killed, or None when no invocation started within the timeout."""
-    worker, poller = replicator_function(cloud, SOURCE).worker, stream_poller(cloud, SOURCE)
-
-    def in_flight() -> bool:  # the worker counts an invocation when it starts, the mapping once it returned
-        return worker.invocations > poller.stats.invocations
-
-    if not wait_for(in_flight, timeout=10, interval=0.01):
-        return None
-    time.sleep(rng.uniform(0.2, 0.5))  # some of the batch's writes are done by now
-    pid = worker.pid
-    if pid is None or not in_flight():
-        return None
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not in_flight(), timeout=30)
-    return pid
+    The PID killed, or None when no invocation started within the timeout. Each target write takes
+    SLOW_LINK_MS here, so the pause lands inside the batch."""
+    return kill_replicator_mid_invocation(cloud, SOURCE, rng, timeout=10, pause=(0.2, 0.5))
 
 
 def test_a_replicator_killed_mid_batch_is_redelivered_without_loss(chaos: LocalCloud, prefix: str) -> None:

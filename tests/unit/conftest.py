@@ -13,11 +13,12 @@ from moto import mock_aws
 LOCAL, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
 
 
-def create_table(region: str) -> None:
+def create_table(region: str, name: str = "orders", key: tuple[str, str] = ("pk", "S")) -> None:
+    """A table with a stream as deployed (NEW_AND_OLD_IMAGES), keyed by ``key`` (name, type)."""
     boto3.client("dynamodb", region_name=region).create_table(
-        TableName="orders",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        TableName=name,
+        KeySchema=[{"AttributeName": key[0], "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key[0], "AttributeType": key[1]}],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )

@@ -54,8 +54,8 @@ class FakePorts:
     def handoff(self, target: Target, write: TargetWrite, reason: str) -> None:
         self.handed_off.append((target.region, write, reason))
 
-    def load_handoff(self, body: str) -> Mapping[str, Any]:
-        return dict(json.loads(body))
+    def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        return dict(message)
 
     def dead_letter(self, entry: Mapping[str, Any]) -> str:
         self.dead_letters.append(entry)

@@ -19,6 +19,7 @@ from botocore.exceptions import ParamValidationError
 from replicator.adapters import describe_error
 from replicator.core.errors import ErrorKind, classify_error
 from replicator.core.wire import from_sdk
+from tests.unit.conftest import create_table
 from tests.unit.factories import record
 from tests.unit.test_handler import (
     AP,
@@ -59,13 +60,7 @@ WRITTEN: dict[str, Any] = {
 
 def create_binary_tables() -> None:
     for region in (LOCAL, EU, AP):
-        boto3.client("dynamodb", region_name=region).create_table(
-            TableName="blobs",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "B"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        create_table(region, "blobs", key=("id", "B"))
 
 
 @pytest.fixture

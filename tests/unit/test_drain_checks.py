@@ -38,8 +38,8 @@ class Ports:
     def target_dynamodb(self, target: Any) -> Any:
         return self.table
 
-    def load_handoff(self, body: str) -> Mapping[str, Any]:
-        doc = json.loads(body)
+    def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        doc = message
         if "s3" in doc:
             where = (doc["s3"]["bucket"], doc["s3"]["key"])
             self.fetched.append(where)
