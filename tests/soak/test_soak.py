@@ -36,7 +36,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,7 @@ from tests.chaos.support import (
     versions_created,
 )
 from tests.chaos.test_dead_letters import INDEX, entries_for
-from tests.local.support import raw_item, wait_for
+from tests.local.support import index_rejecting_empty, raw_item, wait_for
 from tests.soak.conftest import ROLE_PAIR, SoakSettings
 
 pytestmark = pytest.mark.soak
@@ -202,34 +202,10 @@ class Faults:
 STARTED = [time.monotonic()]
 
 
-@contextlib.contextmanager
-def drifted_index(cloud: LocalCloud) -> Iterator[None]:
-    """tests/chaos/test_dead_letters.drifted_index, with the table's key definitions restated: moto's
-    UpdateTable replaces AttributeDefinitions (AWS adds to them), and a table left without its key
-    types fails every later backfill's preflight ("key schema differs")."""
-    client = cloud.client(EU)
-    definitions = [{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "ref")]
-    client.update_table(
-        TableName=TABLE,
-        AttributeDefinitions=definitions,
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": INDEX,
-                    "KeySchema": [{"AttributeName": "ref", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            }
-        ],
-    )
-    try:
-        yield
-    finally:
-        client.update_table(
-            TableName=TABLE,
-            AttributeDefinitions=definitions[:2],
-            GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": INDEX}}],
-        )
+def drifted_index(cloud: LocalCloud) -> contextlib.AbstractContextManager[None]:
+    """eu-west-1 rejects an empty ``ref`` (the shared schema-drift helper, which restates the key
+    definitions that moto's UpdateTable would otherwise drop)."""
+    return index_rejecting_empty(cloud, EU, INDEX)
 
 
 def isolate(cloud: LocalCloud, region: str, seconds: float) -> None:
