@@ -78,7 +78,7 @@ def _keys(dynamodb: Mapping[str, Any]) -> WireItem:
             validate_value(value, f"dynamodb.Keys.{name}")
         except WireFormatError as err:
             raise MalformedRecord(str(err)) from None
-        (tag, inner), *_ = value.items()
+        tag, inner = next(iter(value.items()))
         if tag not in KEY_TYPES:
             raise MalformedRecord(f"dynamodb.Keys.{name} is of type {tag}; key attributes are S, N or B")
         if tag in ("S", "B") and inner == "":

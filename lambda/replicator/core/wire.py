@@ -51,7 +51,7 @@ def from_sdk(item: WireItem) -> dict[str, Any]:
 
 
 def value_to_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
-    (tag, inner), *_ = value.items()
+    tag, inner = next(iter(value.items()))
     if tag == "B":
         return {"B": _decode(inner)}
     if tag == "BS":
@@ -64,7 +64,7 @@ def value_to_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def value_from_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
-    (tag, inner), *_ = value.items()
+    tag, inner = next(iter(value.items()))
     if tag == "B":
         return {"B": _encode(inner)}
     if tag == "BS":
@@ -109,7 +109,7 @@ def item_size_bytes(item: WireItem) -> int:
 
 
 def value_size_bytes(value: Mapping[str, Any]) -> int:
-    (tag, inner), *_ = value.items()
+    tag, inner = next(iter(value.items()))
     if tag == "S":
         return _utf8(inner)
     if tag == "N":
@@ -152,9 +152,14 @@ def _binary_size(value: Any) -> int:
 # --- validation of event-form values ---------------------------------------------------------------
 
 
+def _is_object(value: Any) -> bool:
+    # JSON gives dicts: the exact type check first, the (slow) ABC check only for other mappings.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def validate_item(item: Any, where: str = "item") -> None:
     """Raise WireFormatError naming the first attribute that is not valid event-form DynamoDB JSON."""
-    if not isinstance(item, Mapping):
+    if not _is_object(item):
         raise WireFormatError(f"{where} must be an object of attributes, got {type(item).__name__}")
     for name, value in item.items():
         if not isinstance(name, str) or not name:
@@ -165,11 +170,11 @@ def validate_item(item: Any, where: str = "item") -> None:
 def validate_value(value: Any, path: str, depth: int = 1) -> None:
     if depth > MAX_DEPTH:
         raise WireFormatError(f"{path} nests deeper than DynamoDB's {MAX_DEPTH} levels")
-    if not isinstance(value, Mapping) or len(value) != 1:
+    if not _is_object(value) or len(value) != 1:
         raise WireFormatError(
             f"{path} must be an object with exactly one type tag ({', '.join(TYPE_TAGS)}), got {_show(value)}"
         )
-    (tag, inner), *_ = value.items()
+    tag, inner = next(iter(value.items()))
     if tag not in TYPE_TAGS:
         raise WireFormatError(f"{path} has unknown type tag {tag!r}; expected one of {TYPE_TAGS}")
     checker = _CHECKS[tag]
@@ -187,7 +192,11 @@ def _check_n(inner: Any, path: str, depth: int) -> None:
     digits = inner.strip().lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
     if len(digits) > MAX_NUMBER_DIGITS:
         raise WireFormatError(f"{path} has more than {MAX_NUMBER_DIGITS} significant digits: {inner[:60]!r}")
-    value = decimal.Decimal(inner.strip())
+    text = inner.strip()
+    # Without an exponent a number leaves the range only with more than 125 characters.
+    if ("e" not in text and "E" not in text) and len(text) <= -MIN_EXPONENT - 5:
+        return
+    value = decimal.Decimal(text)
     if value != 0 and not MIN_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
         raise WireFormatError(
             f"{path} = {inner[:60]!r} is outside DynamoDB's number range (magnitude 1E-130 to 9.99E+125)"
@@ -214,7 +223,7 @@ def _check_null(inner: Any, path: str, depth: int) -> None:
 
 
 def _check_m(inner: Any, path: str, depth: int) -> None:
-    if not isinstance(inner, Mapping):
+    if not _is_object(inner):
         raise WireFormatError(f"{path} must be an object, got {_show(inner)}")
     for name, member in inner.items():
         if not isinstance(name, str):
