@@ -570,11 +570,12 @@ class LocalCloud:
         return False
 
     def pause_stream_mappings(self, region: str, *, paused: bool) -> list[str]:
-        """Disable (or enable again) the stream mappings of ``region``; their names."""
+        """Disable (or enable again) the stream mappings of ``region``; their names. Disabling returns
+        once no batch of theirs is in flight."""
         names = []
         for poller in self.stream_pollers:
             if poller.source.region == region:
-                (poller.paused.set if paused else poller.paused.clear)()
+                (poller.pause if paused else poller.resume)()
                 names.append(poller.name)
         return names
 

@@ -170,6 +170,7 @@ class StreamPoller:
         self._quiet_since: float | None = None
         self._holding = False
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()  # held for one poll iteration (read, invoke, checkpoint)
 
     @property
     def name(self) -> str:
@@ -187,6 +188,17 @@ class StreamPoller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def pause(self) -> None:
+        """Disable the mapping. Returns once no poll is in flight: a record written after this
+        returns is not delivered until ``resume`` (what a disabled event source mapping does)."""
+        self.paused.set()
+        with self._poll_lock:  # the iteration that may have read past the flag finishes first
+            pass
+
+    def resume(self) -> None:
+        """Enable the mapping again: it reads on from its checkpoint."""
+        self.paused.clear()
 
     def quiet_since(self) -> float | None:
         """When the poller last found the stream read to its end with nothing pending (None: busy)."""
@@ -216,6 +228,10 @@ class StreamPoller:
 
     def poll_once(self) -> bool:
         """Read new records, invoke if a batch is ready. True when there may be more work right away."""
+        with self._poll_lock:
+            return self._poll_once()
+
+    def _poll_once(self) -> bool:
         poll_started = self.clock()
         if self.paused.is_set():
             with self._lock:

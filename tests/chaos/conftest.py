@@ -26,7 +26,7 @@ def chaos_assembly() -> Assembly:
     return load_assembly(synthesize())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chaos(chaos_assembly: Assembly, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     """A running mesh; the handoff queues' visibility timeout (the drain's backoff) capped at 2 s."""
     log_dir = tmp_path_factory.mktemp("chaos")

@@ -216,6 +216,14 @@ def divergences(
     return found
 
 
+def assert_no_divergence(
+    regions: Mapping[str, Mapping[str, Mapping[str, Any]]], exclude: Sequence[str] = ()
+) -> None:
+    """Fail with every divergent key and both copies in full (a diff of two lists hides them)."""
+    found = divergences(regions, exclude)
+    assert not found, f"{len(found)} divergent keys:\n" + "\n".join(found)
+
+
 def live_view(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """What an application sees: None for a tombstone or an absent item, else the user attributes."""
     if item is None or is_tombstone(item, NAMES):

@@ -28,8 +28,8 @@ from tests.chaos.support import (
     TABLE,
     FaultTimeline,
     Ledger,
+    assert_no_divergence,
     created_versions,
-    divergences,
     drain,
     key,
     last_writer_violations,
@@ -112,7 +112,7 @@ def test_a_backfilled_item_without_metadata_never_beats_a_live_write(
     # (docs/OPERATIONS.md: "an item without metadata carries the lowest version, so any live write beats it")
     regions = snapshot(cloud, prefix)
     print(f"live write {live}; survivors {[regions[r].get(pk) for r in REGIONS]}")
-    assert divergences(regions) == []
+    assert_no_divergence(regions)
     for region in REGIONS:
         assert live_view(regions[region].get(pk)) == {**key(pk), "live": {"S": "newer"}}, region
 
@@ -183,7 +183,7 @@ def test_a_backfill_during_live_writes_and_faults_converges(
     assert ledger.helper_writes >= len(REGIONS) * LIVE_OPS * 0.9
     # And every region holds the same live items
     regions = snapshot(cloud, prefix)
-    assert divergences(regions) == []
+    assert_no_divergence(regions)
     # And every key's survivor is the greatest version created (a write the backfill's copy was adopted
     # as counts: see the xfail test above for why that is not enough), never older than a live write
     assert last_writer_violations(regions, created_versions(cloud, prefix), ledger) == []

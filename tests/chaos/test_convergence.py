@@ -21,8 +21,8 @@ from tests.chaos.support import (
     FaultTimeline,
     Ledger,
     Stamp,
+    assert_no_divergence,
     created_versions,
-    divergences,
     drain,
     key,
     last_writer_violations,
@@ -148,7 +148,7 @@ def test_regions_converge_after_chaos(chaotic_workload: Outcome) -> None:
     assert outcome.metrics[m.HANDED_OFF] > 0 and outcome.metrics[m.TARGET_WRITE_RETRIES] > 0
     assert outcome.ledger.helper_writes >= len(REGIONS) * HELPER_OPS * 0.9
     # And every region holds the same live items with the same attributes and versions
-    assert divergences(outcome.regions) == []
+    assert_no_divergence(outcome.regions)
     assert set(outcome.regions[REGIONS[0]]) == {f"{outcome.prefix}{i}" for i in range(SHARED_KEYS)}
     # And nothing went to the dead-letter store
     assert outcome.metrics[m.DEAD_LETTERED] == 0

@@ -16,8 +16,8 @@ from tests.chaos.support import (
     REGIONS,
     TABLE,
     Ledger,
+    assert_no_divergence,
     created_versions,
-    divergences,
     drain,
     heal_all,
     key,
@@ -103,5 +103,5 @@ def test_a_replicator_killed_mid_batch_is_redelivered_without_loss(chaos: LocalC
     assert metrics[m.DEAD_LETTERED] == 0
     # And every region holds the greatest version of every key
     regions = snapshot(cloud, prefix)
-    assert divergences(regions) == []
+    assert_no_divergence(regions)
     assert last_writer_violations(regions, created_versions(cloud, prefix), ledger) == []

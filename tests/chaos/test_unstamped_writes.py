@@ -10,7 +10,7 @@ import pytest
 
 from ddbrep.client import MonotonicClock, ReplicatedTable
 from ddbrep.local.cloud import LocalCloud
-from tests.chaos.support import REGIONS, TABLE, divergences, drain, key, snapshot
+from tests.chaos.support import REGIONS, TABLE, assert_no_divergence, drain, key, snapshot
 
 pytestmark = pytest.mark.chaos
 
@@ -37,7 +37,7 @@ def test_a_hard_delete_right_after_an_unstamped_put_deletes_the_item(chaos: Loca
 
     # Then the regions agree, and the item is deleted everywhere: the delete was us-east-1's last write
     regions = snapshot(cloud, prefix)
-    assert divergences(regions) == []
+    assert_no_divergence(regions)
     survivors = {
         region: ReplicatedTable(cloud.client(region), TABLE, region).get_item(key(pk)) for region in REGIONS
     }

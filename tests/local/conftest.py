@@ -1,8 +1,9 @@
 """Fixtures of the local end-to-end tests: synthesized assemblies and running local clouds.
 
 Clouds start moto servers on free loopback ports and stop them by PID when the fixture ends, also
-when a test fails or the run is interrupted. They are session- or module-scoped: starting one
-costs seconds, and every test works on its own keys.
+when a test fails or the run is interrupted. They are package- or module-scoped: starting one costs
+seconds, and every test works on its own keys; none outlives its tests (an idle cloud still polls its
+streams and queues, and slows every test that runs beside it).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def one_way_assembly() -> Assembly:
     return load_assembly(synthesize(_one_way_replication()))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mesh(mesh_assembly: Assembly, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     with LocalCloud(mesh_assembly, cloud_options(tmp_path_factory.mktemp("mesh"))) as cloud:
         yield cloud

@@ -8,6 +8,7 @@ partial batch responses and an on-failure queue.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -265,6 +266,55 @@ def test_engine_errors_on_reads_are_retried() -> None:
     # Then it counted the engine error and kept polling
     assert poller.stats.engine_errors == 1
     assert streams.calls >= 2
+
+
+def test_disabling_a_mapping_waits_for_the_poll_in_flight() -> None:
+    # Given a poller in the middle of a read (GetRecords has not answered yet)
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowStreams:
+        reads = 0
+
+        def describe_stream(self, **_: Any) -> dict[str, Any]:
+            return {"StreamDescription": {"Shards": [{"ShardId": "s-1", "SequenceNumberRange": {}}]}}
+
+        def get_shard_iterator(self, **_: Any) -> dict[str, Any]:
+            return {"ShardIterator": "it"}
+
+        def get_records(self, **_: Any) -> dict[str, Any]:
+            self.reads += 1
+            entered.set()
+            release.wait(10)
+            return {"Records": []}
+
+    streams = SlowStreams()
+    poller = StreamPoller(
+        StreamMappingSpec(logical_id="M", function="F", table="T"),
+        StreamSource(REGION, TABLE, "arn", streams),
+        None,  # type: ignore[arg-type]
+        poll_interval=0.01,
+    )
+    poller.start()
+    try:
+        assert entered.wait(10)
+        # When the mapping is disabled
+        pausing = threading.Thread(target=poller.pause)
+        pausing.start()
+        # Then disabling does not return while the read that may hold new records is in flight
+        pausing.join(0.3)
+        assert pausing.is_alive()
+        release.set()
+        pausing.join(10)
+        assert not pausing.is_alive()
+        # And no read starts while it is disabled; enabling it reads on
+        reads = streams.reads
+        time.sleep(0.2)
+        assert streams.reads == reads
+        poller.resume()
+        assert wait_for(lambda: streams.reads > reads, timeout=10)
+    finally:
+        release.set()
+        poller.stop()
 
 
 # --- Lambda's mapping semantics -------------------------------------------------------------------------

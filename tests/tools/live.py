@@ -49,6 +49,7 @@ class RegionReplicator:
         self._last: str | None = None
         self.idle_polls = 0
         self.batches = 0
+        self.errors: list[str] = []  # what the poll loop survived (it never dies of them)
         self._thread = threading.Thread(target=self._run, name=f"replicator-{region}", daemon=True)
         self._replicator = self._build(targets)
 
@@ -101,17 +102,25 @@ class RegionReplicator:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            records = self._read()
-            if not records:
-                self.idle_polls += 1
-                time.sleep(0.05)
-                continue
-            self.idle_polls = 0
-            with self._lock:
-                outcome = self._replicator.process_batch([lambda_record(r, self.region) for r in records])
-                self.batches += 1
-            if not outcome.failed_sequence_numbers:
-                self._last = records[-1]["dynamodb"]["SequenceNumber"]
+            try:
+                self._poll()
+            except Exception as err:  # an engine error under load: read again, as Lambda's poller does
+                self.errors.append(f"{type(err).__name__}: {err}")
+                self.idle_polls = 0
+                self._stop.wait(0.2)
+
+    def _poll(self) -> None:
+        records = self._read()
+        if not records:
+            self.idle_polls += 1
+            time.sleep(0.05)
+            return
+        self.idle_polls = 0
+        with self._lock:
+            outcome = self._replicator.process_batch([lambda_record(r, self.region) for r in records])
+            self.batches += 1
+        if not outcome.failed_sequence_numbers:
+            self._last = records[-1]["dynamodb"]["SequenceNumber"]
 
 
 def wait_drained(replicators: Sequence[RegionReplicator], timeout: float = 60.0) -> None:
@@ -123,7 +132,8 @@ def wait_drained(replicators: Sequence[RegionReplicator], timeout: float = 60.0)
             if all(r.idle_polls >= 3 for r in replicators):
                 return
         time.sleep(0.1)
-    raise AssertionError(f"not drained after {timeout}s: {[(r.region, r.idle_polls) for r in replicators]}")
+    state = [(r.region, r.idle_polls, r.errors[-3:]) for r in replicators]
+    raise AssertionError(f"not drained after {timeout}s (region, idle polls, last errors): {state}")
 
 
 class Writers:
