@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -226,17 +226,57 @@ class ReplicatedTable:
         return self._key_schema
 
     # --- reads (tombstones hidden) -------------------------------------------------------------------
+    #
+    # Query and Scan hide tombstones in DynamoDB itself, with a filter on the deleted flag joined to the
+    # application's own FilterExpression: Count, ScannedCount, Select="COUNT", ProjectionExpression
+    # (a filter sees the whole item, a projection only shapes the answer) and pagination all stay true.
 
     def get_item(self, key: Mapping[str, Any], **kwargs: Any) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=self.table_name, Key=dict(key), **kwargs).get("Item")
+        request = self._projecting_the_flag(dict(kwargs))
+        item = self.client.get_item(TableName=self.table_name, Key=dict(key), **request).get("Item")
         return None if item is None or is_tombstone(item, self.names) else item
 
     def query(self, **kwargs: Any) -> dict[str, Any]:
-        return self._hide(self.client.query(TableName=self.table_name, **kwargs))
+        return dict(self.client.query(**self.hiding_tombstones(kwargs)))
 
     def scan(self, **kwargs: Any) -> dict[str, Any]:
-        return self._hide(self.client.scan(TableName=self.table_name, **kwargs))
+        return dict(self.client.scan(**self.hiding_tombstones(kwargs)))
 
-    def _hide(self, response: dict[str, Any]) -> dict[str, Any]:
-        items = [i for i in response.get("Items", []) if not is_tombstone(i, self.names)]
-        return {**response, "Items": items, "Count": len(items)}
+    def paginate(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The pages of ``query`` or ``scan`` (boto3's paginator), tombstones hidden."""
+        if operation not in ("query", "scan"):
+            raise ValueError("paginate takes 'query' or 'scan'")
+        yield from self.client.get_paginator(operation).paginate(**self.hiding_tombstones(kwargs))
+
+    def hiding_tombstones(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A Query or Scan request for this table whose answer leaves tombstones out."""
+        request = {"TableName": self.table_name, **request}
+        for legacy in ("ScanFilter", "QueryFilter", "AttributesToGet"):
+            if legacy in request:
+                raise ValueError(
+                    f"{legacy} cannot be combined with the tombstone filter; use FilterExpression / "
+                    "ProjectionExpression instead"
+                )
+        hide = "(attribute_not_exists(#__rdel) OR #__rdel <> :__rtrue)"  # what is_tombstone says
+        user_filter = request.get("FilterExpression")
+        request["FilterExpression"] = f"({user_filter}) AND {hide}" if user_filter else hide
+        request["ExpressionAttributeNames"] = {
+            **request.get("ExpressionAttributeNames", {}),
+            "#__rdel": self.names.deleted,
+        }
+        request["ExpressionAttributeValues"] = {
+            **request.get("ExpressionAttributeValues", {}),
+            ":__rtrue": {"BOOL": True},
+        }
+        return request
+
+    def _projecting_the_flag(self, request: dict[str, Any]) -> dict[str, Any]:
+        """GetItem has no filter: a projection must include the deleted flag to tell a tombstone."""
+        projection = request.get("ProjectionExpression")
+        if projection:
+            request["ProjectionExpression"] = f"{projection}, #__rdel"
+            request["ExpressionAttributeNames"] = {
+                **request.get("ExpressionAttributeNames", {}),
+                "#__rdel": self.names.deleted,
+            }
+        return request

@@ -39,7 +39,7 @@ from replicator.core.errors import ErrorKind, classify_error
 from replicator.core.metadata import MetadataError, Version, version_of
 from replicator.core.plan import TargetWrite, plan_write
 from replicator.core.records import MalformedRecord, StreamRecord, parse_record
-from replicator.core.wire import MAX_ITEM_BYTES, WireItem, from_sdk, item_size_bytes
+from replicator.core.wire import MAX_ITEM_BYTES, WireItem, from_sdk, size_over_limit
 from replicator.settings import Settings, Target
 
 _SKIP_METRICS = {
@@ -290,14 +290,12 @@ class Replicator:
         self, table: str, item: WireItem, version: Version, client: Any, return_replaced: bool = False
     ) -> WriteResult:
         """The protocol's conditional put, refused before sending when DynamoDB would refuse the size."""
-        size = item_size_bytes(item)
-        if size > MAX_ITEM_BYTES:
-            return WriteResult(
-                ErrorKind.PERMANENT,
-                0,
-                f"ItemTooLarge: the item is {size} bytes with its replication metadata; DynamoDB's limit is "
-                f"{MAX_ITEM_BYTES}. Fix: shrink the item at the source (the metadata needs about 100 bytes)",
-            )
+        refused = too_large(item)
+        return refused or self._send(table, item, version, client, return_replaced)
+
+    def _send(
+        self, table: str, item: WireItem, version: Version, client: Any, return_replaced: bool = False
+    ) -> WriteResult:
         request = guarded_put(table, item, version, self.settings.names, return_replaced=return_replaced)
         return self._retrying(lambda: client.put_item(**request))
 
@@ -317,6 +315,7 @@ class Replicator:
         lock = threading.Lock()
         down: dict[str, str] = {}  # target region -> why: later writes of this batch go straight to handoff
         jobs = []
+        refusals: dict[int, WriteResult | None] = {}  # id(item) -> refused before sending for its size
         for key_change in changes.values():
             for target in self.settings.targets:
                 write, excluded = plan_write(
@@ -329,6 +328,8 @@ class Replicator:
                 )
                 if excluded:  # sent as a tombstone: counted here, and below as the write it is
                     outcome.count(m.FILTERED_OUT, target.region)
+                if id(write.item) not in refusals:  # targets share the item: measured once
+                    refusals[id(write.item)] = too_large(write.item)
                 jobs.append((key_change, target, write))
 
         def run(key_change: KeyChange, target: Target, write: TargetWrite) -> None:
@@ -336,7 +337,9 @@ class Replicator:
                 result = WriteResult(ErrorKind.RETRYABLE, 0, f"skipped: {down[target.region]}")
             else:
                 client = self.ports.target_dynamodb(target)
-                result = self._put(write.table, write.item, write.version, client, return_replaced=True)
+                result = refusals[id(write.item)] or self._send(
+                    write.table, write.item, write.version, client, return_replaced=True
+                )
             self._settle(key_change, target, write, result, raw_by_sequence, outcome, lock, down)
 
         if self.settings.max_workers == 1:
@@ -422,6 +425,19 @@ class Replicator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def too_large(item: WireItem) -> WriteResult | None:
+    """The answer DynamoDB would give a put of ``item`` over its size limit, without sending it."""
+    size = size_over_limit(item)
+    if size is None:
+        return None
+    return WriteResult(
+        ErrorKind.PERMANENT,
+        0,
+        f"ItemTooLarge: the item is {size} bytes with its replication metadata; DynamoDB's limit is "
+        f"{MAX_ITEM_BYTES}. Fix: shrink the item at the source (the metadata needs about 100 bytes)",
+    )
 
 
 def sequence_number_of(raw: Any) -> str | None:

@@ -81,6 +81,36 @@ def test_delete_writes_a_tombstone_that_reads_hide(client: Any) -> None:
     assert table.scan()["Count"] == 0
 
 
+def test_reads_hide_tombstones_in_counts_projections_filters_and_pages(client: Any) -> None:
+    # Given three live items and two tombstones under one partition key
+    table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock())
+    for sk in "12345":
+        table.put_item({"pk": {"S": "a"}, "sk": {"S": sk}, "total": {"N": sk}})
+    for sk in "24":
+        table.delete_item({"pk": {"S": "a"}, "sk": {"S": sk}})
+    by_pk = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}}}
+
+    # Then counting, projecting, filtering and paging see only the live items
+    assert table.query(Select="COUNT", **by_pk)["Count"] == 3
+    assert table.scan(Select="COUNT")["Count"] == 3
+    projected = table.query(ProjectionExpression="sk", **by_pk)["Items"]
+    assert projected == [{"sk": {"S": "1"}}, {"sk": {"S": "3"}}, {"sk": {"S": "5"}}]
+    filtered = table.query(
+        FilterExpression="#t > :low",
+        ExpressionAttributeNames={"#t": "total"},
+        **{**by_pk, "ExpressionAttributeValues": {":p": {"S": "a"}, ":low": {"N": "1"}}},
+    )
+    assert [i["sk"]["S"] for i in filtered["Items"]] == ["3", "5"]
+    pages = list(table.paginate("scan", Limit=2))
+    assert len(pages) >= 3 and sorted(i["sk"]["S"] for p in pages for i in p["Items"]) == ["1", "3", "5"]
+    # And a get with a projection that leaves the deleted flag out still hides a tombstone
+    total = {"ProjectionExpression": "#t", "ExpressionAttributeNames": {"#t": "total"}}
+    assert table.get_item({"pk": {"S": "a"}, "sk": {"S": "2"}}, **total) is None
+    assert table.get_item({"pk": {"S": "a"}, "sk": {"S": "3"}}, **total) == {"total": {"N": "3"}}
+    with pytest.raises(ValueError, match="ScanFilter cannot be combined"):
+        table.scan(ScanFilter={})
+
+
 def test_update_merges_the_stamps_into_the_application_expression(client: Any) -> None:
     table = ReplicatedTable(client, "orders", "eu-west-1", clock=fixed_clock())
     table.put_item({**KEY, "total": {"N": "5"}, "note": {"S": "x"}})

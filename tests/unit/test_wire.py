@@ -10,7 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator.core.wire import WireFormatError, from_sdk, to_sdk, validate_item
+from replicator.core.wire import (
+    MAX_DEPTH,
+    WireFormatError,
+    _plainly_valid,
+    from_sdk,
+    item_size_bytes,
+    size_over_limit,
+    to_sdk,
+    validate_item,
+    validate_value,
+)
 
 
 def b64(raw: bytes) -> str:
@@ -115,3 +125,81 @@ def test_valid_item_passes_validation() -> None:
     validate_item(EVENT_ITEM)
     validate_item({"big": {"N": "9.9999999999999999999999999999999999999E+125"}, "small": {"N": "1E-130"}})
     validate_item({"zero": {"N": "0E-500"}, "negative": {"N": "-0.5"}})
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"S": "leaf"}
+    for _ in range(depth - 1):
+        value = {"M": {"m": value}}
+    return value
+
+
+def test_nesting_is_refused_past_dynamodbs_32_levels() -> None:
+    validate_item({"a": _nested(MAX_DEPTH)})
+    with pytest.raises(WireFormatError, match="nests deeper than DynamoDB's 32 levels"):
+        validate_item({"a": _nested(MAX_DEPTH + 1)})
+
+
+# Anything JSON can hold, shaped like DynamoDB JSON often enough to reach every branch of the checks.
+_TAGS = st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "X"])
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=6),
+    st.sampled_from(["1", "-0.5", ".5", "5.", "+1", " 1", "1e5", "1" * 38, "1" * 39, "0" * 40, "-", "aGk="]),
+)
+hostile_values = st.recursive(
+    _SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(_TAGS, children, min_size=1, max_size=2),
+        st.dictionaries(st.text(max_size=3), children, max_size=2).map(lambda m: {"M": m}),
+        st.lists(children, max_size=3).map(lambda items: {"L": items}),
+    ),
+    max_leaves=12,
+)
+
+
+@given(hostile_values)
+def test_the_validation_shortcut_never_accepts_what_the_full_check_refuses(value: Any) -> None:
+    # The shortcut may only say "valid" for values the full check accepts; "not sure" is always allowed.
+    if _plainly_valid(value, 1):
+        validate_value(value, "v")
+
+
+def test_the_validation_shortcut_takes_the_common_values() -> None:
+    nested = {"M": {"l": {"L": [{"BOOL": True}, {"NULL": True}]}}}
+    common = {"s": {"S": "x"}, "n": {"N": "-12.5"}, "m": nested}
+    assert all(_plainly_valid(value, 1) for value in common.values())
+    # and leaves binary, sets, exponents and long numbers to the full check
+    assert not any(
+        _plainly_valid(value, 1)
+        for value in ({"B": "aGk="}, {"SS": ["a"]}, {"N": "1e5"}, {"N": "1" * 39}, {"S": 5}, _nested(33))
+    )
+
+
+sized_values = st.recursive(
+    st.one_of(
+        st.text(max_size=40).map(lambda s: {"S": s}),  # non-ASCII and astral characters included
+        st.decimals(allow_nan=False, allow_infinity=False, places=3).map(lambda d: {"N": str(d)}),
+        st.binary(max_size=40).map(lambda b: {"B": base64.b64encode(b).decode()}),
+        st.booleans().map(lambda b: {"BOOL": b}),
+        st.just({"NULL": True}),
+        st.lists(st.text(max_size=5), min_size=1, max_size=3, unique=True).map(lambda ss: {"SS": ss}),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3).map(lambda items: {"L": items}),
+        st.dictionaries(st.text(max_size=4), children, max_size=3).map(lambda m: {"M": m}),
+    ),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), sized_values, max_size=5), st.integers(-2, 2))
+def test_the_size_shortcut_decides_like_the_exact_size(item: dict[str, Any], offset: int) -> None:
+    # Whatever the item, "over the limit" agrees with the exact size, at the limit and around it
+    exact = item_size_bytes(item)
+    assert len(json.dumps(item)) >= exact  # what the shortcut relies on: JSON never undercounts
+    limit = max(0, exact + offset)
+    assert size_over_limit(item, limit) == (exact if exact > limit else None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import decimal
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -50,7 +51,9 @@ def from_sdk(item: WireItem) -> dict[str, Any]:
     return {name: value_from_sdk(value) for name, value in item.items()}
 
 
-def value_to_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
+def value_to_sdk(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """One value in SDK form. A value without binary inside is returned as it is, not copied: botocore
+    only reads what it is given."""
     tag, inner = next(iter(value.items()))
     if tag == "B":
         return {"B": _decode(inner)}
@@ -60,7 +63,7 @@ def value_to_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
         return {"M": to_sdk(inner)}
     if tag == "L":
         return {"L": [value_to_sdk(member) for member in inner]}
-    return dict(value)
+    return value
 
 
 def value_from_sdk(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,6 +100,23 @@ def _encode(raw: Any) -> str:
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit, attribute names included (409,600 bytes)
 _LIST_OR_MAP_OVERHEAD = 3  # bytes of a List or Map, whatever its content
 _ELEMENT_OVERHEAD = 1  # bytes per element of a List or Map
+
+
+def size_over_limit(item: WireItem, limit: int = MAX_ITEM_BYTES) -> int | None:
+    """The item's size if it is over ``limit`` bytes, else None; cheap for the items that fit.
+
+    The length of an event-form item's JSON is never less than its DynamoDB size (every name and
+    value is quoted and tagged; non-ASCII text is escaped to at least its UTF-8 length; base64 text is
+    longer than its bytes; a number takes one byte per two digits), so an item whose JSON fits is
+    decided by one C-speed ``json.dumps``; only the others are measured exactly.
+    """
+    try:
+        if len(json.dumps(item)) <= limit:
+            return None
+    except (TypeError, ValueError):  # SDK form (bytes) or not JSON at all: measure it
+        pass
+    size = item_size_bytes(item)
+    return size if size > limit else None
 
 
 def item_size_bytes(item: WireItem) -> int:
@@ -162,9 +182,45 @@ def validate_item(item: Any, where: str = "item") -> None:
     if not _is_object(item):
         raise WireFormatError(f"{where} must be an object of attributes, got {type(item).__name__}")
     for name, value in item.items():
+        if type(name) is str and name and _plainly_valid(value, 1):
+            continue  # the common case, decided without building a path
         if not isinstance(name, str) or not name:
             raise WireFormatError(f"{where} has an attribute with an empty or non-text name: {name!r}")
         validate_value(value, f"{where}.{name}", depth=1)
+
+
+_PLAIN_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")  # no exponent, no sign "+", no blanks
+
+
+def _plainly_valid(value: Any, depth: int) -> bool:
+    """True only for a value that :func:`validate_value` accepts; False means "ask it".
+
+    A shortcut for what streams mostly carry (S, short N without exponent, BOOL, NULL, M and L of
+    those): no path strings, no regex on text, no Decimal. Binary values and sets always take the full
+    check, as does a number of more than 38 characters (its digits must be counted).
+    """
+    if depth > MAX_DEPTH or type(value) is not dict or len(value) != 1:
+        return False
+    for tag, inner in value.items():
+        if tag == "S":
+            return type(inner) is str
+        if tag == "N":
+            return (
+                type(inner) is str
+                and len(inner) <= MAX_NUMBER_DIGITS
+                and bool(_PLAIN_NUMBER.fullmatch(inner))
+            )
+        if tag == "M":
+            return type(inner) is dict and all(
+                type(name) is str and _plainly_valid(member, depth + 1) for name, member in inner.items()
+            )
+        if tag == "L":
+            return type(inner) is list and all(_plainly_valid(member, depth + 1) for member in inner)
+        if tag == "BOOL":
+            return type(inner) is bool
+        if tag == "NULL":
+            return inner is True
+    return False
 
 
 def validate_value(value: Any, path: str, depth: int = 1) -> None:
