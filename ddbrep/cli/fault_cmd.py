@@ -63,6 +63,7 @@ def register(local_sub: Any) -> None:
     )
     kind("stop", "disable REGION's stream mappings (records wait in the stream)", seconds=False)
     kind("resume", "enable REGION's stream mappings again", seconds=False)
+    kind("break", "REGION's stream functions fail every invocation: batches are retried, then discarded")
     oversize = kind(
         "oversize",
         "write an item into TABLE of REGION that fits there but not in a target with its metadata",
@@ -70,6 +71,6 @@ def register(local_sub: Any) -> None:
     )
     oversize.add_argument("table")
     oversize.add_argument("--key", action="append", required=True, metavar="NAME=VALUE", help=_KEY_HELP)
-    heal = kinds.add_parser("heal", help="undo isolation, throttling and hidden tables")
+    heal = kinds.add_parser("heal", help="undo isolation, throttling, hidden tables and broken functions")
     heal.add_argument("region", nargs="?", help="only this region's links (default every region)")
     fault.set_defaults(func=run)

@@ -13,9 +13,11 @@ The faults are the situations of docs/OPERATIONS.md, to rehearse them (docs/LOCA
   (a target table that disappeared: writes are handed off);
 - ``stop REGION`` / ``resume REGION``: the region's stream mappings are disabled / enabled again
   (records wait in the stream, as when an event source mapping is disabled);
+- ``break REGION``: REGION's stream functions fail every invocation (a bad deploy): the mapping retries
+  and bisects, then discards the batch to its on-failure destination (a discarded batch);
 - ``oversize REGION TABLE PK [SK]``: write an item that fits the source table but not a target once
   the replication metadata is added (a dead letter, ``ItemTooLarge``, per target);
-- ``heal [REGION]``: undo the network faults (isolation, throttling, hidden tables).
+- ``heal [REGION]``: undo the network faults (isolation, throttling, hidden tables) and broken functions.
 """
 
 from __future__ import annotations
@@ -131,9 +133,25 @@ def _resume(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
     return f"stream mappings enabled in {c['region']}: {', '.join(names)}"
 
 
+def _break(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    until = time.time() + float(c["seconds"])
+    names = []
+    for poller in cloud.stream_pollers:
+        if poller.source.region == c["region"]:
+            poller.function.failing_until = until
+            names.append(poller.function.config.name)
+    return (
+        f"{', '.join(names)} in {c['region']} fail every invocation for {float(c['seconds']):g} s: its "
+        "batches are retried, then discarded to the on-failure destination"
+    )
+
+
 def _heal(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
     cloud.faults.heal(c.get("region"))
-    return f"network faults healed ({c.get('region') or 'every region'})"
+    for poller in cloud.stream_pollers:
+        if c.get("region") in (None, poller.source.region):
+            poller.function.failing_until = 0.0
+    return f"network faults and broken functions healed ({c.get('region') or 'every region'})"
 
 
 def _oversize(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
@@ -154,6 +172,7 @@ _HANDLERS: dict[str, Callable[[LocalCloud, Mapping[str, Any]], str]] = {
     "resume": _resume,
     "heal": _heal,
     "oversize": _oversize,
+    "break": _break,
 }
 
 

@@ -237,6 +237,8 @@ class FunctionWorker:
         self._requests: Connection | None = None
         self.invocations = 0
         self.errors = 0
+        # `local fault break`: until then every invocation fails as a crashing runtime does (a bad deploy)
+        self.failing_until = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -316,6 +318,15 @@ class FunctionWorker:
                     {"errorType": "RequestEntityTooLargeException", "errorMessage": message},
                 )
             started = time.monotonic()
+            if time.time() < self.failing_until:
+                self.errors += 1
+                error = {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
+                    "exit status 1 (staged by `local fault break`)",
+                }
+                self._emit(lambda_log_lines(request_id, [], False, error, started))
+                return Invocation(request_id, False, error)
             try:
                 cold = self._ensure_started()
             except RuntimeError as err:

@@ -95,6 +95,39 @@ def test_rehearse_redrive_of_an_item_too_large_for_the_targets(mesh: LocalCloud,
     assert raw_item(mesh, B, key_of(pk)) == raw_item(mesh, C, key_of(pk))
 
 
+def discarded_batches(cloud: LocalCloud) -> set[str]:
+    """The S3 keys of the documents the source region's stream mapping wrote for batches it gave up on."""
+    bucket = replicator(cloud, A)[1]["REP_DEAD_LETTER_BUCKET"]
+    listing = cloud.client(A, "s3").list_objects_v2(Bucket=bucket, Prefix="aws/lambda/")
+    return {obj["Key"] for obj in listing.get("Contents", [])}
+
+
+def test_rehearse_a_discarded_batch_and_its_redrive(mesh: LocalCloud, prefix: str, capsys):
+    pk = f"{prefix}discarded"
+    assert mesh.wait_drained(60)
+    before = discarded_batches(mesh)
+    try:
+        # Given us-east-1's replicator failing every invocation (local fault break: a bad deploy)
+        fault(mesh, "break", A, "--seconds", "300")
+        # When a write is made there: the mapping retries the batch, then gives up on it (runbook:
+        # Discarded batch) and describes it in the dead-letter bucket
+        ReplicatedTable(mesh.client(A), TABLE, A).put_item({**key_of(pk), "body": {"S": "v1"}})
+        documents = wait_for(lambda: discarded_batches(mesh) - before, timeout=90)
+        assert documents, "the batch was not discarded"
+        assert raw_item(mesh, B, key_of(pk)) is None and raw_item(mesh, C, key_of(pk)) is None
+    finally:
+        fault(mesh, "heal", A)
+    capsys.readouterr()
+    # When the cause is fixed and the operator redrives the discarded batches
+    code = redrive(mesh, A, "--skip-dead-letters")
+    # Then the batch's write is in every region, and its document is gone
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for region in (B, C):
+        assert comparable(raw_item(mesh, region, key_of(pk))) == comparable(raw_item(mesh, A, key_of(pk)))
+    assert not documents & discarded_batches(mesh)
+
+
 def test_rehearse_a_target_table_that_disappears_and_the_handoff_redrive(
     mesh: LocalCloud, prefix: str, capsys
 ):
