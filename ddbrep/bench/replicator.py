@@ -3,9 +3,9 @@
 1. Handler CPU per record with a null target: the whole Lambda handler (Powertools batch processor,
    parse, classify, coalesce, plan, build the conditional writes, EMF metrics) against targets whose
    writes return at once; next to the CPU cost of only ``json.loads`` of the same event.
-2. Batch apply time for 100 records x 2 targets with an injected per-request latency, fanned out on the
-   bounded pool, next to the same writes made one request at a time and to the floor
-   ceil(writes / concurrency) x latency.
+2. Batch apply time for 100 records x 2 targets (and x 9: a 10-region mesh) with an injected
+   per-request latency, fanned out on the bounded pool, next to the same writes made one request at a
+   time and to the floor ceil(writes / concurrency) x latency.
 
 Run: ``make bench`` or ``.venv/bin/python -m ddbrep.bench.replicator``.
 """
@@ -33,6 +33,17 @@ from replicator.settings import Settings, Target
 
 LOCAL = "us-east-1"
 TARGET_REGIONS = ("eu-west-1", "ap-southeast-2")
+# A 10-region mesh: each region replicates to 9 others (the fan-out goal: within 1.05x of its floor).
+WIDE_TARGET_REGIONS = (
+    *TARGET_REGIONS,
+    "us-west-2",
+    "eu-central-1",
+    "ap-northeast-1",
+    "sa-east-1",
+    "ca-central-1",
+    "ap-south-1",
+    "eu-north-1",
+)
 ENV = {
     "REP_LOCAL_REGION": LOCAL,
     "REP_TOPOLOGY": "mesh",
@@ -64,7 +75,7 @@ class NullTable:
 
 class NullPorts:
     def __init__(self, latency: float = 0.0) -> None:
-        self.tables = {r: NullTable(latency) for r in (LOCAL, *TARGET_REGIONS)}
+        self.tables = {r: NullTable(latency) for r in (LOCAL, *WIDE_TARGET_REGIONS)}
 
     def target_dynamodb(self, target: Target) -> NullTable:
         return self.tables[target.region]
@@ -142,13 +153,26 @@ def handler_cpu(records: int, repeats: int) -> dict[str, float]:
     }
 
 
-def fan_out(records: int, latency_ms: float, workers: int, repeats: int) -> dict[str, float]:
-    env = {**ENV, "REP_MAX_WORKERS": str(workers)}
+def fan_out(
+    records: int,
+    latency_ms: float,
+    workers: int,
+    repeats: int,
+    targets: Sequence[str] = TARGET_REGIONS,
+    sequential_too: bool = True,
+) -> dict[str, float]:
+    env = {
+        **ENV,
+        "REP_MAX_WORKERS": str(workers),
+        "REP_TARGETS": json.dumps(
+            [{"region": r, "table": "orders", "handoff_queue_url": "q"} for r in targets]
+        ),
+    }
     event = make_event(records)["Records"]
     parallel: list[float] = []
     sequential: list[float] = []
     for _ in range(repeats):
-        for pool, sink in ((workers, parallel), (1, sequential)):
+        for pool, sink in ((workers, parallel), (1, sequential))[: 2 if sequential_too else 1]:
             settings = Settings.from_env({**env, "REP_MAX_WORKERS": str(pool)})
             replicator = Replicator(settings, NullPorts(latency_ms / 1000))
             start = time.perf_counter()
@@ -156,10 +180,12 @@ def fan_out(records: int, latency_ms: float, workers: int, repeats: int) -> dict
             sink.append(time.perf_counter() - start)
             replicator.close()
             assert not outcome.failed_sequence_numbers
-    writes = records * len(TARGET_REGIONS)
+    writes = records * len(targets)
     floor = math.ceil(writes / workers) * latency_ms / 1000
-    p, s = statistics.median(parallel), statistics.median(sequential)
+    p = statistics.median(parallel)
+    s = statistics.median(sequential) if sequential else math.nan
     return {
+        "targets": len(targets),
         "writes": writes,
         "latency_ms": latency_ms,
         "workers": workers,
@@ -202,8 +228,16 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     cpu = handler_cpu(args.records, args.repeats)
     fan = fan_out(100, args.latency_ms, args.workers, max(3, args.repeats // 2))
+    wide = fan_out(
+        100,
+        args.latency_ms,
+        args.workers,
+        max(3, args.repeats // 2),
+        WIDE_TARGET_REGIONS,
+        sequential_too=False,
+    )
     if args.json:
-        print(json.dumps({"handler_cpu": cpu, "fan_out": fan}, indent=2))
+        print(json.dumps({"handler_cpu": cpu, "fan_out": fan, "fan_out_9_targets": wide}, indent=2))
         return 0
     print(
         f"Handler CPU, null targets, {cpu['records']} records x 2 targets per batch "
@@ -226,6 +260,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  floor ceil({fan['writes']}/{fan['workers']}) x latency = {fan['floor_s']:.2f} s   "
         f"(parallel is {fan['parallel_over_floor']:.2f}x the floor)"
+    )
+    print(
+        f"Fan-out, 100 records x {wide['targets']} targets (a 10-region mesh) = {wide['writes']} writes: "
+        f"{wide['parallel_s']:.2f} s, floor {wide['floor_s']:.2f} s "
+        f"({wide['parallel_over_floor']:.2f}x the floor)"
     )
     return 0
 
