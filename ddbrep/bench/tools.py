@@ -1,8 +1,12 @@
 """``bench tools``: backfill and verify throughput (items/s) with 1 and with N segments, on simulated regions.
 
 Two moto servers (one per region) are started on loopback and stopped by PID. moto takes about
-250-300 conditional puts/s per server, so the default workload is small; the numbers compare
-segment counts on this machine, they do not predict AWS (where each segment scales on its own).
+250-300 conditional puts/s per server, so without latency the numbers measure moto's CPU, not the
+product. With ``--latency-ms`` (default 70, as the latency benchmark), every request to the target
+region crosses a proxy that delays it like an inter-region round trip (the source is read in its own
+region, undelayed): what a segment then waits on is what it waits on in AWS, so the segment ratio
+is the product's scaling. From the measured items/s per segment, the bench also estimates the
+deployed job on a large table: hours and list-price dollars to copy it at a given concurrency.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+from ddbrep.local.faults import Link, Proxy
 from ddbrep.local.regions import start_region, stop_region
 from ddbrep.tools.aws import Connection
 from ddbrep.tools.backfill import BackfillRun
+from ddbrep.tools.prices import DEFAULT_PRICES
 from ddbrep.tools.verify import Side, Verify
 from replicator.settings import Target
 
@@ -53,18 +59,33 @@ def _seed(conn: Connection, table: str, items: int) -> None:
 
 
 def run_bench(
-    items: int = 2000, segment_counts: Sequence[int] = (1, 8), page_size: int = 100
+    items: int = 2000,
+    segment_counts: Sequence[int] = (1, 8),
+    page_size: int = 100,
+    latency_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Backfill ``items`` into a fresh target per segment count, then verify it; items/s of each."""
     regions = {}
+    proxy: Proxy | None = None
     try:
         for name in (SOURCE, TARGET):
             regions[name] = start_region(name)
-        conn = Connection(endpoints={name: r.engine_url for name, r in regions.items()})
+        endpoints = {name: r.engine_url for name, r in regions.items()}
+        if latency_ms > 0:
+            link = Link(source=SOURCE, target=TARGET, latency_ms=latency_ms)
+            proxy = Proxy(regions[TARGET].engine_url, link).start()
+            endpoints[TARGET] = proxy.url
+        conn = Connection(endpoints=endpoints)
         source = f"bench-{uuid.uuid4().hex[:6]}"
         _create(conn, SOURCE, source)
         _seed(conn, source, items)
-        results: dict[str, Any] = {"items": items, "page_size": page_size, "backfill": {}, "verify": {}}
+        results: dict[str, Any] = {
+            "items": items,
+            "page_size": page_size,
+            "latency_ms": latency_ms,
+            "backfill": {},
+            "verify": {},
+        }
         with TemporaryDirectory() as tmp:
             for segments in segment_counts:
                 target = f"{source}-copy{segments}"
@@ -82,7 +103,7 @@ def run_bench(
                 assert report.total("written") == items, report.to_json()["totals"]
                 results["backfill"][segments] = round(items / report.elapsed_seconds, 1)
                 verify = Verify(
-                    conn, Side(SOURCE, source), Side(TARGET, target), segments=segments, page_size=500
+                    conn, Side(SOURCE, source), Side(TARGET, target), segments=segments, page_size=page_size
                 )
                 started = time.monotonic()
                 verified = verify.run()
@@ -93,10 +114,48 @@ def run_bench(
         results["ratio"] = {
             kind: round(results[kind][high] / results[kind][low], 2) for kind in ("backfill", "verify")
         }
+        results["one_segment_items_per_second"] = results["backfill"][low]
         return results
     finally:
+        if proxy is not None:
+            proxy.stop()
         for region in regions.values():
             stop_region(region)
+
+
+def large_table_estimate(
+    items_per_second_per_segment: float,
+    table_bytes: float = 1e12,
+    item_bytes: int = 1024,
+    concurrency: int = 100,
+    memory_mb: int = 512,
+    architecture: str = "arm64",
+) -> dict[str, float]:
+    """Hours and list-price dollars for the deployed job to copy a table to one target.
+
+    Each segment copies at the measured rate (one conditional put per item: a conditional write cannot
+    be batched); ``concurrency`` segments run at once. Dollars: one write unit per started KB per item,
+    the scan's eventually consistent read units (4 KB each, half a unit), and the job's Lambda GB-s
+    for the whole time (it waits on the writes), at us-east-1 list prices (ddbrep/tools/prices.py).
+    """
+    prices = DEFAULT_PRICES
+    items = table_bytes / item_bytes
+    seconds = items / (items_per_second_per_segment * concurrency)
+    write_units = items * -(-item_bytes // 1024)
+    read_units = table_bytes / 4096 * 0.5
+    gb_seconds = seconds * concurrency * memory_mb / 1024
+    dollars = {
+        "writes": write_units / 1e6 * prices.write_request_unit_per_million,
+        "scan": read_units / 1e6 * prices.read_request_unit_per_million,
+        "lambda": gb_seconds * prices.lambda_gb_second(architecture),
+    }
+    return {
+        "items": items,
+        "concurrency": concurrency,
+        "hours": seconds / 3600,
+        **{f"usd_{name}": round(value, 2) for name, value in dollars.items()},
+        "usd_total": round(sum(dollars.values()), 2),
+    }
 
 
 def register_bench(bench_subparsers: Any) -> None:
@@ -112,17 +171,35 @@ def register_bench(bench_subparsers: Any) -> None:
         "--segments", type=int, nargs="+", default=[1, 8], help="segment counts to compare (default 1 8)"
     )
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=70.0,
+        help="delay of every request to the target region (default 70; 0: moto's speed only)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=100, help="segments at once, for the 1 TB estimate (default 100)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    results = run_bench(args.items, args.segments, args.page_size)
+    results = run_bench(args.items, args.segments, args.page_size, args.latency_ms)
+    estimate = large_table_estimate(results["one_segment_items_per_second"], concurrency=args.concurrency)
     if args.json:
-        print(json.dumps(results, indent=2, default=str))
+        print(json.dumps({**results, "one_terabyte": estimate}, indent=2, default=str))
         return 0
-    print(f"{results['items']} items, page size {results['page_size']}, moto servers on loopback")
+    print(
+        f"{results['items']} items, page size {results['page_size']}, moto servers on loopback, "
+        f"{results['latency_ms']:g} ms per request to the target region"
+    )
     for kind in ("backfill", "verify"):
         cells = ", ".join(f"{s} segment(s): {v} items/s" for s, v in results[kind].items())
         print(f"{kind:9} {cells}; ratio {results['ratio'][kind]}x")
+    print(
+        f"1 TB of 1 KB items to one target at {estimate['concurrency']} segments: "
+        f"{estimate['hours']:.0f} h, ${estimate['usd_total']:,.0f} (writes ${estimate['usd_writes']:,.0f}, "
+        f"scan ${estimate['usd_scan']:,.0f}, Lambda ${estimate['usd_lambda']:,.0f})"
+    )
     return 0
