@@ -23,6 +23,8 @@ from ddbrep.cli import (
     redrive_cmd,
     verify_cmd,
 )
+from ddbrep.cli.common import EXIT_ERROR
+from ddbrep.install import Unavailable
 
 COMMANDS = (local_cmd, demo_cmd, backfill_cmd, verify_cmd, redrive_cmd, conflicts_cmd, cost_cmd, bench_cmd)
 
@@ -38,9 +40,9 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "ddbrep") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ddbrep",
+        prog=prog,
         description="Serverless DynamoDB replication across regions: local runtime, demo, operator tools.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -49,12 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str = "ddbrep") -> int:
+    """The ``ddbrep`` script; ``python -m ddbrep`` passes its own ``prog`` for the usage lines."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     _interrupt_on_signals()
     try:
         return int(args.func(args))
+    except Unavailable as err:  # a missing extra, or the checkout: what to install or where to run
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -19,6 +19,7 @@ from ddbrep.cli.common import (
     parse_json_flag,
     print_json,
 )
+from ddbrep.install import require_extra
 from ddbrep.tools.aws import ToolError
 from ddbrep.tools.backfill import BackfillReport, BackfillRun, parse_targets, with_filter
 from replicator.backfill_segments import SegmentState, WriteBudget
@@ -93,6 +94,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet = args.no_progress or args.json
+    bars = not quiet and sys.stderr.isatty()
+    if bars:
+        require_extra("cli", "backfill's progress display (on a terminal)", instead="pass --no-progress")
     targets = parse_targets(args.target, args.table)
     for value in args.filter:
         region, sep, pattern = value.partition("=")
@@ -113,9 +118,8 @@ def run(args: argparse.Namespace) -> int:
         read_first=args.read_first,
     )
     key_names, item_count = backfill.preflight()
-    quiet = args.no_progress or args.json
     try:
-        if not quiet and sys.stderr.isatty():
+        if bars:
             report = _with_progress(backfill, key_names, item_count)
         elif not quiet:
             report = _with_progress_lines(backfill, key_names, item_count, args.progress_every)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from ddbrep.cli.common import EXIT_OK
+from ddbrep.install import require_extra
 
 
 def _run_latency(args: argparse.Namespace) -> int:
@@ -35,6 +37,16 @@ def _run_every_bench(bench_sub: Any) -> int:
     return worst
 
 
+def _needs_local(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Every benchmark runs the Lambda code, most on simulated regions: the 'local' extra, checked first."""
+
+    def checked(args: argparse.Namespace) -> int:
+        require_extra("local", "every benchmark")
+        return run(args)
+
+    return checked
+
+
 def register(subparsers: Any) -> Any:
     bench = subparsers.add_parser(
         "bench",
@@ -42,7 +54,7 @@ def register(subparsers: Any) -> Any:
         description="Benchmarks on simulated regions. Without a name, each benchmark runs with its defaults.",
     )
     bench_sub = bench.add_subparsers(dest="bench_command", required=False)
-    bench.set_defaults(func=lambda args: _run_every_bench(bench_sub))
+    bench.set_defaults(func=_needs_local(lambda args: _run_every_bench(bench_sub)))
     latency = bench_sub.add_parser(
         "latency",
         help="end-to-end replication latency per region pair vs the floor; echo invocations per 1000 writes",
@@ -70,4 +82,6 @@ def register(subparsers: Any) -> Any:
     replicator.register_bench(bench_sub)
     tools.register_bench(bench_sub)
     cost.register_bench(bench_sub)
+    for parser in bench_sub.choices.values():
+        parser.set_defaults(func=_needs_local(parser.get_default("func")))
     return bench_sub

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from ddbrep.cli.common import add_connection_flags, connection, guarded
+from ddbrep.install import require_extra
 from ddbrep.tools.conflicts import list_conflicts, render_table
 
 
@@ -39,12 +40,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    if not args.json:
+        require_extra("cli", "the conflicts table", instead="pass --json")
     until = args.until if args.until is not None else time.time()
     records = list_conflicts(connection(args), args.region, args.bucket, args.since, until, args.key_prefix)
     if args.json:
         print(json.dumps([r.to_json() for r in records], indent=2))
     else:
+        from rich.console import Console
+
         Console().print(render_table(records))
     return 0

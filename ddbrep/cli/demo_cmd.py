@@ -6,8 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ddbrep.install import require_extra
+
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("demo", "the demo")
     from rich.console import Console
 
     from ddbrep.demo import report, run_demo

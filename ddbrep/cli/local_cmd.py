@@ -11,6 +11,7 @@ from typing import Any
 
 from ddbrep.cli import fault_cmd
 from ddbrep.cli.common import EXIT_OK
+from ddbrep.install import require_extra
 from ddbrep.local.state import FUNCTIONS_DIR, write_endpoints
 
 
@@ -44,6 +45,7 @@ def startup_lines(
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("local", "the local runtime")
     from rich.console import Console
 
     from ddbrep.local.cloud import LocalCloud, RuntimeOptions

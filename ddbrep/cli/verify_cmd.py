@@ -16,6 +16,7 @@ from ddbrep.cli.common import (
     parse_json_flag,
     print_json,
 )
+from ddbrep.install import require_extra
 from ddbrep.tools.verify import DEFAULT_RETENTION_SECONDS, Side, Verify
 
 
@@ -78,6 +79,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.json:
+        require_extra("cli", "verify's table output", instead="pass --json")
     verify = Verify(
         connection(args),
         _side(args.source, args.table),

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ddbrep.install import Unavailable
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ("app.py", "cdk.json", "stacks", "lambda")
 CACHE_DIR = REPO_ROOT / "cdk.out" / "local"
@@ -38,7 +40,17 @@ def _fingerprint(root: Path, context: Mapping[str, Any]) -> str:
 
 
 def app_context(root: Path = REPO_ROOT, replication: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """cdk.json's context, with the ``replication`` block replaced when one is given."""
+    """cdk.json's context, with the ``replication`` block replaced when one is given.
+
+    The app is the checkout's: an installed ddbrep (the distribution holds no app.py, cdk.json or
+    stacks/) raises Unavailable, saying where to run instead.
+    """
+    if not all((root / name).exists() for name in INPUTS):
+        raise Unavailable(
+            f"the CDK app (app.py, cdk.json, stacks/, lambda/) is not in {root}: this ddbrep is installed "
+            "without it. Run the command in the checkout (.venv/bin/python -m ddbrep ...), or synthesize "
+            "there (make synth) and pass the assembly: ddbrep local up --assembly <checkout>/cdk.out"
+        )
     context = dict(json.loads((root / "cdk.json").read_text()).get("context", {}))
     if replication is not None:
         context["replication"] = dict(replication)
