@@ -57,12 +57,16 @@ def soak_settings() -> SoakSettings:
 
 @pytest.fixture(scope="session")
 def soak_assembly() -> Assembly:
-    """cdk.json's mesh, with the us-east-1 -> eu-west-1 pair writing through a cross-account role."""
+    """cdk.json's mesh, with the us-east-1 -> eu-west-1 pair writing through a cross-account role and the
+    conflict log's per-invocation cap raised."""
     replication: dict[str, Any] = dict(app_context()["replication"])
     source, target = ROLE_PAIR
     replication["pairs"] = {
         f"{source}->{target}": {"role_arn": f"arn:aws:iam::{replication['account']}:role/orders-writer"}
     }
+    # The soak compares the conflict log with the history: no entry may be left out by the per-invocation
+    # cap (ConflictsNotLogged), so the cap is the largest the config takes.
+    replication["function"] = {**replication.get("function", {}), "conflict_log_max_records": 1000}
     return load_assembly(synthesize(replication))
 
 
