@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ddbrep  # noqa: F401  (puts lambda/ on the import path)
+from ddbrep.local.streams import record_of_images
 from ddbrep.local.worker import LambdaContext
 from replicator.core.plan import TargetWrite
 from replicator.engine import Replicator
@@ -105,21 +106,16 @@ def make_event(records: int, keys: int | None = None) -> dict[str, Any]:
         image["rep_region"] = {"S": LOCAL}
         image["rep_ts"] = {"N": str(base_us + i)}
         out.append(
-            {
-                "eventID": str(i),
-                "eventName": "INSERT",
-                "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb",
-                "awsRegion": LOCAL,
-                "dynamodb": {
-                    "ApproximateCreationDateTime": base_us // 1_000_000,
-                    "Keys": {"pk": image["pk"], "sk": image["sk"]},
-                    "NewImage": image,
-                    "SequenceNumber": str(10**20 + i),
-                    "SizeBytes": 300,
-                    "StreamViewType": "NEW_AND_OLD_IMAGES",
-                },
-            }
+            record_of_images(
+                "INSERT",
+                image,
+                None,
+                sequence_number=str(10**20 + i),
+                created=base_us / 1_000_000,
+                key_names=("pk", "sk"),
+                region=LOCAL,
+                stream_arn=f"arn:aws:dynamodb:{LOCAL}:111111111111:table/orders/stream/2026-01-01",
+            )
         )
     return {"Records": out}
 

@@ -1,9 +1,11 @@
-"""Builders of Lambda-shaped DynamoDB stream records for tests."""
+"""Builders of Lambda-shaped DynamoDB stream records for tests (the envelope: ddbrep/local/streams.py)."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
+
+from ddbrep.local.streams import record_of_images
 
 _seq = itertools.count(1)
 T0 = 1_700_000_000.0
@@ -41,27 +43,14 @@ def record(
     key_names: tuple[str, ...] = ("pk",),
 ) -> dict[str, Any]:
     """A stream record in Lambda's wire format (images in event form: binary values as base64 text)."""
-    image = new or old or {}
-    dynamodb: dict[str, Any] = {
-        "ApproximateCreationDateTime": int(created),  # AWS streams: whole seconds
-        "Keys": {name: image[name] for name in key_names},
-        "SequenceNumber": str(100_000_000_000_000_000_000 + (seq if seq is not None else next(_seq))),
-        "SizeBytes": 64,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    }
-    if new is not None:
-        dynamodb["NewImage"] = new
-    if old is not None:
-        dynamodb["OldImage"] = old
-    out: dict[str, Any] = {
-        "eventID": f"evt-{dynamodb['SequenceNumber']}",
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": region,
-        "eventSourceARN": f"arn:aws:dynamodb:{region}:111111111111:table/orders/stream/2026-01-01",
-        "dynamodb": dynamodb,
-    }
-    if ttl:
-        out["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
-    return out
+    return record_of_images(
+        event_name,
+        new,
+        old,
+        sequence_number=str(100_000_000_000_000_000_000 + (seq if seq is not None else next(_seq))),
+        created=created,
+        key_names=key_names,
+        region=region,
+        stream_arn=f"arn:aws:dynamodb:{region}:111111111111:table/orders/stream/2026-01-01",
+        ttl=ttl,
+    )
