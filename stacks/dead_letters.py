@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -19,15 +22,25 @@ class DeadLetterStore(Construct):
         construct_id: str,
         *,
         bucket_name: str,
+        encryption_key: kms.IKey | None,
         handoff_retention_days: int = defaults.HANDOFF_RETENTION_DAYS,
         dead_letter_retention_days: int = defaults.DEAD_LETTER_RETENTION_DAYS,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Objects hold full items: with the region's customer managed key, SSE-KMS with an S3 Bucket Key
+        # (S3 asks KMS for a bucket-level key now and then instead of a data key per object).
+        encryption: dict[str, Any] = {"encryption": s3.BucketEncryption.S3_MANAGED}
+        if encryption_key is not None:
+            encryption = {
+                "encryption": s3.BucketEncryption.KMS,
+                "encryption_key": encryption_key,
+                "bucket_key_enabled": True,
+            }
         self.bucket = s3.Bucket(
             self,
             "Bucket",
             bucket_name=bucket_name,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            **encryption,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,

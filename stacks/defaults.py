@@ -102,6 +102,33 @@ NONCURRENT_VERSION_DAYS = 1
 # Tables. (context: table.*)
 POINT_IN_TIME_RECOVERY = True
 DELETION_PROTECTION = True
+# The shape of a created table, the same in every region (context: table.global_secondary_indexes,
+# table.local_secondary_indexes, table.billing, table.table_class, table.tags).
+BILLING_ON_DEMAND = "on_demand"
+BILLING_PROVISIONED = "provisioned"
+BILLING_MODES = (BILLING_ON_DEMAND, BILLING_PROVISIONED)
+# A capacity (provisioned units, on-demand maximum request units): DynamoDB's per-table quota (40,000 by
+# default, adjustable) applies at deploy time; this range only catches nonsense.
+CAPACITY_RANGE = (1, 1_000_000)
+# Application Auto Scaling's target tracking on DynamoDB accepts 20 to 90 % utilization; 70 is the
+# console's default.
+AUTOSCALING_TARGET_UTILIZATION = 70
+AUTOSCALING_TARGET_RANGE = (20, 90)
+# Not written to the template when not set: DynamoDB's default is STANDARD.
+TABLE_CLASSES = ("STANDARD", "STANDARD_INFREQUENT_ACCESS")
+PROJECTION_TYPES = ("ALL", "KEYS_ONLY")  # or a list of non-key attributes (INCLUDE)
+MAX_GLOBAL_SECONDARY_INDEXES = 20  # DynamoDB's default quota per table
+MAX_LOCAL_SECONDARY_INDEXES = 5  # DynamoDB's limit per table
+MAX_PROJECTED_ATTRIBUTES = 100  # non-key attributes projected by all indexes of a table together
+MAX_TAGS = 50  # per AWS resource
+# In a mesh of this many regions or more, a provisioned table without auto scaling gets a synth warning:
+# every table takes the writes of every region (docs/CONFIGURATION.md, billing).
+CAPACITY_WARNING_MIN_REGIONS = 3
+
+# Deployments: a name in every stack id and physical name lets two deployments share an account and
+# region (context: deployment_name). Without one, names are those of the first release (upgrades keep
+# their stacks).
+DEPLOYMENT_NAME_MAX_LENGTH = 32
 
 # The one event source mapping per source table. (context: stream.*, overridable per source region)
 BATCH_SIZE = 100

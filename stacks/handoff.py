@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
@@ -13,6 +15,13 @@ from constructs import Construct
 from stacks import defaults
 from stacks.config import TargetPlan
 from stacks.runtime import FunctionRuntime
+
+
+def _queue_encryption(key: kms.IKey | None) -> dict[str, Any]:
+    """Messages hold full items: with the region's customer managed key, both queues use it."""
+    if key is None:
+        return {"encryption": sqs.QueueEncryption.SQS_MANAGED}
+    return {"encryption": sqs.QueueEncryption.KMS, "encryption_master_key": key}
 
 
 class HandoffQueue(Construct):
@@ -27,11 +36,13 @@ class HandoffQueue(Construct):
         runtime: FunctionRuntime,
         environment: Mapping[str, str],
         memory_mb: int,
+        encryption_key: kms.IKey | None,
         max_concurrency: int = defaults.DRAIN_MAX_CONCURRENCY,
     ) -> None:
         super().__init__(scope, construct_id)
         self.target = target
         self.max_concurrency = max_concurrency
+        self.encryption = _queue_encryption(encryption_key)
         self.dead_letter_queue = self._build_dead_letter_queue()
         self.queue = self._build_queue()
         self.drain_function = self._build_drain(runtime, environment, memory_mb)
@@ -42,7 +53,7 @@ class HandoffQueue(Construct):
             "DeadLetterQueue",
             queue_name=self.target.handoff_dlq_name,
             retention_period=Duration.days(self.target.handoff_retention_days),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            **self.encryption,
             enforce_ssl=True,
         )
 
@@ -55,7 +66,7 @@ class HandoffQueue(Construct):
             visibility_timeout=Duration.seconds(
                 defaults.DRAIN_TIMEOUT_SECONDS * defaults.HANDOFF_VISIBILITY_FACTOR
             ),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            **self.encryption,
             enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=defaults.HANDOFF_MAX_RECEIVE_COUNT

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Arn, ArnComponents, Environment, Stack
+from collections.abc import Sequence
+
+from aws_cdk import Annotations, Arn, ArnComponents, Environment, Stack, Tags
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -38,6 +41,12 @@ class RegionStack(Stack):
         )
         self.config = config
         self.plan = plan
+        for key, value in config.tags.items():
+            Tags.of(self).add(key, value)
+        # The customer managed key of this region's stores of item copies (imported: the user owns it).
+        self.encryption_key: kms.IKey | None = (
+            kms.Key.from_key_arn(self, "EncryptionKey", plan.kms_key_arn) if plan.kms_key_arn else None
+        )
         self.table = ReplicaTable(
             self,
             "ReplicaTable",
@@ -47,8 +56,12 @@ class RegionStack(Stack):
             ttl_attribute=config.ttl_attribute,
             point_in_time_recovery=config.point_in_time_recovery,
             deletion_protection=config.deletion_protection,
+            shape=config.table_shape,
+            encryption_key=self.encryption_key,
             adopt_existing=plan.adopt_existing,
         )
+        for warning in config.warnings:
+            Annotations.of(self.table).add_warning_v2(f"ddbrep:{warning.id}", warning.message)
         self.replicator: ReplicatorFunction | None = None
         self.handoffs: list[HandoffQueue] = []
         self.alarms: RegionAlarms | None = None
@@ -76,6 +89,7 @@ class RegionStack(Stack):
             self,
             "DeadLetterStore",
             bucket_name=plan.dead_letter_bucket,
+            encryption_key=self.encryption_key,
             dead_letter_retention_days=config.dead_letter_retention_days,
             # Handoff payloads in S3 live as long as the queue messages that point at them.
             handoff_retention_days=max(
@@ -90,6 +104,7 @@ class RegionStack(Stack):
                 runtime=runtime,
                 environment=drain_environment(config, plan, target),
                 memory_mb=config.function.memory_mb,
+                encryption_key=self.encryption_key,
                 max_concurrency=config.function.drain_max_concurrency,
             )
             for target in plan.targets
@@ -112,6 +127,7 @@ class RegionStack(Stack):
             self._grant_drain(handoff)
         if config.backfill.enabled:
             self.backfill = self._build_backfill(runtime)
+            self._grant_keys(self.backfill.function, plan.targets)
             # A stable output name for the runbook (docs/OPERATIONS.md), not a hashed construct path.
             self.backfill.arn_output.override_logical_id("BackfillStateMachineArn")
 
@@ -163,9 +179,11 @@ class RegionStack(Stack):
             ["s3:PutObject"],
             [defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX, defaults.CONFLICT_PREFIX],
         )
+        self._grant_keys(function, self.plan.targets)
 
     def _grant_drain(self, handoff: HandoffQueue) -> None:
         self._grant_target_writes(handoff.drain_function, handoff.target)
+        self._grant_keys(handoff.drain_function, [handoff.target])
         self._grant_objects(handoff.drain_function, ["s3:GetObject"], [defaults.HANDOFF_PREFIX])
         self._grant_objects(
             handoff.drain_function, ["s3:PutObject"], [defaults.DEAD_LETTER_PREFIX, defaults.CONFLICT_PREFIX]
@@ -182,6 +200,30 @@ class RegionStack(Stack):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.target_table_arn(target)])
         )
+
+    def _grant_keys(self, function: lambda_.Function, targets: Sequence[TargetPlan]) -> None:
+        """kms:Decrypt and kms:GenerateDataKey on the customer managed keys of the stores the function
+        uses: this region's (its table and stream, handoff queues, bucket) and each target table's it
+        writes directly (a replica written through a role of another account is that role's to allow).
+
+        Each service uses the key on behalf of the caller, so the caller's role needs these actions:
+        DynamoDB decrypts the table key for each principal that reads or writes the table or its stream
+        (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html, and CDK's table
+        grants give readers kms:Decrypt); SQS needs kms:GenerateDataKey and kms:Decrypt from a producer and
+        kms:Decrypt from a consumer (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html);
+        S3 needs kms:GenerateDataKey to put and kms:Decrypt to get an SSE-KMS object
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html). kms:Encrypt is
+        never called: every service encrypts with a data key. IAM is global: the key of another region
+        is granted here like this region's."""
+        keys = [self.plan.kms_key_arn] if self.plan.kms_key_arn else []
+        for target in targets:
+            key = self.config.region(target.region).kms_key_arn
+            if key and not target.role_arn:
+                keys.append(key)
+        if keys:
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=keys)
+            )
 
     def target_table_arn(self, target: TargetPlan) -> str:
         """Built by convention in the target's region: no cross-region reference, no deploy-order coupling."""

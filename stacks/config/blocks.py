@@ -12,6 +12,16 @@ from typing import Any
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[\w-]{1,256}$")
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+INDEX_NAME = TABLE_NAME  # DynamoDB names indexes by the same rule as tables
+# A key, not an alias: key/<uuid> or a multi-Region key/mrk-<32 hex>.
+KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/"
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
+# Lowercase words joined by single hyphens: valid in stack names, S3 bucket names and every other name.
+DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+TAG_KEY = re.compile(r"^[\w\s.:/=+\-@]{1,128}$")
+TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]{0,256}$")
 ATTRIBUTE_NAME = re.compile(r"^.{1,255}$")
 ACCOUNT = re.compile(r"^\d{12}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -103,6 +113,9 @@ TOP_KEYS = {
     "alarms": "alarm thresholds and notifications",
     "dashboard_region": "region hosting the dashboard",
     "backfill": "the deployed backfill job",
+    "deployment_name": "a name in every stack id and physical name",
+    "kms_key_arns": "per region: the customer managed key of the stores holding item copies",
+    "tags": "tags on every resource of every stack",
 }
 TABLE_KEYS = {
     "name": "",
@@ -112,8 +125,19 @@ TABLE_KEYS = {
     "adopt_existing": "",
     "point_in_time_recovery": "",
     "deletion_protection": "",
+    "global_secondary_indexes": "",
+    "local_secondary_indexes": "",
+    "billing": "",
+    "table_class": "",
+    "tags": "",
 }
 KEY_KEYS = {"name": "", "type": ""}
+GLOBAL_INDEX_KEYS = {"name": "", "partition_key": "", "sort_key": "", "projection": ""}
+# partition_key is allowed so that a local index may restate the table's; any other is refused.
+LOCAL_INDEX_KEYS = {"name": "", "partition_key": "", "sort_key": "", "projection": ""}
+ON_DEMAND_KEYS = {"mode": "", "max_read_request_units": "", "max_write_request_units": ""}
+PROVISIONED_KEYS = {"mode": "", "read_capacity": "", "write_capacity": "", "autoscaling": ""}
+AUTOSCALING_KEYS = {"max_read_capacity": "", "max_write_capacity": "", "target_utilization": ""}
 STREAM_KEYS = {
     "batch_size": "",
     "batching_window_seconds": "",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 from stacks import defaults
 
@@ -13,6 +13,79 @@ from stacks import defaults
 class KeyAttribute:
     name: str
     type: str  # S, N or B
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What an index copies: ``ALL``, ``KEYS_ONLY``, or ``INCLUDE`` with the non-key attributes it adds."""
+
+    type: str
+    non_key_attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GlobalIndex:
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None
+    projection: Projection
+
+
+@dataclass(frozen=True)
+class LocalIndex:
+    """Keyed by the table's partition key and its own sort key."""
+
+    name: str
+    sort_key: KeyAttribute
+    projection: Projection
+
+
+@dataclass(frozen=True)
+class AutoScaling:
+    """Target tracking from the base capacity up to these maximums (table and global indexes alike)."""
+
+    max_read_capacity: int
+    max_write_capacity: int
+    target_utilization: int = defaults.AUTOSCALING_TARGET_UTILIZATION
+
+
+@dataclass(frozen=True)
+class OnDemand:
+    """PAY_PER_REQUEST; the optional maximums cap the table's (and each global index's) throughput."""
+
+    max_read_request_units: int | None = None
+    max_write_request_units: int | None = None
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """Capacity of the table, and of each global index (indexes follow the table's billing)."""
+
+    read_capacity: int
+    write_capacity: int
+    autoscaling: AutoScaling | None = None
+
+
+Billing: TypeAlias = OnDemand | Provisioned
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """A created table beyond its keys: the same definition in every region (adopted tables keep theirs)."""
+
+    global_indexes: tuple[GlobalIndex, ...] = ()
+    local_indexes: tuple[LocalIndex, ...] = ()
+    billing: Billing = OnDemand()
+    table_class: str | None = None  # None: not set (DynamoDB's default, STANDARD)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfigWarning:
+    """A configuration that synthesizes but is probably wrong: a CDK warning on each region's table."""
+
+    id: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -85,8 +158,12 @@ class RegionPlan:
 
     region: str
     account: str
+    stack_id: str
     table_name: str
     adopt_existing: bool
+    # The customer managed key of every store in this region holding item copies (table, handoff queues,
+    # dead-letter bucket); None: AWS-managed encryption.
+    kms_key_arn: str | None
     targets: tuple[TargetPlan, ...]  # empty: this region only receives (one-way replica)
     stream: StreamSettings
     dead_letter_bucket: str
@@ -99,10 +176,6 @@ class RegionPlan:
     @property
     def is_source(self) -> bool:
         return bool(self.targets)
-
-    @property
-    def stack_id(self) -> str:
-        return f"{defaults.STACK_ID_PREFIX}{self.region}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +192,10 @@ class ReplicationConfig:
     dead_letter_retention_days: int
     point_in_time_recovery: bool
     deletion_protection: bool
+    table_shape: TableShape
+    deployment_name: str | None
+    tags: Mapping[str, str]  # on every resource of every stack
+    warnings: tuple[ConfigWarning, ...]
     function: FunctionSettings
     alarms: AlarmSettings
     backfill: BackfillSettings

@@ -7,13 +7,16 @@ import re
 from typing import Any
 
 from replicator.core.backoff import Backoff
+from replicator.core.metadata import AttributeNames
 from replicator.core.pattern import PatternError, validate_pattern
 from stacks import defaults
 from stacks.config import blocks as schema
 from stacks.config.blocks import (
     ACCOUNT,
     ATTRIBUTE_NAME,
+    DEPLOYMENT_NAME,
     EMAIL,
+    KMS_KEY_ARN,
     PAIR_SEPARATOR,
     ROLE_ARN,
     TABLE_NAME,
@@ -25,13 +28,13 @@ from stacks.config.model import (
     AlarmSettings,
     BackfillSettings,
     FunctionSettings,
-    KeyAttribute,
     RegionPlan,
     ReplicationConfig,
     StreamSettings,
     TargetPlan,
 )
-from stacks.config.names import bounded, bucket_name, slug
+from stacks.config.names import bounded, bucket_name, name_stem, stack_id
+from stacks.config.table_shape import key_attribute, parse_table_shape, parse_tags, shape_warnings
 
 
 def check_handoff_schedule(
@@ -85,14 +88,25 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
     sources, receivers = _regions(root, topology)
     all_regions = tuple(dict.fromkeys([*sources, *receivers]))
 
+    deployment = _deployment_name(root)
     table = root.block("table", schema.TABLE_KEYS)
     table_names = _table_names(table, all_regions)
-    partition_key = _key_attribute(table, "partition_key", required=True)
+    partition_key = key_attribute(table, "partition_key", required=True)
     assert partition_key is not None  # required=True raised otherwise
-    sort_key = _key_attribute(table, "sort_key", required=False)
+    sort_key = key_attribute(table, "sort_key", required=False)
     adopt = _region_list(table, "adopt_existing", all_regions, minimum=0)
     prefix = root.string("attribute_prefix", defaults.ATTRIBUTE_PREFIX, re.compile(r"^[A-Za-z0-9_.-]{1,64}$"))
     ttl_attribute = table.string("ttl_attribute", f"{prefix}expires", ATTRIBUTE_NAME)
+    names = AttributeNames.with_prefix(prefix, ttl=ttl_attribute)
+    table_shape = parse_table_shape(table, partition_key, sort_key, names, adopt)
+    tags = parse_tags(root, "tags")
+    tagged = len(tags.keys() | table_shape.tags.keys())
+    if tagged > defaults.MAX_TAGS:
+        raise ConfigError(
+            f"{root.key('tags')} and {table.key('tags')} give the table {tagged} tags together, more than "
+            f"the {defaults.MAX_TAGS} a resource takes. Fix: fewer tags"
+        )
+    kms_key_arns = _kms_key_arns(root, all_regions)
     handoff_days = root.integer(
         "handoff_retention_days", defaults.HANDOFF_RETENTION_DAYS, 1, 14, "SQS keeps messages 1 to 14 days"
     )
@@ -145,13 +159,14 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
     plans = []
     for region in all_regions:
         table_name = table_names[region]
+        stem = name_stem(deployment, table_name)
         targets = tuple(
             _target_plan(
                 region,
                 target,
                 table_names[target],
                 account,
-                table_name,
+                stem,
                 pairs.get((region, target)),
                 handoff_days,
                 topology,
@@ -164,19 +179,21 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
             RegionPlan(
                 region=region,
                 account=account,
+                stack_id=stack_id(deployment, region),
                 table_name=table_name,
                 adopt_existing=region in adopt,
+                kms_key_arn=kms_key_arns.get(region),
                 targets=targets,
                 stream=source_blocks.get(region, stream_defaults),
-                dead_letter_bucket=bucket_name(table_name, account, region),
-                replicator_function_name=bounded(f"{slug(table_name)}-replicator", 64),
-                backfill_function_name=bounded(f"{slug(table_name)}-backfill", 64),
+                dead_letter_bucket=bucket_name(deployment, table_name, account, region),
+                replicator_function_name=bounded(f"{stem}-replicator", 64),
+                backfill_function_name=bounded(f"{stem}-backfill", 64),
                 alarm_topic_arn=topic_arn,
-                alarm_topic_name=bounded(f"{slug(table_name)}-replication-alarms", 256),
-                alarm_prefix=bounded(f"{slug(table_name)}-replication-{region}", 128),
+                alarm_topic_name=bounded(f"{stem}-replication-alarms", 256),
+                alarm_prefix=bounded(f"{stem}-replication-{region}", 128),
             )
         )
-    dashboard_table = table_names[dashboard_region]
+    dashboard_stem = name_stem(deployment, table_names[dashboard_region])
     return ReplicationConfig(
         account=account,
         topology=topology,
@@ -190,11 +207,23 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         dead_letter_retention_days=dead_letter_days,
         point_in_time_recovery=table.boolean("point_in_time_recovery", defaults.POINT_IN_TIME_RECOVERY),
         deletion_protection=table.boolean("deletion_protection", defaults.DELETION_PROTECTION),
+        table_shape=table_shape,
+        deployment_name=deployment,
+        tags=tags,
+        warnings=shape_warnings(
+            table_shape,
+            table.path,
+            topology=topology,
+            region_count=len(all_regions),
+            partition_key=partition_key,
+            sort_key=sort_key,
+            names=names,
+        ),
         function=function,
         alarms=alarms,
         backfill=backfill,
         dashboard_region=dashboard_region,
-        dashboard_name=bounded(f"{slug(dashboard_table)}-replication", 255),
+        dashboard_name=bounded(f"{dashboard_stem}-replication", 255),
     )
 
 
@@ -305,19 +334,48 @@ def _table_names(table: Block, regions: tuple[str, ...]) -> dict[str, str]:
     return names
 
 
-def _key_attribute(table: Block, name: str, *, required: bool) -> KeyAttribute | None:
-    if table.get(name) is None:
-        if required:
-            raise ConfigError(f'{table.key(name)} is required. Fix: e.g. {{"name": "pk", "type": "S"}}')
+def _deployment_name(root: Block) -> str | None:
+    """None keeps the stack ids and physical names of a deployment made before the key existed."""
+    if root.get("deployment_name") is None:
         return None
-    block = table.block(name, schema.KEY_KEYS)
-    attribute = block.string("name", None, ATTRIBUTE_NAME)
-    kind = block.get("type", "S")
-    if kind not in defaults.KEY_TYPES:
+    name = root.string("deployment_name")
+    limit = defaults.DEPLOYMENT_NAME_MAX_LENGTH
+    if len(name) > limit or not DEPLOYMENT_NAME.match(name):
         raise ConfigError(
-            f"{block.key('type')} = {kind!r} is not a key type. Fix: use S (string), N (number) or B (binary)"
+            f"{root.key('deployment_name')} = {name!r} is not a deployment name. Fix: up to {limit} "
+            "lowercase letters and digits, words joined by single hyphens, starting with a letter "
+            "(it goes into stack ids, bucket and function names), e.g. orders-blue"
         )
-    return KeyAttribute(attribute, kind)
+    return name
+
+
+def _kms_key_arns(root: Block, regions: tuple[str, ...]) -> dict[str, str]:
+    raw = root.get("kms_key_arns", {})
+    key = root.key("kms_key_arns")
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{key} must be an object {{region: KMS key ARN}}: a region's stores are encrypted with a key "
+            "of that region"
+        )
+    arns = {}
+    for region, arn in raw.items():
+        if region not in regions:
+            raise ConfigError(
+                f"{key}.{region} names a region outside the deployment. Fix: use one of {', '.join(regions)}"
+            )
+        match = KMS_KEY_ARN.match(arn) if isinstance(arn, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{key}.{region} = {arn!r} is not a KMS key ARN. Fix: the ARN of a symmetric customer "
+                f"managed key, arn:aws:kms:{region}:<account>:key/<key id> (not an alias)"
+            )
+        if match.group("region") != region:
+            raise ConfigError(
+                f"{key}.{region} = {arn!r} is a key in {match.group('region')}. Fix: a table, queue or "
+                f"bucket in {region} can only be encrypted with a key in {region}"
+            )
+        arns[region] = arn
+    return arns
 
 
 def _stream(block: Block, base: StreamSettings) -> StreamSettings:
@@ -387,7 +445,7 @@ def _target_plan(
     target: str,
     target_table: str,
     account: str,
-    source_table: str,
+    stem: str,
     pair: Block | None,
     handoff_retention_days: int,
     topology: str,
@@ -423,7 +481,6 @@ def _target_plan(
             "would diverge. Fix: use a role in the deployment's account, or a one-way topology for a "
             "replica in another account"
         )
-    stem = slug(source_table)
     queue_name = bounded(f"{stem}-handoff-{target}", 76)  # room for the "-dlq" suffix under SQS's 80
     return TargetPlan(
         source_region=source,
