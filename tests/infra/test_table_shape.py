@@ -8,10 +8,7 @@ a small one-way deployment for on-demand maximum throughput.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -367,18 +364,9 @@ def test_cdk_nag_passes_with_every_new_resource(rich: Synthesized, on_demand: Sy
 
 
 def test_cfn_lint_finds_no_error(rich: Synthesized, on_demand: Synthesized) -> None:
-    from tests.infra.test_cli_synth import IGNORED_CHECKS
+    from tests.infra.test_cli_synth import assert_cfn_lint_clean
 
-    templates = [str(p) for d in (rich.outdir, on_demand.outdir) for p in d.glob("*.template.json")]
-    cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run(
-        [str(cfn_lint), "--ignore-checks", IGNORED_CHECKS, "--", *templates],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_cfn_lint_clean(rich.outdir, on_demand.outdir)
 
 
 # --- on demand --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ streams and queues, and slows every test that runs beside it).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def cloud_options(tmp: Path) -> RuntimeOptions:
     """The defaults, with the handoff queues' visibility timeout (the drain's backoff) capped at 2 s."""
     return RuntimeOptions(max_visibility_timeout=2, log_dir=tmp, seed=7)
+
+
+def synthesize_in_background(replication: dict[str, Any], name: str) -> Future[Path]:
+    """Start synthesizing a module's own app when the module is imported (while other tests run)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"synth-{name}")
+    return pool.submit(synthesize, replication)
+
+
+@contextlib.contextmanager
+def cloud_from(synth: Future[Path], tmp: Path) -> Iterator[LocalCloud]:
+    """A running cloud of the app ``synth`` produces, with the tests' options."""
+    with LocalCloud(load_assembly(synth.result()), cloud_options(tmp)) as cloud:
+        yield cloud
 
 
 def _one_way_replication() -> dict[str, Any]:

@@ -9,18 +9,15 @@ base table holds its tombstone.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ddbrep.client import ReplicatedTable
 from ddbrep.local.cloud import LocalCloud
-from ddbrep.local.synth import app_context, synthesize
-from ddbrep.local.templates import load_assembly
+from ddbrep.local.synth import app_context
 from replicator.core.metadata import AttributeNames, is_tombstone
-from tests.local.conftest import cloud_options
+from tests.local.conftest import cloud_from, synthesize_in_background
 from tests.local.support import TABLE, raw_item
 
 SOURCE, REPLICA = "us-east-1", "eu-west-1"
@@ -59,14 +56,12 @@ def shaped_replication() -> dict[str, Any]:
     return replication
 
 
-_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-table-shape")
-_synth: Future[Path] = _BACKGROUND.submit(synthesize, shaped_replication())
+_synth = synthesize_in_background(shaped_replication(), "table-shape")
 
 
 @pytest.fixture(scope="module")
 def shaped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    assembly = load_assembly(_synth.result())
-    with LocalCloud(assembly, cloud_options(tmp_path_factory.mktemp("table-shape"))) as cloud:
+    with cloud_from(_synth, tmp_path_factory.mktemp("table-shape")) as cloud:
         yield cloud
 
 

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ddbrep.local.cloud import LocalCloud
-from ddbrep.local.synth import app_context, synthesize
-from ddbrep.local.templates import load_assembly
+from ddbrep.local.synth import app_context
 from replicator.core.metadata import AttributeNames, is_tombstone
-from tests.local.conftest import cloud_options
+from tests.local.conftest import cloud_from, synthesize_in_background
 from tests.local.support import TABLE, every_type, raw_item, user_view
 
 NAMES = AttributeNames.with_prefix("rep_")
@@ -53,15 +50,13 @@ def binary_keys_replication() -> dict[str, Any]:
     return replication
 
 
-_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-binary-keys")
-_synth: Future[Path] = _BACKGROUND.submit(synthesize, binary_keys_replication())
+_synth = synthesize_in_background(binary_keys_replication(), "binary-keys")
 
 
 @pytest.fixture(scope="module")
 def binary_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     """A running one-way deployment of the table with binary keys."""
-    assembly = load_assembly(_synth.result())
-    with LocalCloud(assembly, cloud_options(tmp_path_factory.mktemp("binary-keys"))) as cloud:
+    with cloud_from(_synth, tmp_path_factory.mktemp("binary-keys")) as cloud:
         yield cloud
 
 
