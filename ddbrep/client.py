@@ -17,6 +17,7 @@ strict last-writer-wins answer instead.
 
 Items are in DynamoDB's wire format (``{"S": "..."}``), as the low-level boto3 client takes and returns
 them (binary values as ``bytes``); the helper hands them to the protocol's core through ``core.wire``.
+:class:`ReplicatedResourceTable` is the same helper for boto3's resource API (Python types).
 
 The helper never writes a version further ahead of its own clock than the maximum clock skew (the
 bound every replicator enforces): re-stamping above a stored version from the future would only spread
@@ -280,3 +281,159 @@ class ReplicatedTable:
                 "#__rdel": self.names.deleted,
             }
         return request
+
+
+class ReplicatedResourceTable:
+    """The helper for boto3's resource API: ``boto3.resource("dynamodb").Table(name)`` seen through the
+    write contract, with Python types in and out (numbers as ``Decimal``, binary as ``Binary``), as the
+    resource API takes and returns them.
+
+    Writes are the low-level helper's (stamps, tombstone deletes, last-writer-wins retries) on the
+    table's own client; reads hide tombstones the same way (in DynamoDB, so counts, projections and
+    pages stay true). ``KeyConditionExpression`` and ``FilterExpression`` may be strings or conditions
+    from ``boto3.dynamodb.conditions`` (``Key("pk").eq("a")``), as with the resource API.
+    """
+
+    def __init__(self, table: Any, region: str, **options: Any) -> None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self.table = table
+        self._serialize, self._deserialize = TypeSerializer().serialize, TypeDeserializer().deserialize
+        self.low = ReplicatedTable(_WireClient(table.meta.client, self), table.name, region, **options)
+
+    def _to_wire(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: self._serialize(value) for name, value in item.items()}
+
+    def _from_wire(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: self._deserialize(value) for name, value in item.items()}
+
+    # --- writes (the resource API's keyword names: Item, Key, ...) --------------------------------------
+
+    def put_item(self, Item: Mapping[str, Any]) -> Version:
+        return self.low.put_item(self._to_wire(Item))
+
+    def delete_item(self, Key: Mapping[str, Any]) -> Version:
+        return self.low.delete_item(self._to_wire(Key))
+
+    def update_item(
+        self,
+        Key: Mapping[str, Any],
+        UpdateExpression: str,
+        ExpressionAttributeNames: Mapping[str, str] | None = None,
+        ExpressionAttributeValues: Mapping[str, Any] | None = None,
+    ) -> Version:
+        return self.low.update_item(
+            self._to_wire(Key),
+            UpdateExpression,
+            ExpressionAttributeNames,
+            self._to_wire(ExpressionAttributeValues or {}) or None,
+        )
+
+    # --- reads (tombstones hidden) -------------------------------------------------------------------
+
+    def get_item(self, Key: Mapping[str, Any], **kwargs: Any) -> dict[str, Any] | None:
+        item = self.low.get_item(self._to_wire(Key), **kwargs)
+        return None if item is None else self._from_wire(item)
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        return self._page(self.low.query(**self._request(kwargs)))
+
+    def scan(self, **kwargs: Any) -> dict[str, Any]:
+        return self._page(self.low.scan(**self._request(kwargs)))
+
+    def paginate(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The pages of ``query`` or ``scan``, tombstones hidden, items in Python types."""
+        for page in self.low.paginate(operation, **self._request(kwargs)):
+            yield self._page(page)
+
+    def _request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """A low-level request: conditions built into expressions, every value in DynamoDB JSON."""
+        from boto3.dynamodb.conditions import ConditionBase, ConditionExpressionBuilder
+
+        request = dict(kwargs)
+        names = dict(request.pop("ExpressionAttributeNames", {}))
+        values = self._to_wire(request.pop("ExpressionAttributeValues", {}))
+        builder = ConditionExpressionBuilder()  # one for both: its placeholders never collide
+        for field, is_key in (("KeyConditionExpression", True), ("FilterExpression", False)):
+            condition = request.get(field)
+            if isinstance(condition, ConditionBase):
+                built = builder.build_expression(condition, is_key_condition=is_key)
+                request[field] = built.condition_expression
+                names.update(built.attribute_name_placeholders)
+                values.update(self._to_wire(built.attribute_value_placeholders))
+        if "ExclusiveStartKey" in request:
+            request["ExclusiveStartKey"] = self._to_wire(request["ExclusiveStartKey"])
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = values
+        return request
+
+    def _page(self, response: Mapping[str, Any]) -> dict[str, Any]:
+        page = dict(response)
+        if "Items" in page:
+            page["Items"] = [self._from_wire(item) for item in page["Items"]]
+        if "LastEvaluatedKey" in page:
+            page["LastEvaluatedKey"] = self._from_wire(page["LastEvaluatedKey"])
+        return page
+
+
+class _WireClient:
+    """The resource's own client as the low-level helper needs it: DynamoDB JSON in and out.
+
+    The resource API's client converts Python values to DynamoDB JSON itself (boto3 registers that on its
+    events), so DynamoDB JSON handed to it would be converted twice; this turns the helper's requests
+    into Python values for it, and its answers back into DynamoDB JSON.
+    """
+
+    _ITEM_FIELDS = ("Item", "Key", "ExclusiveStartKey", "ExpressionAttributeValues")
+    _ANSWER_FIELDS = ("Item", "Attributes", "LastEvaluatedKey")
+
+    def __init__(self, client: Any, codec: ReplicatedResourceTable) -> None:
+        self.client, self.codec = client, codec
+
+    def _python(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: self.codec._from_wire(value) if name in self._ITEM_FIELDS else value
+            for name, value in request.items()
+        }
+
+    def _wire(self, answer: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            name: self.codec._to_wire(value) if name in self._ANSWER_FIELDS else value
+            for name, value in answer.items()
+        }
+        if "Items" in out:
+            out["Items"] = [self.codec._to_wire(item) for item in out["Items"]]
+        return out
+
+    def _call(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._wire(getattr(self.client, operation)(**self._python(request)))
+
+    def put_item(self, **request: Any) -> dict[str, Any]:
+        return self._call("put_item", request)
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        return self._call("update_item", request)
+
+    def get_item(self, **request: Any) -> dict[str, Any]:
+        return self._call("get_item", request)
+
+    def query(self, **request: Any) -> dict[str, Any]:
+        return self._call("query", request)
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        return self._call("scan", request)
+
+    def describe_table(self, **request: Any) -> Any:
+        return self.client.describe_table(**request)
+
+    def get_paginator(self, operation: str) -> Any:
+        wire = self
+
+        class Pages:
+            def paginate(self, **request: Any) -> Iterator[dict[str, Any]]:
+                for page in wire.client.get_paginator(operation).paginate(**wire._python(request)):
+                    yield wire._wire(page)
+
+        return Pages()

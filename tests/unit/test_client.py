@@ -192,3 +192,44 @@ def test_the_clock_never_goes_backwards() -> None:
     values = [clock() for _ in range(4)]
     assert values == sorted(values) and len(set(values)) == 4
     assert values[0] == 5_000_000 and values[3] == 6_000_000
+
+
+def test_the_resource_api_helper_takes_and_returns_python_types(client: Any) -> None:
+    # Given the helper around boto3's resource Table (the same moto backend as the client fixture)
+    from decimal import Decimal
+
+    from boto3.dynamodb.conditions import Attr, Key
+    from boto3.dynamodb.types import Binary
+
+    from ddbrep.client import ReplicatedResourceTable
+
+    resource = boto3.resource(
+        "dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    table = ReplicatedResourceTable(resource.Table("orders"), "eu-west-1", clock=fixed_clock())
+    # When items are written with Python values, one updated and one deleted
+    for sk in "123":
+        table.put_item(Item={"pk": "a", "sk": sk, "total": Decimal(sk), "blob": b"\x00\xff", "tags": {"x"}})
+    table.update_item(
+        Key={"pk": "a", "sk": "1"},
+        UpdateExpression="SET #t = :t",
+        ExpressionAttributeNames={"#t": "total"},
+        ExpressionAttributeValues={":t": Decimal("10")},
+    )
+    deleted = table.delete_item(Key={"pk": "a", "sk": "2"})
+
+    # Then the raw items carry the write contract (stamps; a tombstone for the delete)
+    tombstone = client.get_item(TableName="orders", Key={"pk": {"S": "a"}, "sk": {"S": "2"}}).get("Item")
+    assert tombstone is not None and tombstone["rep_deleted"] == {"BOOL": True}
+    assert tombstone["rep_ts"] == {"N": str(deleted.ts)}
+    # And reads give Python types back and hide the tombstone, with condition objects too
+    one = table.get_item(Key={"pk": "a", "sk": "1"})
+    assert one is not None and one["total"] == Decimal("10") and one["blob"] == Binary(b"\x00\xff")
+    assert one["tags"] == {"x"} and one["rep_region"] == "eu-west-1"
+    assert table.get_item(Key={"pk": "a", "sk": "2"}) is None
+    queried = table.query(KeyConditionExpression=Key("pk").eq("a"), FilterExpression=Attr("total").gte(4))
+    assert [item["sk"] for item in queried["Items"]] == ["1"]  # total 10 after the update
+    assert table.query(KeyConditionExpression=Key("pk").eq("a"), Select="COUNT")["Count"] == 2
+    pages = list(table.paginate("query", KeyConditionExpression=Key("pk").eq("a"), Limit=1))
+    assert sorted(item["sk"] for page in pages for item in page["Items"]) == ["1", "3"]
+    assert table.scan(FilterExpression=Attr("total").lt(Decimal(5)))["Items"][0]["sk"] == "3"
