@@ -42,7 +42,7 @@ def describe_error(exc: BaseException) -> tuple[str | None, int | None, str]:
     return type(exc).__name__, None, str(exc)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
     """One call's outcome after its retries: its response, or the kind of its last failure."""
 
@@ -124,11 +124,11 @@ class DynamoPorts:
         answer = with_retries(
             lambda: client.put_item(**request), self._attempts, self._base_delay_ms, self._sleep
         )
-        response = answer.response if isinstance(answer.response, Mapping) else {}
         if answer.kind is None:
-            replaced = response.get("Attributes") if return_replaced else None
+            replaced = answer.response.get("Attributes") if return_replaced else None
             return WriteResult(None, answer.retries, replaced=from_sdk(replaced) if replaced else None)
-        stored = response.get("Item") if return_stored else None
+        failed = answer.response if isinstance(answer.response, dict) else {}
+        stored = failed.get("Item") if return_stored else None
         return WriteResult(
             answer.kind, answer.retries, answer.error, stored=from_sdk(stored) if stored else None
         )

@@ -69,7 +69,7 @@ def classify_error(code: str | None, http_status: int | None = None) -> ErrorKin
     return ErrorKind.CONFIGURATION
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WriteResult:
     """The answer to one conditional put, classified (the ports retry and classify; the engine decides)."""
 
