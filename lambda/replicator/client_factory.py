@@ -1,11 +1,11 @@
 """boto3 clients per (service, region, assumed role): the one place the functions and the tools build them.
 
-Their settings are one of two profiles, defined here side by side (``client_config``). The functions
-make one attempt per call: the replicator retries itself (``adapters.with_retries``: counted, bounded,
-handed off after the last attempt), and so do the tools for the protocol's puts and reads
-(``adapters.DynamoPorts``). The tools' other calls (DescribeTable, verify's scans, S3, SQS, Lambda)
-have no retries of their own: the SDK's standard mode retries them, with longer timeouts, since an
-operator's command may wait where a batch may not.
+Their settings are one of two profiles, defined here side by side (``client_config``). The functions'
+clients make one attempt per call: the replicator retries itself (``adapters.with_retries``: counted,
+bounded, handed off after the last attempt). The tools' clients keep the SDK's standard retries, with
+longer timeouts (an operator's command may wait where a batch may not): most of their calls
+(DescribeTable, verify's scans, S3, SQS, Lambda) have no retries of their own. Their conditional puts
+and reads go through ``adapters.DynamoPorts`` too, so those are retried by both.
 
 A client for a role in another account signs with credentials from ``sts:AssumeRole``. Those expire
 (one hour by default) while a Lambda container, a backfill segment or an operator's command lives on,
