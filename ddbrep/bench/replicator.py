@@ -1,7 +1,7 @@
 """Benchmarks of the replicator function itself (numbers for BENCHMARKS.md, never assertions).
 
 1. Handler CPU per record with a null target: the whole Lambda handler (Powertools batch processor,
-   parse, classify, coalesce, plan, build the conditional writes, EMF metrics) against targets whose
+   parse, classify, coalesce, plan, the ports' conditional writes, EMF metrics) against targets whose
    writes return at once; next to the CPU cost of only ``json.loads`` of the same event.
 2. Batch apply time for 100 records x 2 targets (and x 9: a 10-region mesh) with an injected
    per-request latency, fanned out on the bounded pool, next to the same writes made one request at a
@@ -28,6 +28,8 @@ from typing import Any
 import ddbrep  # noqa: F401  (puts lambda/ on the import path)
 from ddbrep.local.streams import record_of_images
 from ddbrep.local.worker import LambdaContext
+from replicator.adapters import DynamoPorts
+from replicator.core.metadata import AttributeNames
 from replicator.core.plan import TargetWrite
 from replicator.engine import Replicator
 from replicator.settings import Settings, Target
@@ -74,15 +76,12 @@ class NullTable:
         return {}
 
 
-class NullPorts:
+class NullPorts(DynamoPorts):
+    """The function's DynamoDB ports (requests built, answers classified) on null tables."""
+
     def __init__(self, latency: float = 0.0) -> None:
         self.tables = {r: NullTable(latency) for r in (LOCAL, *WIDE_TARGET_REGIONS)}
-
-    def target_dynamodb(self, target: Target) -> NullTable:
-        return self.tables[target.region]
-
-    def local_dynamodb(self) -> NullTable:
-        return self.tables[LOCAL]
+        super().__init__(lambda region, _role: self.tables[region], LOCAL, AttributeNames())
 
     def handoff(self, target: Target, write: TargetWrite, reason: str) -> None:
         raise AssertionError(f"unexpected handoff: {reason}")

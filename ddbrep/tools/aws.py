@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from replicator.adapters import describe_error
-from replicator.client_factory import ClientFactory
+from replicator.client_factory import TOOL_CLIENTS, ClientFactory, client_config
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 _ACCESS_DENIED = {
@@ -69,15 +68,12 @@ class Connection:
             self._session = boto3.session.Session(profile_name=self.profile)
         except BotoCoreError as err:  # ProfileNotFound
             raise ToolError(f"{err}: check --profile / AWS_PROFILE (aws configure list-profiles)") from None
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 3},
-            max_pool_connections=self.max_pool_connections,
-            connect_timeout=5,
-            read_timeout=30,
-        )
         # The functions' factory: a role's credentials refresh during a long backfill or verify.
         self._factory = ClientFactory(
-            self.session(), config, endpoint_urls=self.endpoints, role_session_name="ddbrep-tools"
+            self.session(),
+            client_config(TOOL_CLIENTS, max_pool_connections=self.max_pool_connections),
+            endpoint_urls=self.endpoints,
+            role_session_name="ddbrep-tools",
         )
 
     def client(self, service: str, region: str, role_arn: str | None = None) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.tools.aws import Clients, ToolError, check_same_keys, describe_table, explain
+from replicator.adapters import DynamoPorts
 from replicator.backfill_segments import (
     BackfillError,
     SegmentState,
@@ -179,7 +180,9 @@ class BackfillRun:
             source_region=self.source_region,
             key_names=list(key_names),
             targets=self.targets,
-            target_client=lambda t: self.clients.dynamodb(t.region, t.role_arn),
+            target_ports=DynamoPorts(
+                self.clients.dynamodb, self.source_region, self.names, self.write_attempts, sleep=self.sleep
+            ),
             names=self.names,
             page_size=self.page_size,
             budget=self.budget,

@@ -34,7 +34,8 @@ from ddbrep.tools.aws import ToolError, explain
 from replicator.adapters import AwsPorts
 from replicator.core import defaults
 from replicator.core import metrics_names as m
-from replicator.core.metadata import MetadataError, version_of
+from replicator.core.errors import ReadFailed, WriteResult
+from replicator.core.metadata import MetadataError, Version, WireItem, version_of
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer, DrainFailed
 from replicator.engine import BatchOutcome, Replicator
@@ -113,11 +114,21 @@ class CapturingPorts:
         self.failures: list[tuple[str, str]] = []  # (reason, error)
         self._lock = threading.Lock()
 
-    def target_dynamodb(self, target: Target) -> Any:
-        return self.inner.target_dynamodb(target)
+    def put_guarded(
+        self,
+        target: Target | None,
+        table: str,
+        item: WireItem,
+        version: Version,
+        *,
+        return_replaced: bool = False,
+    ) -> WriteResult:
+        return self.inner.put_guarded(target, table, item, version, return_replaced=return_replaced)
 
-    def local_dynamodb(self) -> Any:
-        return self.inner.local_dynamodb()
+    def get_item(
+        self, target: Target | None, table: str, key: WireItem, *, consistent: bool
+    ) -> WireItem | None:
+        return self.inner.get_item(target, table, key, consistent=consistent)
 
     def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
         return self.inner.load_handoff(message)
@@ -292,7 +303,7 @@ class Redrive:
     settings: Settings
     ports: AwsPorts
     clock: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = time.sleep  # between polls of a handoff queue
 
     def __post_init__(self) -> None:
         self.capturing = CapturingPorts(self.ports)
@@ -314,7 +325,7 @@ class Redrive:
         bucket = self.settings.dead_letter_bucket
         s3 = self.ports.client("s3", self.settings.local_region)
         report = RedriveReport()
-        replicator = Replicator(self.settings, self.capturing, clock=self.clock, sleep=self.sleep)
+        replicator = Replicator(self.settings, self.capturing, clock=self.clock)
         try:
             for done, key in enumerate(self._keys(s3, bucket, prefix)):
                 if limit is not None and done >= limit:
@@ -377,9 +388,7 @@ class Redrive:
                 # large to write, this is the only way it is ever resolved).
                 return RedriveOutcome.STALE, "", ""
             try:
-                result = Drainer(self.settings, target, self.capturing, self.clock, self.sleep).apply(
-                    write, entry
-                )
+                result = Drainer(self.settings, target, self.capturing, self.clock).apply(write, entry)
             except DrainFailed as err:
                 return RedriveOutcome.STILL_FAILING, "target_unavailable", str(err)
             if result.metric == m.HANDOFF_REPLAYED:
@@ -416,13 +425,9 @@ class Redrive:
     def _superseded(self, target: Target, write: TargetWrite) -> bool:
         """True if the target already holds this key at the write's version or a newer one."""
         try:
-            stored = (
-                self.ports.target_dynamodb(target)
-                .get_item(TableName=write.table, Key=dict(write.keys), ConsistentRead=True)
-                .get("Item")
-            )
+            stored = self.ports.get_item(target, write.table, write.keys, consistent=True)
             return stored is not None and version_of(stored, self.settings.names) >= write.version
-        except (ClientError, BotoCoreError, MetadataError):
+        except (ReadFailed, MetadataError):
             return False  # cannot tell: the replay decides (and reports why it fails)
 
     # --- batches Lambda gave up on --------------------------------------------------------------
@@ -544,7 +549,7 @@ class Redrive:
             raise ToolError(f"target {target_region} has no handoff queue in the function's settings")
         sqs = self.ports.client("sqs", self.settings.local_region)
         # Permanent rejections go to the dead-letter store, as the drain function does.
-        drainer = Drainer(self.settings, target, self.ports, self.clock, self.sleep)
+        drainer = Drainer(self.settings, target, self.ports, self.clock)
         report = RedriveReport()
         failed: dict[str, str] = {}  # message id -> receipt handle: still failing, replayed once per run
         budget = [max_messages]

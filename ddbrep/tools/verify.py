@@ -27,9 +27,9 @@ from typing import Any
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.tools.aws import Clients, ToolError, check_same_keys, describe_table, explain
+from replicator.adapters import DynamoPorts
 from replicator.core import defaults
 from replicator.core.compare import Kind, changed_attributes, compare, is_live, stamp_of
-from replicator.core.conditions import guarded_put
 from replicator.core.errors import ErrorKind
 from replicator.core.metadata import (
     AttributeNames,
@@ -43,7 +43,6 @@ from replicator.core.metadata import (
 from replicator.core.plan import matches_filter
 from replicator.core.records import key_id
 from replicator.core.wire import from_sdk
-from replicator.engine import write_with_retries
 
 DEFAULT_SAMPLES = 10
 DEFAULT_RETENTION_SECONDS = defaults.TOMBSTONE_RETENTION_SECONDS  # one definition: core/defaults
@@ -398,11 +397,9 @@ class Verify:
             report.note_repair(key, "", RepairOutcome.UNREPAIRABLE, plan)
             return
         side, origin = (self.a, self.b) if plan.side == "a" else (self.b, self.a)
-        client = self.clients.dynamodb(side.region)
         item = mark_origin(plan.item, origin.region, self.names)
-        request = guarded_put(side.table, item, plan.version, self.names)
-        result = write_with_retries(
-            lambda: client.put_item(**request), defaults.WRITE_ATTEMPTS, defaults.RETRY_BASE_DELAY_MS
+        result = DynamoPorts(self.clients.dynamodb, side.region, self.names).put_guarded(
+            None, side.table, item, plan.version
         )
         if result.kind is None:
             report.note_repair(key, side.region, RepairOutcome.APPLIED)

@@ -10,7 +10,7 @@ One segment's work is a :class:`SegmentState` (its position and counts): the CLI
 file after every page, the deployed job hands it from one Lambda invocation to the next. A crash
 resumes from the last finished page; a page done twice only yields stale writes.
 
-No Lambda specifics and no third-party imports: the CLI and the deployed job run this same code.
+No Lambda specifics: the CLI and the deployed job run this same code, each with its own ports.
 """
 
 from __future__ import annotations
@@ -22,14 +22,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from replicator.adapters import with_retries
 from replicator.core import defaults
 from replicator.core.compare import compare
-from replicator.core.conditions import guarded_put
-from replicator.core.errors import ErrorKind
-from replicator.core.metadata import AttributeNames, WireItem, is_tombstone, mark_origin, version_of
+from replicator.core.errors import ErrorKind, ReadFailed, WriteResult
+from replicator.core.metadata import (
+    AttributeNames,
+    Version,
+    WireItem,
+    is_tombstone,
+    mark_origin,
+    version_of,
+)
 from replicator.core.plan import TargetWrite, matches_filter
 from replicator.core.wire import from_sdk, item_size_bytes, to_sdk
-from replicator.engine import write_with_retries
 from replicator.settings import Settings, SettingsError, Target, _int, _json, _required, _target
 
 DEFAULT_PAGE_SIZE = 100
@@ -220,12 +226,30 @@ def backfill_write(
 # --- one segment ---------------------------------------------------------------------------------------
 
 
+class TargetPorts(Protocol):
+    """The targets' side of a backfill: the protocol's conditional put and read (adapters.DynamoPorts)."""
+
+    def put_guarded(
+        self,
+        target: Target | None,
+        table: str,
+        item: WireItem,
+        version: Version,
+        *,
+        return_replaced: bool = False,
+        return_stored: bool = False,
+    ) -> WriteResult: ...
+    def get_item(
+        self, target: Target | None, table: str, key: WireItem, *, consistent: bool
+    ) -> WireItem | None: ...
+
+
 @dataclass
 class SegmentWorker:
     """Scans one segment page by page and copies each page to every target.
 
-    ``source`` and the clients ``target_client(target)`` returns are low-level boto3 DynamoDB
-    clients (thread-safe; one worker per thread is fine).
+    ``source`` is a low-level boto3 DynamoDB client; ``target_ports`` writes and reads the targets
+    (both thread-safe; one worker per thread is fine). The retry settings are the scan's.
     """
 
     source: Any
@@ -233,7 +257,7 @@ class SegmentWorker:
     source_region: str
     key_names: Sequence[str]
     targets: Sequence[Target]
-    target_client: Callable[[Target], Any]
+    target_ports: TargetPorts
     names: AttributeNames = field(default_factory=AttributeNames)
     page_size: int = DEFAULT_PAGE_SIZE
     budget: WriteBudget = UNLIMITED
@@ -307,7 +331,7 @@ class SegmentWorker:
         def call() -> None:
             response.update(self.source.scan(**request))
 
-        result = write_with_retries(call, self.write_attempts, self.retry_base_delay_ms, self.sleep)
+        result = with_retries(call, self.write_attempts, self.retry_base_delay_ms, self.sleep)
         if result.kind is not None:
             raise BackfillError(
                 f"scan of {self.source_table} (segment {state.segment}) failed: {result.error}"
@@ -318,38 +342,35 @@ class SegmentWorker:
         write = backfill_write(item, target, self.key_names, self.names, self.source_region)
         if write is None:
             return "filtered", ""
-        client = self.target_client(target)
-        if self.read_first and self._holds(client, write):
+        if self.read_first and self._holds(target, write):
             return "unchanged", ""  # a read (0.5 RCU) instead of a failed conditional put (1+ WCU)
         self.budget.acquire(target.region, write.item)
-        request = guarded_put(write.table, write.item, write.version, self.names)
-        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"  # tells "unchanged" from "stale"
-        result = write_with_retries(
-            lambda: client.put_item(**request), self.write_attempts, self.retry_base_delay_ms, self.sleep
+        result = self.target_ports.put_guarded(
+            target,
+            write.table,
+            write.item,
+            write.version,
+            return_stored=True,  # "unchanged" or "stale"
         )
         if result.kind is None:
             return "written", ""
         if result.kind is ErrorKind.STALE:
-            stored = result.response.get("Item") if isinstance(result.response, Mapping) else None
-            return ("unchanged" if self._same(write, stored) else "stale"), ""
+            return ("unchanged" if self._same(write, result.stored) else "stale"), ""
         if result.kind is ErrorKind.PERMANENT:
             return "failed", result.error
         raise BackfillError(f"writing to {target.table} in {target.region} failed: {result.error}")
 
-    def _holds(self, client: Any, write: TargetWrite) -> bool:
+    def _holds(self, target: Target, write: TargetWrite) -> bool:
         """The target already holds this copy (an eventually consistent read: a stale answer only costs
         the conditional put it would have made anyway)."""
-        response: dict[str, Any] = {}
-        result = write_with_retries(
-            lambda: response.update(client.get_item(TableName=write.table, Key=to_sdk(write.keys))),
-            self.write_attempts,
-            self.retry_base_delay_ms,
-            self.sleep,
-        )
-        return result.kind is None and self._same(write, response.get("Item"))
+        try:
+            stored = self.target_ports.get_item(target, write.table, write.keys, consistent=False)
+        except ReadFailed:
+            return False
+        return self._same(write, stored)
 
-    def _same(self, write: TargetWrite, stored: Mapping[str, Any] | None) -> bool:
-        return stored is not None and compare(write.item, from_sdk(stored), self.names) is None
+    def _same(self, write: TargetWrite, stored: WireItem | None) -> bool:
+        return stored is not None and compare(write.item, stored, self.names) is None
 
 
 def first_segments(total_segments: int) -> list[SegmentState]:
@@ -432,9 +453,8 @@ class BackfillJobSettings:
         )
 
 
-class JobPorts(Protocol):
+class JobPorts(TargetPorts, Protocol):
     def dynamodb(self, region: str, role_arn: str | None = None) -> Any: ...
-    def target_dynamodb(self, target: Target) -> Any: ...
 
 
 def run_job_step(
@@ -462,7 +482,7 @@ def run_job_step(
         source_region=settings.local_region,
         key_names=key_names,
         targets=settings.targets,
-        target_client=ports.target_dynamodb,
+        target_ports=ports,
         names=settings.names,
         page_size=settings.page_size,
         budget=budget,

@@ -1,5 +1,12 @@
 """boto3 clients per (service, region, assumed role): the one place the functions and the tools build them.
 
+Their settings are one of two profiles, defined here side by side (``client_config``). The functions'
+clients make one attempt per call: the replicator retries itself (``adapters.with_retries``: counted,
+bounded, handed off after the last attempt). The tools' clients keep the SDK's standard retries, with
+longer timeouts (an operator's command may wait where a batch may not): most of their calls
+(DescribeTable, verify's scans, S3, SQS, Lambda) have no retries of their own. Their conditional puts
+and reads go through ``adapters.DynamoPorts`` too, so those are retried by both.
+
 A client for a role in another account signs with credentials from ``sts:AssumeRole``. Those expire
 (one hour by default) while a Lambda container, a backfill segment or an operator's command lives on,
 so they are never copied into a client as static keys: each role gets a botocore session whose
@@ -13,6 +20,7 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -21,6 +29,29 @@ from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 
 Clock = Callable[[], datetime.datetime]
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    """The SDK's retries and timeouts for one kind of caller."""
+
+    retries: Mapping[str, Any]
+    connect_timeout: int
+    read_timeout: int
+
+
+FUNCTION_CLIENTS = ClientProfile({"total_max_attempts": 1}, connect_timeout=2, read_timeout=5)
+TOOL_CLIENTS = ClientProfile({"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+
+
+def client_config(profile: ClientProfile, *, max_pool_connections: int) -> Config:
+    """The botocore configuration of every client of ``profile``'s callers."""
+    return Config(
+        retries=dict(profile.retries),
+        max_pool_connections=max_pool_connections,
+        connect_timeout=profile.connect_timeout,
+        read_timeout=profile.read_timeout,
+    )
 
 
 def _now() -> datetime.datetime:

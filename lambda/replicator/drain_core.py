@@ -19,18 +19,25 @@ from typing import Any, Protocol
 from replicator.core import defaults
 from replicator.core import metrics_names as m
 from replicator.core.backoff import HANDOFF_BACKOFF, Backoff
-from replicator.core.conditions import guarded_put
 from replicator.core.conflicts import LostConflict
-from replicator.core.errors import ErrorKind
-from replicator.core.metadata import MetadataError, version_of
+from replicator.core.errors import ErrorKind, WriteResult
+from replicator.core.metadata import MetadataError, Version, WireItem, version_of
 from replicator.core.plan import TargetWrite
 from replicator.core.wire import WireFormatError, validate_item
-from replicator.engine import conflict_entry, conflict_of, write_with_retries
+from replicator.engine import conflict_entry, conflict_of
 from replicator.settings import Settings, Target
 
 
 class DrainPorts(Protocol):
-    def target_dynamodb(self, target: Target) -> Any: ...
+    def put_guarded(
+        self,
+        target: Target | None,
+        table: str,
+        item: WireItem,
+        version: Version,
+        *,
+        return_replaced: bool = False,
+    ) -> WriteResult: ...
     def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str: ...
     def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
@@ -65,11 +72,10 @@ class Drainer:
         target: Target,
         ports: DrainPorts,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
         backoff: Backoff = HANDOFF_BACKOFF,
         draw: Callable[[], float] = random.random,
     ) -> None:
-        self.settings, self.target, self.ports, self.clock, self.sleep = settings, target, ports, clock, sleep
+        self.settings, self.target, self.ports, self.clock = settings, target, ports, clock
         self.backoff, self.draw = backoff, draw
 
     def replay_message(
@@ -167,14 +173,8 @@ class Drainer:
         return write
 
     def apply(self, write: TargetWrite, doc: Mapping[str, Any], message_id: str = "") -> ReplayResult:
-        client = self.ports.target_dynamodb(self.target)
-        names = self.settings.names
-        request = guarded_put(write.table, write.item, write.version, names, return_replaced=True)
-        result = write_with_retries(
-            lambda: client.put_item(**request),
-            self.settings.write_attempts,
-            self.settings.retry_base_delay_ms,
-            self.sleep,
+        result = self.ports.put_guarded(
+            self.target, write.table, write.item, write.version, return_replaced=True
         )
         if result.kind is None:
             now = self.clock()

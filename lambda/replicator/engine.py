@@ -8,7 +8,6 @@ dead-letter -> conflict log (one object per batch, bounded) -> outcome (failures
 from __future__ import annotations
 
 import dataclasses
-import random
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -17,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from replicator.adapters import describe_error
 from replicator.core import metrics_names as m
 from replicator.core.classify import (
     Adopt,
@@ -33,13 +31,12 @@ from replicator.core.classify import (
     replaces_unstamped,
 )
 from replicator.core.coalesce import KeyChange, coalesce
-from replicator.core.conditions import guarded_put
 from replicator.core.conflicts import LostConflict, lost_conflict
-from replicator.core.errors import ErrorKind, classify_error
+from replicator.core.errors import ErrorKind, ReadFailed, WriteResult
 from replicator.core.metadata import MetadataError, Version, version_of
 from replicator.core.plan import TargetWrite, plan_write
 from replicator.core.records import MalformedRecord, StreamRecord, parse_record
-from replicator.core.wire import MAX_ITEM_BYTES, WireItem, from_sdk, size_over_limit
+from replicator.core.wire import MAX_ITEM_BYTES, WireItem, size_over_limit
 from replicator.settings import Settings, Target
 
 _SKIP_METRICS = {
@@ -51,41 +48,40 @@ _SKIP_METRICS = {
 
 
 class Ports(Protocol):
-    """The I/O the engine needs; AwsPorts in Lambda, fakes in unit tests."""
+    """The I/O the engine needs; AwsPorts in Lambda, fakes in unit tests.
 
-    def target_dynamodb(self, target: Target) -> Any: ...
-    def local_dynamodb(self) -> Any: ...
+    ``target`` None is this region's own table. The ports retry and classify (core/errors.py); items
+    go in and come out in event form.
+    """
+
+    def put_guarded(
+        self,
+        target: Target | None,
+        table: str,
+        item: WireItem,
+        version: Version,
+        *,
+        return_replaced: bool = False,
+    ) -> WriteResult: ...
+    def get_item(
+        self, target: Target | None, table: str, key: WireItem, *, consistent: bool
+    ) -> WireItem | None: ...
     def handoff(self, target: Target, write: TargetWrite, reason: str) -> None: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
     def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str: ...
-
-
-@dataclass
-class WriteResult:
-    kind: ErrorKind | None  # None: applied
-    retries: int = 0
-    error: str = ""
-    response: Any = None  # the applied call's answer
-
-    def replaced(self) -> WireItem | None:
-        """The item an applied ``ReturnValues=ALL_OLD`` put replaced (SDK form), if it replaced one."""
-        if self.kind is None and isinstance(self.response, Mapping):
-            attributes = self.response.get("Attributes")
-            return attributes if attributes else None
-        return None
 
 
 def conflict_of(
     write: TargetWrite, result: WriteResult, names: Any, at: float, with_image: bool
 ) -> LostConflict | None:
     """The conflict an applied write settled (core/conflicts.py), or None."""
-    replaced = result.replaced()
+    replaced = result.replaced
     if replaced is None:
         return None
     loser = version_of(replaced, names)
     if not lost_conflict(write.version, write.base, loser, write.region):
         return None
-    return LostConflict(write.keys, loser, write.version, at, from_sdk(replaced) if with_image else None)
+    return LostConflict(write.keys, loser, write.version, at, replaced if with_image else None)
 
 
 def conflict_entry(conflict: LostConflict, source_region: str, target_region: str) -> dict[str, Any]:
@@ -110,30 +106,6 @@ class BatchOutcome:
             self.pair_counts[target][metric] += n
 
 
-def write_with_retries(
-    call: Callable[[], Any],
-    attempts: int,
-    base_delay_ms: int,
-    sleep: Callable[[float], None] = time.sleep,
-) -> WriteResult:
-    """Run one conditional write; retry retryable failures with exponential backoff and full jitter."""
-    retries = 0
-    while True:
-        try:
-            response = call()
-            return WriteResult(None, retries, response=response)
-        except Exception as exc:  # classified below; nothing escapes unclassified
-            code, status, message = describe_error(exc)
-            kind = classify_error(code, status)
-            if kind is not ErrorKind.RETRYABLE or retries + 1 >= attempts:
-                # A failed condition's answer may carry the stored item (ReturnValuesOnConditionCheckFailure).
-                failed_response = getattr(exc, "response", None)
-                return WriteResult(kind, retries, f"{code or 'NetworkError'}: {message}", failed_response)
-            delay = base_delay_ms * (2**retries) / 1000.0
-            sleep(random.uniform(0, delay))
-            retries += 1
-
-
 class Replicator:
     """Applies batches of stream records from the local table to every target."""
 
@@ -142,12 +114,10 @@ class Replicator:
         settings: Settings,
         ports: Ports,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.ports = ports
         self.clock = clock
-        self.sleep = sleep
         self.context = Context(
             local_region=settings.local_region,
             topology=settings.topology,
@@ -251,23 +221,18 @@ class Replicator:
     def _apply_locally(
         self, record: StreamRecord, decision: Adopt | WriteLocalTombstone, outcome: BatchOutcome
     ) -> None:
-        client = self.ports.local_dynamodb()
         table = self.settings.source_table
         if replaces_unstamped(record, self.settings.names):
-            read: dict[str, Any] = {}
-            key = dict(record.keys)
-            result = self._retrying(
-                lambda: read.update(client.get_item(TableName=table, Key=key, ConsistentRead=True))
-            )
-            if result.kind is not None:
+            try:
+                stored = self.ports.get_item(None, table, record.keys, consistent=True)
+            except ReadFailed:
                 outcome.count(m.LOCAL_WRITE_FAILED)
                 outcome.failed_sequence_numbers.add(record.sequence_number)
                 return
-            stored = read.get("Item")
-            decision = above_adopted_predecessor(
-                decision, record, from_sdk(stored) if stored else None, self.context
-            )
-        result = self._put(table, decision.item, decision.version, client)
+            decision = above_adopted_predecessor(decision, record, stored, self.context)
+        result = too_large(decision.item) or self.ports.put_guarded(
+            None, table, decision.item, decision.version
+        )
         applied_metric = m.RECORDS_ADOPTED if isinstance(decision, Adopt) else m.LOCAL_TOMBSTONES_WRITTEN
         if result.kind is None:
             outcome.count(applied_metric)
@@ -285,24 +250,6 @@ class Replicator:
             # Our own region's table is failing: let Lambda retry from this record.
             outcome.count(m.LOCAL_WRITE_FAILED)
             outcome.failed_sequence_numbers.add(record.sequence_number)
-
-    def _put(
-        self, table: str, item: WireItem, version: Version, client: Any, return_replaced: bool = False
-    ) -> WriteResult:
-        """The protocol's conditional put, refused before sending when DynamoDB would refuse the size."""
-        refused = too_large(item)
-        return refused or self._send(table, item, version, client, return_replaced)
-
-    def _send(
-        self, table: str, item: WireItem, version: Version, client: Any, return_replaced: bool = False
-    ) -> WriteResult:
-        request = guarded_put(table, item, version, self.settings.names, return_replaced=return_replaced)
-        return self._retrying(lambda: client.put_item(**request))
-
-    def _retrying(self, call: Callable[[], Any]) -> WriteResult:
-        return write_with_retries(
-            call, self.settings.write_attempts, self.settings.retry_base_delay_ms, self.sleep
-        )
 
     # --- fan-out to every target ---------------------------------------------------------------------
 
@@ -336,9 +283,8 @@ class Replicator:
             if target.region in down:
                 result = WriteResult(ErrorKind.RETRYABLE, 0, f"skipped: {down[target.region]}")
             else:
-                client = self.ports.target_dynamodb(target)
-                result = refusals[id(write.item)] or self._send(
-                    write.table, write.item, write.version, client, return_replaced=True
+                result = refusals[id(write.item)] or self.ports.put_guarded(
+                    target, write.table, write.item, write.version, return_replaced=True
                 )
             self._settle(key_change, target, write, result, raw_by_sequence, outcome, lock, down)
 

@@ -1,16 +1,17 @@
-"""An in-memory DynamoDB table that honours the protocol's condition expressions and emits a stream.
+"""An in-memory DynamoDB table that applies the protocol's guarded writes and emits a stream.
 
 Test support for the model-based property tests: fast enough for thousands of hypothesis examples.
-The expression evaluator covers the grammar the core produces (attribute_exists / attribute_not_exists,
-``<`` and ``=`` comparisons, AND, OR, parentheses); test_conditions_agree_with_moto checks that it
-agrees with a real engine on those expressions, so it cannot drift from DynamoDB's behaviour.
+A write applies when the stored item's version is below the write's (``applies``: core.metadata's
+Version order, no expression parsing); test_conditions checks that rule against the real condition
+expression on a real engine (moto). Two surfaces: the replicator's ports (``put_guarded``, ``get``:
+event form) and the low-level client calls the client helper makes (``put_item``, ``update_item``,
+``get_item``: SDK form), whose only condition is the protocol's guard.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,106 +19,39 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from replicator.core.wire import from_sdk
+from replicator.core.conditions import version_guard
+from replicator.core.errors import ErrorKind, WriteResult
+from replicator.core.metadata import AttributeNames, Version, version_of
+from replicator.core.wire import from_sdk, to_sdk
 
-_TOKEN = re.compile(r"\s*(attribute_not_exists|attribute_exists|AND|OR|\(|\)|<|=|[#:][A-Za-z0-9_]+)")
-
-
-def _tokens(expression: str) -> list[str]:
-    pos, out = 0, []
-    expression = expression.strip()
-    while pos < len(expression):
-        match = _TOKEN.match(expression, pos)
-        if not match:
-            raise ValueError(f"unsupported expression at {expression[pos:]!r}")
-        out.append(match.group(1))
-        pos = match.end()
-        while pos < len(expression) and expression[pos].isspace():
-            pos += 1
-    return out
+NAMES = AttributeNames()
 
 
-def _value(wire: Mapping[str, Any] | None) -> Any:
-    if wire is None:
+def applies(stored: Mapping[str, Any] | None, version: Version) -> bool:
+    """The protocol's guard in Python: the stored item (or none) is older than ``version``."""
+    return version_of(stored, NAMES) < version
+
+
+def guard_version(request: Mapping[str, Any]) -> Version | None:
+    """The version a client call's condition guards, checked to be exactly the protocol's guard."""
+    condition = request.get("ConditionExpression")
+    if condition is None:
         return None
-    ((kind, raw),) = wire.items()
-    return int(raw) if kind == "N" else raw
-
-
-def evaluate(expression: str, item: Mapping[str, Any] | None, names: Mapping, values: Mapping) -> bool:
-    tokens = _tokens(expression)
-    item = item or {}
-    pos = 0
-
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def operand() -> Any:
-        token = take()
-        if token.startswith("#"):
-            return _value(item.get(names[token]))
-        return _value(values[token])
-
-    def primary() -> bool:
-        token = peek()
-        if token == "(":
-            take()
-            result = disjunction()
-            assert take() == ")"
-            return result
-        if token in ("attribute_exists", "attribute_not_exists"):
-            take()
-            assert take() == "("
-            present = names[take()] in item
-            assert take() == ")"
-            return present if token == "attribute_exists" else not present
-        left = operand()
-        op = take()
-        right = operand()
-        if left is None or right is None or type(left) is not type(right):
-            return False
-        return bool(left < right) if op == "<" else bool(left == right)
-
-    def conjunction() -> bool:
-        result = primary()
-        while peek() == "AND":
-            take()
-            right = primary()
-            result = result and right
-        return result
-
-    def disjunction() -> bool:
-        result = conjunction()
-        while peek() == "OR":
-            take()
-            right = conjunction()
-            result = result or right
-        return result
-
-    result = disjunction()
-    assert pos == len(tokens), f"trailing tokens in {expression!r}"
-    return result
-
-
-def _conditional_failed() -> ClientError:
-    return ClientError(
-        {"Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}},
-        "PutItem",
-    )
+    tag = next(n[1:-2] for n, v in request["ExpressionAttributeNames"].items() if v == NAMES.ts)
+    values = request["ExpressionAttributeValues"]
+    seq = values.get(f":{tag}seq")
+    version = Version(int(values[f":{tag}ts"]["N"]), values[f":{tag}reg"]["S"], seq["S"] if seq else "")
+    assert condition == version_guard(version, NAMES, tag)[0], f"not the protocol's guard: {condition}"
+    return version
 
 
 def key_of(item: Mapping[str, Any], key_names: tuple[str, ...]) -> str:
-    return json.dumps({k: item[k] for k in key_names}, sort_keys=True)
+    return json.dumps(from_sdk({k: item[k] for k in key_names}), sort_keys=True)
 
 
 @dataclass
 class MemTable:
-    """One region's table and its stream (NEW_AND_OLD_IMAGES)."""
+    """One region's table (SDK form, as DynamoDB stores it) and its stream (NEW_AND_OLD_IMAGES)."""
 
     region: str
     key_names: tuple[str, ...] = ("pk",)
@@ -162,27 +96,40 @@ class MemTable:
             record["userIdentity"] = identity
         self.stream.append(record)
 
-    def _check(self, current: dict | None, request: Mapping[str, Any]) -> None:
-        condition = request.get("ConditionExpression")
-        if condition and not evaluate(
-            condition,
-            current,
-            request.get("ExpressionAttributeNames", {}),
-            request.get("ExpressionAttributeValues", {}),
-        ):
-            raise _conditional_failed()
+    def _write(self, keys: Mapping[str, Any], version: Version | None, build: Any) -> dict | None:
+        """Store ``build(current)`` if ``version`` is None or above the stored one; the replaced item.
 
-    # The low-level client surface the engine uses.
-    def put_item(self, **request: Any) -> dict:
-        item = copy.deepcopy(dict(request["Item"]))
+        Raises the ConditionalCheckFailedException DynamoDB answers a failed guard with.
+        """
         with self._lock:
-            key = key_of(item, self.key_names)
+            key = key_of(keys, self.key_names)
             current = self.items.get(key)
-            self._check(current, request)
-            self.items[key] = item
-            self._emit(current, item, {k: item[k] for k in self.key_names})
-        if request.get("ReturnValues") == "ALL_OLD" and current is not None:
-            return {"Attributes": copy.deepcopy(current)}
+            if version is not None and not applies(current, version):
+                raise ClientError(
+                    {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}}, "PutItem"
+                )
+            self.items[key] = build(current)
+            self._emit(current, self.items[key], {k: keys[k] for k in self.key_names})
+            return copy.deepcopy(current)
+
+    # The replicator's ports: event form in and out (the boundary the adapters keep, core/wire.py).
+    def put_guarded(self, item: Mapping[str, Any], version: Version, return_replaced: bool) -> WriteResult:
+        sdk = to_sdk(item)
+        try:
+            replaced = self._write(sdk, version, lambda _current: copy.deepcopy(sdk))
+        except ClientError:
+            return WriteResult(ErrorKind.STALE, error="ConditionalCheckFailedException: failed")
+        return WriteResult(None, replaced=from_sdk(replaced) if return_replaced and replaced else None)
+
+    def get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        with self._lock:
+            item = self.items.get(key_of(to_sdk(key), self.key_names))
+            return from_sdk(item) if item is not None else None
+
+    # The low-level client calls the client helper makes.
+    def put_item(self, **request: Any) -> dict:
+        item = request["Item"]
+        self._write(item, guard_version(request), lambda _current: copy.deepcopy(dict(item)))
         return {}
 
     def get_item(self, **request: Any) -> dict:
@@ -192,15 +139,12 @@ class MemTable:
 
     def update_item(self, **request: Any) -> dict:
         keys = dict(request["Key"])
-        with self._lock:
-            key = key_of(keys, self.key_names)
-            current = self.items.get(key)
-            self._check(current, request)
+        names = request.get("ExpressionAttributeNames", {})
+        values = request.get("ExpressionAttributeValues", {})
+
+        def updated(current: dict | None) -> dict:
             new = copy.deepcopy(current) if current else copy.deepcopy(keys)
-            expression = request["UpdateExpression"]
-            names = request.get("ExpressionAttributeNames", {})
-            values = request.get("ExpressionAttributeValues", {})
-            set_part, _, remove_part = expression.partition(" REMOVE ")
+            set_part, _, remove_part = request["UpdateExpression"].partition(" REMOVE ")
             for assignment in set_part.removeprefix("SET ").split(","):
                 if assignment.strip():
                     name, value = (s.strip() for s in assignment.split("="))
@@ -208,8 +152,9 @@ class MemTable:
             for name in remove_part.split(","):
                 if name.strip():
                     new.pop(names.get(name.strip(), name.strip()), None)
-            self.items[key] = new
-            self._emit(current, new, keys)
+            return new
+
+        self._write(keys, guard_version(request), updated)
         return {}
 
     def delete_item(self, keys: Mapping[str, Any], ttl: bool = False) -> None:

@@ -1,7 +1,7 @@
 """A simulated multi-region deployment in memory, driven through the real engine and core.
 
-Each region has a MemTable (honouring the real condition expressions) and a Replicator with fake
-ports whose DynamoDB clients are the other regions' MemTables. Tests pick the schedule: which app
+Each region has a MemTable (applying the protocol's guarded writes by version) and a Replicator with
+fake ports that write and read the regions' MemTables. Tests pick the schedule: which app
 writes happen where, when each replicator reads which slice of its stream, what is redelivered.
 """
 
@@ -15,10 +15,12 @@ from typing import Any
 from ddbrep.client import ReplicatedTable
 from replicator.core import metrics_names as m
 from replicator.core.conflicts import version_from_json
+from replicator.core.errors import ErrorKind, WriteResult
 from replicator.core.metadata import (
     LOWEST,
     AttributeNames,
     Version,
+    WireItem,
     is_tombstone,
     pad_sequence,
     user_attributes,
@@ -32,6 +34,7 @@ from replicator.settings import Settings, Target
 from tests.unit.memtable import MemTable
 
 NAMES = AttributeNames()
+WRITE_ATTEMPTS = 2
 
 
 @dataclass
@@ -43,13 +46,25 @@ class FakePorts:
     dead_letters: list[Mapping[str, Any]] = field(default_factory=list)
     conflict_logs: list[list[Mapping[str, Any]]] = field(default_factory=list)  # one per invocation
 
-    def target_dynamodb(self, target: Target) -> Any:
-        if target.region in self.down:
-            return _Unreachable()
-        return self.tables[target.region]
+    def put_guarded(
+        self,
+        target: Target | None,
+        table: str,
+        item: WireItem,
+        version: Version,
+        *,
+        return_replaced: bool = False,
+    ) -> WriteResult:
+        if target is None:  # the replicator's own region always answers it
+            return self.tables[self.local_region].put_guarded(item, version, return_replaced)
+        if target.region in self.down:  # every attempt failed: what the adapters answer then
+            return WriteResult(ErrorKind.RETRYABLE, WRITE_ATTEMPTS - 1, "NetworkError: region unreachable")
+        return self.tables[target.region].put_guarded(item, version, return_replaced)
 
-    def local_dynamodb(self) -> Any:
-        return self.tables[self.local_region]
+    def get_item(
+        self, target: Target | None, table: str, key: WireItem, *, consistent: bool
+    ) -> WireItem | None:
+        return self.tables[self.local_region if target is None else target.region].get(key)
 
     def handoff(self, target: Target, write: TargetWrite, reason: str) -> None:
         self.handed_off.append((target.region, write, reason))
@@ -64,11 +79,6 @@ class FakePorts:
     def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str:
         self.conflict_logs.append(list(entries))
         return f"conflicts-{len(self.conflict_logs)}"
-
-
-class _Unreachable:
-    def put_item(self, **_: Any) -> None:
-        raise ConnectionError("region unreachable")
 
 
 def settings_for(
@@ -92,7 +102,7 @@ def settings_for(
         "names": NAMES,
         "dead_letter_bucket": "bucket",
         "max_workers": 1,
-        "write_attempts": 2,
+        "write_attempts": WRITE_ATTEMPTS,
         "retry_base_delay_ms": 0,
     }
     values.update(overrides)
@@ -154,7 +164,6 @@ class Mesh:
                 settings_for(r, regions, topology, filters),
                 self.ports[r],
                 clock=lambda: clock[0],
-                sleep=lambda _: None,
             )
             for r in sources
         }
@@ -222,7 +231,7 @@ class Mesh:
             settings = self.replicators[region].settings if region in self.replicators else None
             while ports.handed_off and settings is not None:
                 target_region, write, _ = ports.handed_off.pop(0)
-                drainer = Drainer(settings, settings.target(target_region), ports, sleep=lambda _: None)
+                drainer = Drainer(settings, settings.target(target_region), ports)
                 result = drainer.apply(write, {})
                 if result.conflict is not None:
                     self.conflicts_lost += 1

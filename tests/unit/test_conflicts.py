@@ -71,7 +71,7 @@ def _us_holds_its_own_writes(us: MemTable, keys: int) -> None:
 
 def _eu_replicator(tables: dict[str, MemTable], ports: FakePorts, **overrides: Any) -> Replicator:
     settings = settings_for(EU, [US, EU], **overrides)
-    return Replicator(settings, ports, clock=lambda: 1_700_000_000.0, sleep=lambda _: None)
+    return Replicator(settings, ports, clock=lambda: 1_700_000_000.0)
 
 
 def test_a_storm_of_conflicts_logs_the_first_n_in_one_object_and_counts_the_rest() -> None:

@@ -163,7 +163,6 @@ class Simulation:
                 settings.target(region),
                 self.mesh.ports[US],
                 clock=lambda: self.now,
-                sleep=lambda _: None,
                 backoff=self.backoff,
                 draw=rng.random,
             )

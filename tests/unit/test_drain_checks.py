@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from replicator.core import metrics_names as m
+from replicator.core.errors import WriteResult
 from replicator.core.metadata import AttributeNames, Version, stamp
 from replicator.core.plan import TargetWrite
 from replicator.drain_core import Drainer
@@ -35,8 +36,10 @@ class Ports:
         self.fetched: list[tuple[str, str]] = []
         self.dead_letters: list[Mapping[str, Any]] = []
 
-    def target_dynamodb(self, target: Any) -> Any:
-        return self.table
+    def put_guarded(
+        self, target: Any, table: str, item: Any, version: Version, *, return_replaced: bool = False
+    ) -> WriteResult:
+        return self.table.put_guarded(item, version, return_replaced)
 
     def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
         doc = message
@@ -59,7 +62,7 @@ def good_write(**changes: Any) -> dict[str, Any]:
 
 def drainer(ports: Ports) -> Drainer:
     settings = settings_for("us-east-1", REGIONS, dead_letter_bucket="orders-replicator")
-    return Drainer(settings, settings.target("eu-west-1"), ports, sleep=lambda _: None)
+    return Drainer(settings, settings.target("eu-west-1"), ports)
 
 
 def message(write: Any) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+from replicator.core.metadata import WireItem
 
 
 class ErrorKind(StrEnum):
@@ -64,3 +67,23 @@ def classify_error(code: str | None, http_status: int | None = None) -> ErrorKin
         return ErrorKind.CONFIGURATION
     # An unknown 4xx: retrying will not help, and dropping is not allowed.
     return ErrorKind.CONFIGURATION
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """The answer to one conditional put, classified (the ports retry and classify; the engine decides)."""
+
+    kind: ErrorKind | None  # None: applied
+    retries: int = 0
+    error: str = ""
+    replaced: WireItem | None = None  # applied, asked with return_replaced: the item it replaced (event form)
+    stored: WireItem | None = None  # stale, asked with return_stored: the stored item that won (event form)
+
+
+class ReadFailed(Exception):
+    """A read the ports could not make, after their retries (``kind`` as for a write)."""
+
+    def __init__(self, kind: ErrorKind, error: str) -> None:
+        super().__init__(error)
+        self.kind = kind
+        self.error = error
