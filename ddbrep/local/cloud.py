@@ -193,7 +193,7 @@ class LocalCloud:
                 self._start_regions(added)
                 self.region_names = [*self.region_names, *added]
             updated = self._apply(report)
-        return [f"region {name} deployed" for name in added] + [
+        return [f"region {name} deployed (endpoint {self.region(name).endpoint_url})" for name in added] + [
             f"function {name} updated" for name in updated
         ]
 

@@ -406,6 +406,10 @@ class AddRegion:
         self.say(
             f"adding {self.region} to {', '.join(p.region for p in self.existing())}: state {self.state_path}"
         )
+        self.say(
+            f"1. preflight: {self.region} is in cdk.json, replicated to from "
+            f"{', '.join(feeders_of(self.config, self.region))}"
+        )
         steps: dict[str, Callable[[], dict[str, Any]]] = {
             "deployed": self.deployed,
             "caught_up": self.caught_up,

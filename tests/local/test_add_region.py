@@ -22,7 +22,7 @@ from ddbrep.cli.add_region_cmd import deploy_locally
 from ddbrep.client import ReplicatedTable
 from ddbrep.local.cloud import LocalCloud
 from ddbrep.local.synth import app_context, synthesize
-from ddbrep.local.templates import load_assembly
+from ddbrep.local.templates import Assembly, load_assembly, update_problems
 from ddbrep.tools import add_region
 from ddbrep.tools.aws import Connection, ToolError
 from ddbrep.tools.verify import Side, Verify
@@ -79,10 +79,16 @@ class Writers:
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    assembly = load_assembly(synthesize(replication(OLD)))
-    synthesize(replication((*OLD, NEW)))  # the deploy's synth, cached before the clock matters
-    with LocalCloud(assembly, cloud_options(tmp_path_factory.mktemp("add-region"))) as started:
+def assemblies() -> tuple[Assembly, Assembly]:
+    """The app before and after the region is added to cdk.json (the deploy's synth is then cached)."""
+    return load_assembly(synthesize(replication(OLD))), load_assembly(synthesize(replication((*OLD, NEW))))
+
+
+@pytest.fixture(scope="module")
+def cloud(
+    assemblies: tuple[Assembly, Assembly], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCloud]:
+    with LocalCloud(assemblies[0], cloud_options(tmp_path_factory.mktemp("add-region"))) as started:
         yield started
 
 
@@ -196,3 +202,15 @@ def test_preflight_refuses_what_cdk_json_does_not_say(tmp_path: Path) -> None:
         tool(NEW, "ca-central-1").preflight()
     with pytest.raises(ToolError, match=r"--table other.*pass --table orders"):
         tool(NEW, OLD[0], "other").preflight()
+
+
+def test_a_running_cloud_applies_a_region_added_not_one_removed(
+    assemblies: tuple[Assembly, Assembly],
+) -> None:
+    two, three = assemblies
+    # Adding a region: a new stack, new handoff resources and changed functions in the existing ones
+    assert update_problems(two, three) == []
+    # Removing it again is not something the runtime simulates: refused, naming what goes
+    problems = update_problems(three, two)
+    assert f"stack Replicator-{NEW} is removed" in problems
+    assert any(p.startswith(f"Replicator-{OLD[0]}: Handoffapsoutheast2") for p in problems), problems
