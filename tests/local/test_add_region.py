@@ -165,7 +165,9 @@ def test_adding_a_region_to_a_live_mesh_in_one_command(
     assert [pair["existing"] for pair in steps["verify"]["pairs"]] == list(OLD)
 
     # And once replication drains, every pair of the three regions holds the same items
-    assert cloud.wait_drained(60)
+    drained = cloud.wait_drained(90)
+    failing = {name: stats.last_error for name, stats in cloud.health().items() if stats.errors}
+    assert drained, ("not drained: queued", cloud.backlog(), "failing threads", failing)
     conn = Connection(endpoints=endpoints(cloud))
     regions = [*OLD, NEW]
     for i, first in enumerate(regions):
