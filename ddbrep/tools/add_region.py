@@ -191,7 +191,12 @@ class AddRegion:
                 f"no region of the deployment in cdk.json replicates to {self.region} (the one-way source?): "
                 "add-region brings in a region that receives writes"
             )
-        if self.source == self.region or self.source not in names:
+        if self.source == self.region:
+            raise ToolError(
+                f"--from {self.source} is the region being added: pass the existing region to copy from, "
+                f"one of {', '.join(feeders)}"
+            )
+        if self.source not in names:
             raise ToolError(
                 f"--from {self.source} is not an existing region of the deployment: pass one of "
                 f"{', '.join(feeders)} (it holds the data to copy)"

@@ -202,6 +202,8 @@ def test_preflight_refuses_what_cdk_json_does_not_say(tmp_path: Path) -> None:
         ToolError, match=r"--from ca-central-1 is not an existing region.*us-east-1, eu-west-1"
     ):
         tool(NEW, "ca-central-1").preflight()
+    with pytest.raises(ToolError, match=r"--from ap-southeast-2 is the region being added.*us-east-1"):
+        tool(NEW, NEW).preflight()
     with pytest.raises(ToolError, match=r"--table other.*pass --table orders"):
         tool(NEW, OLD[0], "other").preflight()
 
