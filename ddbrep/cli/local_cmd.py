@@ -40,6 +40,10 @@ def startup_lines(
             f"Faults: python -m ddbrep local fault --log-dir {log_dir} isolate|throttle|hide-table|"
             "stop|resume|heal ... (docs/LOCAL.md)"
         )
+        lines.append(
+            "Add a region: add it to cdk.json, then python -m ddbrep add-region REGION --table <table> "
+            f"--deploy --local-state {log_dir} (docs/OPERATIONS.md)"
+        )
     lines.append(f"Cross-region latency {latency_ms:g} ms. Logs: {log_dir}. Ctrl-C stops everything.")
     return lines
 
