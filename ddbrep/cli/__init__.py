@@ -2,7 +2,8 @@
 
 One module per command, each with ``register(subparsers)`` that adds its parser with
 ``set_defaults(func=run)``; the operations they run live in ``ddbrep.tools`` (backfill, verify,
-redrive, conflicts, cost), ``ddbrep.local`` (the simulated regions) and ``ddbrep.bench`` (every benchmark).
+redrive, add-region, conflicts, cost), ``ddbrep.local`` (the simulated regions) and ``ddbrep.bench``
+(every benchmark).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from ddbrep.cli import (
+    add_region_cmd,
     backfill_cmd,
     bench_cmd,
     conflicts_cmd,
@@ -26,7 +28,17 @@ from ddbrep.cli import (
 from ddbrep.cli.common import EXIT_ERROR
 from ddbrep.install import Unavailable
 
-COMMANDS = (local_cmd, demo_cmd, backfill_cmd, verify_cmd, redrive_cmd, conflicts_cmd, cost_cmd, bench_cmd)
+COMMANDS = (
+    local_cmd,
+    demo_cmd,
+    backfill_cmd,
+    verify_cmd,
+    redrive_cmd,
+    add_region_cmd,
+    conflicts_cmd,
+    cost_cmd,
+    bench_cmd,
+)
 
 
 def _interrupt_on_signals() -> None:

@@ -1,13 +1,16 @@
-"""Flags and output shared by the operator commands (backfill, verify, redrive)."""
+"""Flags and output shared by the operator commands (backfill, verify, redrive, add-region, cost)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from ddbrep.install import Unavailable
 from ddbrep.tools.aws import Connection, ToolError, parse_endpoints
 from replicator.core.metadata import AttributeNames
 
@@ -69,3 +72,21 @@ def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 
 def print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2, default=str))
+
+
+def use_app_config(cdk_json: Path, command: str) -> None:
+    """Make the CDK app's own config (``stacks.config``, which validates cdk.json) importable.
+
+    The distribution does not include the app: an installed ddbrep imports it from the checkout that
+    holds cdk.json (stacks/ beside it), and raises Unavailable when it is not there either.
+    """
+    if importlib.util.find_spec("stacks") is not None:
+        return
+    app = cdk_json.resolve().parent
+    if not (app / "stacks" / "config").is_dir():
+        raise Unavailable(
+            f"{command} reads the deployment with the CDK app's config (stacks/config), which is not "
+            f"installed with ddbrep nor beside {cdk_json}: run it in the checkout, or pass --cdk-json "
+            "<checkout>/cdk.json"
+        )
+    sys.path.insert(0, str(app))

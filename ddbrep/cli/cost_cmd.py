@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from ddbrep.install import Unavailable
+from ddbrep.cli.common import use_app_config
 from ddbrep.tools import cost, prices
 
 
@@ -51,26 +49,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _use_app_config(cdk_json: Path) -> None:
-    """Make the CDK app's own config (``stacks.config``, which validates cdk.json) importable.
-
-    The distribution does not include the app: an installed ddbrep imports it from the checkout that
-    holds cdk.json (stacks/ beside it), and raises Unavailable when it is not there either.
-    """
-    if importlib.util.find_spec("stacks") is not None:
-        return
-    app = cdk_json.resolve().parent
-    if not (app / "stacks" / "config").is_dir():
-        raise Unavailable(
-            f"cost reads the deployment with the CDK app's config (stacks/config), which is not installed "
-            f"with ddbrep nor beside {cdk_json}: run it in the checkout, or pass --cdk-json "
-            "<checkout>/cdk.json"
-        )
-    sys.path.insert(0, str(app))
-
-
 def run(args: argparse.Namespace) -> int:
-    _use_app_config(Path(args.cdk_json))
+    use_app_config(Path(args.cdk_json), "cost")
     from stacks import defaults
     from stacks.config import ConfigError, load_config
 

@@ -12,7 +12,7 @@ from typing import Any
 from ddbrep.cli import fault_cmd
 from ddbrep.cli.common import EXIT_OK
 from ddbrep.install import require_extra
-from ddbrep.local.state import FUNCTIONS_DIR, write_endpoints
+from ddbrep.local.state import FUNCTIONS_DIR
 
 
 def startup_lines(
@@ -39,6 +39,10 @@ def startup_lines(
         lines.append(
             f"Faults: python -m ddbrep local fault --log-dir {log_dir} isolate|throttle|hide-table|"
             "stop|resume|heal ... (docs/LOCAL.md)"
+        )
+        lines.append(
+            "Add a region: add it to cdk.json, then python -m ddbrep add-region REGION --table <table> "
+            f"--deploy --local-state {log_dir} (docs/OPERATIONS.md)"
         )
     lines.append(f"Cross-region latency {latency_ms:g} ms. Logs: {log_dir}. Ctrl-C stops everything.")
     return lines
@@ -78,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
             cloud.start(step=lambda message: status.update(message))
         endpoints = {name: cloud.region(name).endpoint_url for name in cloud.region_names}
         functions = {name: [f.spec.name for f in cloud.functions_in(name)] for name in cloud.region_names}
-        if args.log_dir:
-            write_endpoints(args.log_dir, endpoints)
         for line in startup_lines(endpoints, functions, args.log_dir, args.latency_ms):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         deadline = time.monotonic() + args.duration if args.duration > 0 else None

@@ -4,7 +4,8 @@
 latency/fault proxy per region pair, creates every bucket, queue and table of every stack, starts a
 sandbox per function, and runs the event source mappings (stream and SQS stand-ins) and a TTL sweeper
 per region. Used as a context manager, it stops everything it started, by PID, on exit, Ctrl-C or a
-failing test.
+failing test. ``deploy(assembly)`` applies a newer synthesis of the app to the running cloud, as
+``cdk deploy --all`` updates the stacks (a region added to cdk.json).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from ddbrep.local.templates import (
     Resolver,
     StackSpec,
     TableSpec,
+    TemplateError,
+    update_problems,
 )
 from ddbrep.local.ttl import DEFAULT_SWEEP_INTERVAL_SECONDS, TtlSweeper, TtlTable
 from ddbrep.local.worker import FunctionConfig, FunctionWorker, Invocation
@@ -98,6 +101,7 @@ class RegionState:
     region: Region
     stacks: list[StackSpec] = field(default_factory=list)
     tables: dict[str, str] = field(default_factory=dict)  # table name -> stream ARN
+    buckets: set[str] = field(default_factory=set)
     queue_urls: dict[str, str] = field(default_factory=dict)  # queue name -> URL
 
 
@@ -128,9 +132,11 @@ class LocalCloud:
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
         self.sweepers: dict[str, TtlSweeper] = {}
+        self._mappings: set[tuple[str, str]] = set()  # (stack, logical id) of the running mappings
         self._resolvers: dict[str, Resolver] = {}
         self._started = False
         self._lock = threading.Lock()
+        self._deploy_lock = threading.Lock()
         self.control: ControlWatcher | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -146,17 +152,8 @@ class LocalCloud:
         atexit.register(self.stop)
         try:
             report(f"starting {len(self.region_names)} regions")
-            self._start_regions()
-            report("starting gateways and cross-region links")
-            self._start_network()
-            report("creating tables, queues and buckets from the templates")
-            for state in self.regions.values():
-                for stack in state.stacks:
-                    self._create_resources(state, stack)
-            report("starting functions")
-            self._start_functions()
-            report("starting event source mappings and TTL sweepers")
-            self._start_mappings()
+            self._start_regions(self.region_names)
+            self._apply(report)
             if self.options.log_dir is not None:  # `local fault` (ddbrep/local/control.py)
                 self.control = ControlWatcher(self, self.options.log_dir).start()
             self._started = True
@@ -164,6 +161,62 @@ class LocalCloud:
             self.stop()
             raise
         return self
+
+    def deploy(self, assembly: Assembly, step: Step | None = None) -> list[str]:
+        """Apply ``assembly`` (a newer synthesis of the same app) to the running cloud, as
+        ``cdk deploy --all`` updates the stacks; what changed, one line each.
+
+        New stacks start as at ``start`` (their region's server, gateway and links to and from every
+        region at the run's latency, resources, functions, mappings); existing stacks get their added
+        resources, functions and mappings, and every function whose configuration changed (REP_TARGETS,
+        the new region's endpoint in REP_ENDPOINT_URLS, ...) is updated as Lambda updates one: the
+        invocation in flight ends with the old environment, the next starts a sandbox with the new.
+        TemplateError, before anything changes, for what the runtime cannot apply (removals, changes).
+        """
+        report = step or (lambda _message: None)
+        with self._deploy_lock:
+            if not self._started:
+                raise RuntimeError("deploy() applies an assembly to a running cloud: start() it first")
+            problems = update_problems(self.assembly, assembly)
+            if problems:
+                raise TemplateError(
+                    "the local runtime applies new regions, new resources and changed functions only; "
+                    f"restart it (local up) to deploy this assembly: {'; '.join(problems)}"
+                )
+            added = [name for name in assembly.regions if name not in self.regions]
+            self.assembly = assembly
+            if added:
+                report(f"starting {len(added)} new region(s): {', '.join(added)}")
+                for name in added:
+                    self.faults.add_region(name, self.options.latency_ms)
+                    self.credentials[name] = CredentialLedger(self.options.sts_session_seconds)
+                self._start_regions(added)
+                self.region_names = [*self.region_names, *added]
+            updated = self._apply(report)
+        return [f"region {name} deployed (endpoint {self.region(name).endpoint_url})" for name in added] + [
+            f"function {name} updated" for name in updated
+        ]
+
+    def _apply(self, report: Step) -> list[str]:
+        """Bring every region up to ``self.assembly``, creating only what does not run yet; the names
+        of the existing functions whose configuration changed."""
+        for name, state in self.regions.items():
+            state.stacks = list(self.assembly.stacks_in(name))
+        report("starting gateways and cross-region links")
+        self._start_network()
+        report("creating tables, queues and buckets from the templates")
+        for state in self.regions.values():
+            for stack in state.stacks:
+                self._create_resources(state, stack)
+        report("starting functions")
+        updated = self._start_functions()
+        report("starting event source mappings and TTL sweepers")
+        self._start_mappings()
+        if self.options.log_dir is not None:
+            local_state.write_endpoints(
+                self.options.log_dir, {name: self.region(name).endpoint_url for name in self.region_names}
+            )
+        return updated
 
     def stop(self) -> None:
         """Stop everything this runtime started (idempotent)."""
@@ -173,6 +226,7 @@ class LocalCloud:
                 self.control = None
             pollers: list[Any] = [*self.stream_pollers, *self.queue_pollers]
             self.stream_pollers, self.queue_pollers = [], []
+            self._mappings = set()
             for poller in pollers:
                 poller._stop.set()
             for poller in pollers:
@@ -193,15 +247,14 @@ class LocalCloud:
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 
-    def _start_regions(self) -> None:
+    def _start_regions(self, names: Sequence[str]) -> None:
         log_dir = self.options.log_dir
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
         accounts = {stack.region: stack.account for stack in self.assembly.stacks}
-        with ThreadPoolExecutor(max_workers=len(self.region_names)) as pool:
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
             futures = {
-                name: pool.submit(start_region, name, log_dir, account_id=accounts[name])
-                for name in self.region_names
+                name: pool.submit(start_region, name, log_dir, account_id=accounts[name]) for name in names
             }
             errors = []
             for name, future in futures.items():
@@ -211,11 +264,12 @@ class LocalCloud:
                     errors.append(err)
             if errors:
                 raise errors[0]
-        for stack in self.assembly.stacks:
-            self.regions[stack.region].stacks.append(stack)
 
     def _start_network(self) -> None:
+        """A gateway per region and a link per region pair, for those that do not run yet."""
         for name, state in self.regions.items():
+            if name in self.gateways:
+                continue
             gateway = Proxy(
                 state.region.engine_url,
                 sqs_max_message_bytes=self.options.sqs_max_message_bytes,
@@ -226,7 +280,7 @@ class LocalCloud:
             state.region.endpoint_url = gateway.url
         for source in self.region_names:
             for target in self.region_names:
-                if source == target:
+                if source == target or (source, target) in self.links:
                     continue
                 link = self.faults.link(source, target)
                 self.links[(source, target)] = Proxy(
@@ -247,27 +301,31 @@ class LocalCloud:
     # --- resources ----------------------------------------------------------------------------------
 
     def _create_resources(self, state: RegionState, stack: StackSpec) -> None:
+        """Create the stack's buckets, queues and tables that do not exist yet; resolve all of them."""
         region = state.region
         resolver = Resolver(stack)
         self._resolvers[stack.name] = resolver
         s3 = region.client("s3")
         for bucket in stack.buckets:
-            kwargs: dict[str, Any] = {"Bucket": bucket.name}
-            if stack.region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": stack.region}
-            s3.create_bucket(**kwargs)
+            if bucket.name not in state.buckets:
+                kwargs: dict[str, Any] = {"Bucket": bucket.name}
+                if stack.region != "us-east-1":
+                    kwargs["CreateBucketConfiguration"] = {"LocationConstraint": stack.region}
+                s3.create_bucket(**kwargs)
+                state.buckets.add(bucket.name)
             resolver.refs[bucket.logical_id] = bucket.name
             resolver.attributes[(bucket.logical_id, "Arn")] = f"arn:aws:s3:::{bucket.name}"
             resolver.attributes[(bucket.logical_id, "DomainName")] = f"{bucket.name}.s3.amazonaws.com"
         for queue in _dead_letter_queues_first(stack.queues):
-            url = self._create_queue(state, stack, queue, resolver)
+            url = state.queue_urls.get(queue.name) or self._create_queue(state, stack, queue, resolver)
             resolver.refs[queue.logical_id] = url
             resolver.attributes[(queue.logical_id, "QueueUrl")] = url
             resolver.attributes[(queue.logical_id, "QueueName")] = queue.name
             resolver.attributes[(queue.logical_id, "Arn")] = self._queue_arn(stack, queue.name)
         for table in stack.tables:
-            stream_arn = self._create_table(region, table)
-            state.tables[table.name] = stream_arn
+            if table.name not in state.tables:
+                state.tables[table.name] = self._create_table(region, table)
+            stream_arn = state.tables[table.name]
             resolver.refs[table.logical_id] = table.name
             resolver.attributes[(table.logical_id, "Arn")] = (
                 f"arn:aws:dynamodb:{stack.region}:{stack.account}:table/{table.name}"
@@ -380,7 +438,10 @@ class LocalCloud:
 
         return _AWS_QUEUE_URL.sub(replace, value)
 
-    def _start_functions(self) -> None:
+    def _start_functions(self) -> list[str]:
+        """A worker per new function; existing ones whose configuration changed are updated (their
+        names are returned). Warms the stream functions' sandboxes that do not run."""
+        updated = []
         for state in self.regions.values():
             for stack in state.stacks:
                 for spec in stack.functions:
@@ -389,8 +450,16 @@ class LocalCloud:
                         local_state.write_function_config(
                             self.options.log_dir, stack.region, spec.name, config.environment
                         )
-                    worker = FunctionWorker(config, on_output=self.metrics.on_output)
-                    self.functions[(stack.region, spec.logical_id)] = LocalFunction(stack, spec, worker)
+                    key = (stack.region, spec.logical_id)
+                    existing = self.functions.get(key)
+                    if existing is None:
+                        worker = FunctionWorker(config, on_output=self.metrics.on_output)
+                    else:
+                        worker = existing.worker
+                        if worker.config != config:
+                            worker.reconfigure(config)
+                            updated.append(f"{spec.name} ({stack.region})")
+                    self.functions[key] = LocalFunction(stack, spec, worker)
         if self.options.warm_functions:
             stream_functions = {
                 (stack.region, mapping.function)
@@ -401,6 +470,7 @@ class LocalCloud:
             workers = [self.functions[key].worker for key in stream_functions]
             with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
                 list(pool.map(lambda w: w.start(), workers))
+        return updated
 
     def _destination(self, stack: StackSpec, spec: Any) -> FailureDestination | None:
         destination = spec.on_failure
@@ -419,71 +489,89 @@ class LocalCloud:
         return None
 
     def _start_mappings(self) -> None:
+        """Start the mappings and TTL sweepers that do not run yet."""
+        started_stream, started_queue = len(self.stream_pollers), len(self.queue_pollers)
+        new_sweepers = []
         for name, state in self.regions.items():
-            ttl_tables = [
-                TtlTable(table.name, table.ttl_attribute, tuple(k["AttributeName"] for k in table.key_schema))
-                for stack in state.stacks
-                for table in stack.tables
-                if table.ttl_attribute
-            ]
-            sweeper = TtlSweeper(
-                state.region.new_client("dynamodb"),
-                ttl_tables,
-                self.options.ttl_sweep_interval,
-                name=f"TTL sweeper {name}",
-                on_error=self.on_error,
-            )
-            self.sweepers[name] = sweeper
+            if name in self.sweepers:
+                sweeper = self.sweepers[name]
+            else:
+                sweeper = self._sweeper(name, state)
+                new_sweepers.append(sweeper)
             for stack in state.stacks:
-                for mapping in stack.stream_mappings:
-                    if not mapping.enabled:
-                        continue
-                    table = stack.table(mapping.table)
-                    function = self.functions[(stack.region, mapping.function)]
-                    poller = StreamPoller(
-                        mapping if self.options.apply_filters else dataclasses.replace(mapping, filters=()),
-                        StreamSource(
-                            name,
-                            table.name,
-                            state.tables[table.name],
-                            state.region.new_client("dynamodbstreams"),
-                        ),
-                        function.worker,
-                        destination=self._destination(stack, mapping),
-                        observer=self,
-                        ttl=sweeper,
-                        poll_interval=self.options.poll_interval,
-                        whole_second_timestamps=self.options.whole_second_timestamps,
-                        on_error=self.on_error,
-                    )
-                    self.stream_pollers.append(poller)
-                for queue_mapping in stack.queue_mappings:
-                    if not queue_mapping.enabled:
-                        continue
-                    queue = stack.queue(queue_mapping.queue)
-                    function = self.functions[(stack.region, queue_mapping.function)]
-                    self.queue_pollers.append(
-                        QueuePoller(
-                            queue_mapping,
-                            QueueSource(
-                                name,
-                                state.queue_urls[queue.name],
-                                self._queue_arn(stack, queue.name),
-                                state.region.new_client("sqs"),
-                            ),
-                            function.worker,
-                            observer=self,
-                            poll_interval=self.options.poll_interval,
-                            on_error=self.on_error,
-                        )
-                    )
-        for stream_poller in self.stream_pollers:
+                self._add_pollers(name, state, stack, sweeper)
+        for stream_poller in self.stream_pollers[started_stream:]:
             stream_poller.start()
-        for queue_poller in self.queue_pollers:
+        for queue_poller in self.queue_pollers[started_queue:]:
             queue_poller.start()
-        for sweeper in self.sweepers.values():
+        for sweeper in new_sweepers:
             if sweeper.tables:
                 sweeper.start()
+
+    def _sweeper(self, name: str, state: RegionState) -> TtlSweeper:
+        ttl_tables = [
+            TtlTable(table.name, table.ttl_attribute, tuple(k["AttributeName"] for k in table.key_schema))
+            for stack in state.stacks
+            for table in stack.tables
+            if table.ttl_attribute
+        ]
+        sweeper = TtlSweeper(
+            state.region.new_client("dynamodb"),
+            ttl_tables,
+            self.options.ttl_sweep_interval,
+            name=f"TTL sweeper {name}",
+            on_error=self.on_error,
+        )
+        self.sweepers[name] = sweeper
+        return sweeper
+
+    def _add_pollers(self, name: str, state: RegionState, stack: StackSpec, sweeper: TtlSweeper) -> None:
+        """A poller (not started) for each enabled mapping of ``stack`` that has none yet."""
+        for mapping in stack.stream_mappings:
+            if not mapping.enabled or (stack.name, mapping.logical_id) in self._mappings:
+                continue
+            self._mappings.add((stack.name, mapping.logical_id))
+            table = stack.table(mapping.table)
+            function = self.functions[(stack.region, mapping.function)]
+            self.stream_pollers.append(
+                StreamPoller(
+                    mapping if self.options.apply_filters else dataclasses.replace(mapping, filters=()),
+                    StreamSource(
+                        name,
+                        table.name,
+                        state.tables[table.name],
+                        state.region.new_client("dynamodbstreams"),
+                    ),
+                    function.worker,
+                    destination=self._destination(stack, mapping),
+                    observer=self,
+                    ttl=sweeper,
+                    poll_interval=self.options.poll_interval,
+                    whole_second_timestamps=self.options.whole_second_timestamps,
+                    on_error=self.on_error,
+                )
+            )
+        for queue_mapping in stack.queue_mappings:
+            if not queue_mapping.enabled or (stack.name, queue_mapping.logical_id) in self._mappings:
+                continue
+            self._mappings.add((stack.name, queue_mapping.logical_id))
+            queue = stack.queue(queue_mapping.queue)
+            function = self.functions[(stack.region, queue_mapping.function)]
+            self.queue_pollers.append(
+                QueuePoller(
+                    queue_mapping,
+                    QueueSource(
+                        name,
+                        state.queue_urls[queue.name],
+                        self._queue_arn(stack, queue.name),
+                        state.region.new_client("sqs"),
+                    ),
+                    function.worker,
+                    observer=self,
+                    poll_interval=self.options.poll_interval,
+                    on_error=self.on_error,
+                )
+            )
 
     # --- observer hooks (called by the pollers) --------------------------------------------------------
 

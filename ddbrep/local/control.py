@@ -18,6 +18,10 @@ The faults are the situations of docs/OPERATIONS.md, to rehearse them (docs/LOCA
 - ``oversize REGION TABLE PK [SK]``: write an item that fits the source table but not a target once
   the replication metadata is added (a dead letter, ``ItemTooLarge``, per target);
 - ``heal [REGION]``: undo the network faults (isolation, throttling, hidden tables) and broken functions.
+
+One request is not a fault: ``deploy`` applies a newer synthesized assembly (its directory) to the
+running cloud, as ``cdk deploy --all`` updates the stacks (``LocalCloud.deploy``; ``add-region
+--deploy --local-state`` sends it).
 """
 
 from __future__ import annotations
@@ -164,6 +168,13 @@ def _oversize(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
     )
 
 
+def _deploy(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    from ddbrep.local.templates import load_assembly
+
+    changes = cloud.deploy(load_assembly(c["assembly"]))
+    return f"deployed {c['assembly']}: " + ("; ".join(changes) or "no change")
+
+
 _HANDLERS: dict[str, Callable[[LocalCloud, Mapping[str, Any]], str]] = {
     "isolate": _isolate,
     "throttle": _throttle,
@@ -173,6 +184,7 @@ _HANDLERS: dict[str, Callable[[LocalCloud, Mapping[str, Any]], str]] = {
     "heal": _heal,
     "oversize": _oversize,
     "break": _break,
+    "deploy": _deploy,
 }
 
 

@@ -100,6 +100,18 @@ class FaultPlan:
     def link(self, source: str, target: str) -> Link:
         return self.links[(source, target)]
 
+    def add_region(self, region: str, latency_ms: float) -> None:
+        """A region deployed while the runtime runs: its links to and from every region, at ``latency_ms``."""
+        regions = [*self.regions, region]
+        added = {
+            (s, t): Link(s, t, latency_ms if s != t else 0.0)
+            for s in regions
+            for t in regions
+            if region in (s, t)
+        }
+        self.links = {**self.links, **added}  # one assignment: the proxies read the dict concurrently
+        self.regions = regions
+
     def set_latency(self, source: str, target: str, latency_ms: float, *, both_ways: bool = True) -> None:
         self.links[(source, target)].latency_ms = latency_ms
         if both_ways:

@@ -5,6 +5,8 @@ In AWS, ``redrive --function NAME --region R`` reads the deployed function's env
 document (``FunctionName``, ``Environment.Variables``) per function under its log directory, and
 ``redrive --local-state <log dir>`` reads it from there. The environment's ``REP_ENDPOINT_URLS`` are
 the function's own view of the regions (its gateway, and the links with their faults to the others).
+``endpoints.json`` holds each region's gateway, the endpoint an operator uses (``add-region
+--local-state`` reads it).
 """
 
 from __future__ import annotations
@@ -53,3 +55,12 @@ def write_endpoints(state_dir: Path, endpoints: Mapping[str, str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(endpoints), indent=2, sort_keys=True))
     return path
+
+
+def read_endpoints(state_dir: Path) -> dict[str, str]:
+    """The endpoints ``local up`` wrote (updated by each local deploy); FileNotFoundError saying why."""
+    path = state_dir / ENDPOINTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path}: is {state_dir} the --log-dir of a running `local up`?")
+    endpoints: dict[str, str] = json.loads(path.read_text())
+    return endpoints

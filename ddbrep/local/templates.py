@@ -152,6 +152,39 @@ class Assembly:
         return tuple(stack for stack in self.stacks if stack.region == region)
 
 
+def update_problems(deployed: Assembly, update: Assembly) -> list[str]:
+    """What in ``update`` a running local cloud cannot apply to ``deployed`` (empty: it can).
+
+    The runtime applies what adding a region deploys: new stacks, new resources in existing stacks,
+    and changed functions (a configuration update). Removing a stack or a resource, or changing a table,
+    queue, bucket or event source mapping that exists, would need CloudFormation's replacement rules.
+    """
+    problems = []
+    stacks = {stack.name: stack for stack in update.stacks}
+    for old in deployed.stacks:
+        new = stacks.get(old.name)
+        if new is None:
+            problems.append(f"stack {old.name} is removed")
+            continue
+        for kind in ("tables", "queues", "buckets", "stream_mappings", "queue_mappings"):
+            now = {spec.logical_id: spec for spec in getattr(new, kind)}
+            for spec in getattr(old, kind):
+                if spec.logical_id not in now:
+                    problems.append(f"{old.name}: {spec.logical_id} is removed")
+                elif now[spec.logical_id] != spec:
+                    problems.append(f"{old.name}: {spec.logical_id} is changed")
+        # a running region's TTL sweeper keeps the tables it started with
+        if tables_added := {t.logical_id for t in new.tables} - {t.logical_id for t in old.tables}:
+            problems.append(f"{old.name}: table(s) {', '.join(sorted(tables_added))} added")
+        functions = {spec.logical_id for spec in new.functions}
+        problems += [
+            f"{old.name}: {spec.logical_id} is removed"
+            for spec in old.functions
+            if spec.logical_id not in functions
+        ]
+    return problems
+
+
 def _by_id(items: Any, logical_id: str, stack: str) -> Any:
     for item in items:
         if item.logical_id == logical_id:

@@ -378,15 +378,25 @@ class FunctionWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
 
+    def reconfigure(self, config: FunctionConfig) -> None:
+        """A function configuration update (a deploy), as Lambda applies one: an invocation in flight
+        finishes with the old configuration, the next one starts a new sandbox with ``config``."""
+        with self._lock:
+            self._shutdown()
+            self.config = config
+
     def stop(self) -> None:
         with self._lock:
-            process = self._process
-            if self._requests is not None and process is not None and process.poll() is None:
-                with contextlib.suppress(OSError):
-                    self._requests.send(None)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=2)
-            self._kill()
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        process = self._process
+        if self._requests is not None and process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                self._requests.send(None)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=2)
+        self._kill()
 
 
 if __name__ == "__main__":

@@ -102,6 +102,9 @@ def test_adding_a_region_to_a_live_mesh_with_data(conn: Connection, make_table: 
         replicators[A].set_targets([Target(B, tables[B]), Target(C, tables[C])])
         replicators[B].set_targets([Target(A, tables[A]), Target(C, tables[C])])
         writers.start(C)
+        # The runbook's step 3: a batch the old replicators had read before the update goes to A and B
+        # only (a write or a delete); it must have reached A before A is scanned
+        time.sleep(1.0)
         report = BackfillRun(
             conn,
             A,
