@@ -37,7 +37,7 @@ def test_the_client_helper_example_runs(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize(
-    "command", sorted(set(re.findall(r"`python -m ddbrep ([a-z]+(?: [a-z]+)?)", README)))
+    "command", sorted(set(re.findall(r"`python -m ddbrep ([a-z][a-z-]*(?: [a-z][a-z-]*)?)", README)))
 )
 def test_each_cli_command_in_the_readme_exists(command: str) -> None:
     result = subprocess.run(
