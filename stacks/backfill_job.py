@@ -15,10 +15,8 @@ region (stacks/region_stack.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aws_cdk import Acknowledgment, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
@@ -36,20 +34,12 @@ PACK = "AwsSolutions::"
 
 @dataclass(frozen=True)
 class BackfillTarget:
-    """One table to copy to (the REP_TARGETS entry shape of the replicator)."""
+    """One table the job writes to: what its role must be allowed (the job's environment, built by
+    stacks/config/environment.py, tells the function the same targets)."""
 
     region: str
     table: str
     role_arn: str | None = None
-    item_filter: Mapping[str, Any] | None = None
-
-    def to_env(self) -> dict[str, Any]:
-        return {
-            "region": self.region,
-            "table": self.table,
-            "role_arn": self.role_arn,
-            "item_filter": self.item_filter,
-        }
 
 
 class BackfillJob(Construct):
@@ -64,35 +54,22 @@ class BackfillJob(Construct):
         function_name: str,
         source_table_name: str,
         targets: Sequence[BackfillTarget],
+        environment: Mapping[str, str],
         segments: int = defaults.BACKFILL_SEGMENTS,
         max_concurrency: int = defaults.BACKFILL_MAX_CONCURRENCY,
-        page_size: int = defaults.BACKFILL_PAGE_SIZE,
-        items_per_second_per_segment: int = defaults.BACKFILL_ITEMS_PER_SECOND_PER_SEGMENT,
-        attribute_prefix: str = defaults.ATTRIBUTE_PREFIX,
-        ttl_attribute: str | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
         for name, value, (low, high) in (
             ("segments", segments, defaults.BACKFILL_SEGMENTS_RANGE),
             ("max_concurrency", max_concurrency, defaults.BACKFILL_MAX_CONCURRENCY_RANGE),
-            ("page_size", page_size, defaults.BACKFILL_PAGE_SIZE_RANGE),
         ):
             if not low <= value <= high:
                 raise ValueError(f"{name} = {value} must be from {low} to {high} (stacks/defaults.py)")
         if not targets:
             raise ValueError("a backfill job needs at least one target")
         self.segments = segments
-        self.function = self._build_function(
-            runtime,
-            function_name,
-            source_table_name,
-            targets,
-            page_size,
-            items_per_second_per_segment,
-            attribute_prefix,
-            ttl_attribute,
-        )
+        self.function = self._build_function(runtime, function_name, environment)
         self._grant_tables(source_table_name, targets)
         self.state_machine = self._build_state_machine(
             function_name, segments, max_concurrency, log_retention
@@ -103,33 +80,14 @@ class BackfillJob(Construct):
     # --- the function -------------------------------------------------------------------------------
 
     def _build_function(
-        self,
-        runtime: FunctionRuntime,
-        function_name: str,
-        source_table_name: str,
-        targets: Sequence[BackfillTarget],
-        page_size: int,
-        items_per_second: int,
-        attribute_prefix: str,
-        ttl_attribute: str | None,
+        self, runtime: FunctionRuntime, function_name: str, environment: Mapping[str, str]
     ) -> lambda_.Function:
-        environment = {
-            "REP_LOCAL_REGION": Stack.of(self).region,
-            "REP_SOURCE_TABLE": source_table_name,
-            "REP_TARGETS": json.dumps([t.to_env() for t in targets], separators=(",", ":")),
-            "REP_ATTRIBUTE_PREFIX": attribute_prefix,
-            "BACKFILL_PAGE_SIZE": str(page_size),
-            "BACKFILL_ITEMS_PER_SECOND": str(items_per_second),
-            "BACKFILL_STOP_MARGIN_MS": str(defaults.BACKFILL_STOP_MARGIN_SECONDS * 1000),
-        }
-        if ttl_attribute:
-            environment["REP_TTL_ATTRIBUTE"] = ttl_attribute
         return runtime.function(
             self,
             "Function",
             function_name=function_name,
             handler=defaults.BACKFILL_HANDLER,
-            environment=environment,
+            environment=dict(environment),
             memory_mb=defaults.BACKFILL_FUNCTION_MEMORY_MB,
             timeout_seconds=defaults.BACKFILL_FUNCTION_TIMEOUT_SECONDS,
             description="Backfill: copies pages of one scan segment to every target, then hands over",

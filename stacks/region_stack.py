@@ -17,6 +17,7 @@ from stacks.config import (
     RegionPlan,
     ReplicationConfig,
     TargetPlan,
+    backfill_environment,
     drain_environment,
     event_filters,
     replicator_environment,
@@ -140,16 +141,10 @@ class RegionStack(Stack):
             runtime=runtime,
             function_name=plan.backfill_function_name,
             source_table_name=plan.table_name,
-            targets=[
-                BackfillTarget(region=t.region, table=t.table, role_arn=t.role_arn, item_filter=t.item_filter)
-                for t in plan.targets
-            ],
+            targets=[BackfillTarget(t.region, t.table, t.role_arn) for t in plan.targets],
+            environment=backfill_environment(config, plan),
             segments=settings.segments,
             max_concurrency=settings.max_concurrency,
-            page_size=settings.page_size,
-            items_per_second_per_segment=settings.items_per_second_per_segment,
-            attribute_prefix=config.attribute_prefix,
-            ttl_attribute=config.ttl_attribute,
             log_retention=getattr(
                 logs.RetentionDays, defaults.LOG_RETENTION_CHOICES[config.function.log_retention_days]
             ),

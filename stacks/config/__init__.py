@@ -13,7 +13,13 @@ environments, what the function's settings read back).
 """
 
 from stacks.config.blocks import ConfigError
-from stacks.config.environment import drain_environment, event_filters, replicator_environment, target_entry
+from stacks.config.environment import (
+    backfill_environment,
+    drain_environment,
+    event_filters,
+    replicator_environment,
+    target_entry,
+)
 from stacks.config.model import (
     AlarmSettings,
     AutoScaling,
@@ -54,6 +60,7 @@ __all__ = [
     "StreamSettings",
     "TableShape",
     "TargetPlan",
+    "backfill_environment",
     "check_handoff_schedule",
     "drain_environment",
     "event_filters",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stacks import defaults
 from stacks.config.model import RegionPlan, ReplicationConfig, TargetPlan
 
 
@@ -57,3 +58,22 @@ def replicator_environment(config: ReplicationConfig, plan: RegionPlan) -> dict[
 
 def drain_environment(config: ReplicationConfig, plan: RegionPlan, target: TargetPlan) -> dict[str, str]:
     return {**replicator_environment(config, plan), "REP_DRAIN_TARGET_REGION": target.region}
+
+
+def backfill_environment(config: ReplicationConfig, plan: RegionPlan) -> dict[str, str]:
+    """The deployed backfill job's environment (lambda/replicator/backfill_segments.py
+    BackfillJobSettings): the replicator's targets, filters, roles, metadata names and write retries,
+    so the job copies exactly where and how live replication writes."""
+    targets = [{k: v for k, v in target_entry(t).items() if k != "handoff_queue_url"} for t in plan.targets]
+    return {
+        "REP_LOCAL_REGION": plan.region,
+        "REP_SOURCE_TABLE": plan.table_name,
+        "REP_TARGETS": json.dumps(targets, sort_keys=True),
+        "REP_ATTRIBUTE_PREFIX": config.attribute_prefix,
+        "REP_TTL_ATTRIBUTE": config.ttl_attribute,
+        "REP_WRITE_ATTEMPTS": str(config.function.write_attempts),
+        "REP_RETRY_BASE_DELAY_MS": str(config.function.retry_base_delay_ms),
+        "BACKFILL_PAGE_SIZE": str(config.backfill.page_size),
+        "BACKFILL_ITEMS_PER_SECOND": str(config.backfill.items_per_second_per_segment),
+        "BACKFILL_STOP_MARGIN_MS": str(defaults.BACKFILL_STOP_MARGIN_SECONDS * 1000),
+    }

@@ -79,6 +79,10 @@ def test_the_job_copies_to_the_replicators_targets_with_the_same_filter_role_and
         str(BACKFILL["page_size"]),
         str(BACKFILL["items_per_second_per_segment"]),
     )
+    # and retries its writes as the replicator does (one environment layer for both)
+    replicator = backfill_environment(mesh2, region, mesh2.config.region(region).replicator_function_name)
+    for name in ("REP_WRITE_ATTEMPTS", "REP_RETRY_BASE_DELAY_MS"):
+        assert env[name] == replicator[name]
 
 
 def test_a_filtered_cross_account_pair_is_backfilled_through_its_role_with_its_filter(
