@@ -122,8 +122,11 @@ class CapturingPorts:
         version: Version,
         *,
         return_replaced: bool = False,
+        return_stored: bool = False,
     ) -> WriteResult:
-        return self.inner.put_guarded(target, table, item, version, return_replaced=return_replaced)
+        return self.inner.put_guarded(
+            target, table, item, version, return_replaced=return_replaced, return_stored=return_stored
+        )
 
     def get_item(
         self, target: Target | None, table: str, key: WireItem, *, consistent: bool

@@ -25,10 +25,9 @@ from typing import Any, Protocol
 from replicator.adapters import with_retries
 from replicator.core import defaults
 from replicator.core.compare import compare
-from replicator.core.errors import ErrorKind, ReadFailed, WriteResult
+from replicator.core.errors import ErrorKind, ReadFailed
 from replicator.core.metadata import (
     AttributeNames,
-    Version,
     WireItem,
     is_tombstone,
     mark_origin,
@@ -36,6 +35,7 @@ from replicator.core.metadata import (
 )
 from replicator.core.plan import TargetWrite, matches_filter
 from replicator.core.wire import from_sdk, item_size_bytes, to_sdk
+from replicator.ports import TableWrites
 from replicator.settings import Settings, SettingsError, Target, _int, _json, _required, _target
 
 DEFAULT_PAGE_SIZE = 100
@@ -226,24 +226,6 @@ def backfill_write(
 # --- one segment ---------------------------------------------------------------------------------------
 
 
-class TargetPorts(Protocol):
-    """The targets' side of a backfill: the protocol's conditional put and read (adapters.DynamoPorts)."""
-
-    def put_guarded(
-        self,
-        target: Target | None,
-        table: str,
-        item: WireItem,
-        version: Version,
-        *,
-        return_replaced: bool = False,
-        return_stored: bool = False,
-    ) -> WriteResult: ...
-    def get_item(
-        self, target: Target | None, table: str, key: WireItem, *, consistent: bool
-    ) -> WireItem | None: ...
-
-
 @dataclass
 class SegmentWorker:
     """Scans one segment page by page and copies each page to every target.
@@ -257,7 +239,7 @@ class SegmentWorker:
     source_region: str
     key_names: Sequence[str]
     targets: Sequence[Target]
-    target_ports: TargetPorts
+    target_ports: TableWrites
     names: AttributeNames = field(default_factory=AttributeNames)
     page_size: int = DEFAULT_PAGE_SIZE
     budget: WriteBudget = UNLIMITED
@@ -453,7 +435,7 @@ class BackfillJobSettings:
         )
 
 
-class JobPorts(TargetPorts, Protocol):
+class JobPorts(TableWrites, Protocol):
     def dynamodb(self, region: str, role_arn: str | None = None) -> Any: ...
 
 

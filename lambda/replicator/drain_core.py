@@ -20,24 +20,16 @@ from replicator.core import defaults
 from replicator.core import metrics_names as m
 from replicator.core.backoff import HANDOFF_BACKOFF, Backoff
 from replicator.core.conflicts import LostConflict
-from replicator.core.errors import ErrorKind, WriteResult
-from replicator.core.metadata import MetadataError, Version, WireItem, version_of
+from replicator.core.errors import ErrorKind
+from replicator.core.metadata import MetadataError, version_of
 from replicator.core.plan import TargetWrite
 from replicator.core.wire import WireFormatError, validate_item
 from replicator.engine import conflict_entry, conflict_of
+from replicator.ports import TableWrites
 from replicator.settings import Settings, Target
 
 
-class DrainPorts(Protocol):
-    def put_guarded(
-        self,
-        target: Target | None,
-        table: str,
-        item: WireItem,
-        version: Version,
-        *,
-        return_replaced: bool = False,
-    ) -> WriteResult: ...
+class DrainPorts(TableWrites, Protocol):
     def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str: ...
     def load_handoff(self, message: Mapping[str, Any]) -> Mapping[str, Any]: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...

@@ -33,10 +33,11 @@ from replicator.core.classify import (
 from replicator.core.coalesce import KeyChange, coalesce
 from replicator.core.conflicts import LostConflict, lost_conflict
 from replicator.core.errors import ErrorKind, ReadFailed, WriteResult
-from replicator.core.metadata import MetadataError, Version, version_of
+from replicator.core.metadata import MetadataError, version_of
 from replicator.core.plan import TargetWrite, plan_write
 from replicator.core.records import MalformedRecord, StreamRecord, parse_record
 from replicator.core.wire import MAX_ITEM_BYTES, WireItem, size_over_limit
+from replicator.ports import TableWrites
 from replicator.settings import Settings, Target
 
 _SKIP_METRICS = {
@@ -47,25 +48,9 @@ _SKIP_METRICS = {
 }
 
 
-class Ports(Protocol):
-    """The I/O the engine needs; AwsPorts in Lambda, fakes in unit tests.
+class Ports(TableWrites, Protocol):
+    """The I/O the engine needs (ports.py, and the stores below); AwsPorts in Lambda, fakes in tests."""
 
-    ``target`` None is this region's own table. The ports retry and classify (core/errors.py); items
-    go in and come out in event form.
-    """
-
-    def put_guarded(
-        self,
-        target: Target | None,
-        table: str,
-        item: WireItem,
-        version: Version,
-        *,
-        return_replaced: bool = False,
-    ) -> WriteResult: ...
-    def get_item(
-        self, target: Target | None, table: str, key: WireItem, *, consistent: bool
-    ) -> WireItem | None: ...
     def handoff(self, target: Target, write: TargetWrite, reason: str) -> None: ...
     def dead_letter(self, entry: Mapping[str, Any]) -> str: ...
     def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str: ...

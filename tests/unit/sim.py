@@ -54,6 +54,7 @@ class FakePorts:
         version: Version,
         *,
         return_replaced: bool = False,
+        return_stored: bool = False,
     ) -> WriteResult:
         if target is None:  # the replicator's own region always answers it
             return self.tables[self.local_region].put_guarded(item, version, return_replaced)
