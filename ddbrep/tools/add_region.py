@@ -25,7 +25,6 @@ resumes from its own checkpoint beside the state file.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.local.state import read_function_config
 from ddbrep.tools.aws import Connection, ToolError, explain
 from ddbrep.tools.backfill import BackfillRun
+from ddbrep.tools.run_file import read_run_file, write_run_file
 from ddbrep.tools.verify import Side, Verify, VerifyReport
 from replicator.adapters import describe_error
 from replicator.backfill_segments import WriteBudget
@@ -108,16 +108,17 @@ class StateFile:
     def __init__(self, path: Path, identity: Mapping[str, str], restart: bool = False) -> None:
         self.path, self.identity = path, dict(identity)
         self.steps: dict[str, dict[str, Any]] = {}
-        if path.exists() and not restart:
-            try:
-                doc = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise ToolError(f"state file {path} is unreadable ({err}); pass --restart") from None
-            if doc.get("identity") != self.identity:
-                raise ToolError(
-                    f"state file {path} belongs to another run ({doc.get('identity')}); pass --state PATH "
-                    "for this one, or --restart to start it over"
-                )
+        doc = (
+            None
+            if restart
+            else read_run_file(
+                path,
+                self.identity,
+                "state file",
+                "pass --state PATH for this one, or --restart to start it over",
+            )
+        )
+        if doc is not None:
             self.steps = dict(doc.get("steps", {}))
 
     def done(self, step: str) -> bool:
@@ -125,11 +126,7 @@ class StateFile:
 
     def record(self, step: str, details: Mapping[str, Any]) -> None:
         self.steps[step] = {"at": time.time(), **details}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"version": STATE_VERSION, "identity": self.identity, "steps": self.steps}
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1, default=str))
-        os.replace(tmp, self.path)
+        write_run_file(self.path, {"version": STATE_VERSION, "identity": self.identity, "steps": self.steps})
 
 
 @dataclass

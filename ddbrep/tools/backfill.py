@@ -6,8 +6,6 @@ this command copy items in exactly the same way.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +16,7 @@ from typing import Any
 
 import ddbrep  # noqa: F401  (puts the Lambda asset on the import path)
 from ddbrep.tools.aws import Clients, ToolError, check_same_keys, describe_table, explain
+from ddbrep.tools.run_file import read_run_file, write_run_file
 from replicator.adapters import DynamoPorts
 from replicator.backfill_segments import (
     BackfillError,
@@ -49,16 +48,17 @@ class Checkpoint:
 
     def load_or_start(self, total_segments: int, restart: bool = False) -> list[SegmentState]:
         """The segments' positions: from the file when it is this run's, else from the start."""
-        if self.path.exists() and not restart:
-            try:
-                doc = json.loads(self.path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise ToolError(f"checkpoint {self.path} is unreadable ({err}); pass --restart") from None
-            if doc.get("identity") != self.identity:
-                raise ToolError(
-                    f"checkpoint {self.path} belongs to another run ({doc.get('identity')}); pass --restart "
-                    "to start this one from scratch, or --checkpoint PATH to keep both"
-                )
+        doc = (
+            None
+            if restart
+            else read_run_file(
+                self.path,
+                self.identity,
+                "checkpoint",
+                "pass --restart to start this one from scratch, or --checkpoint PATH to keep both",
+            )
+        )
+        if doc is not None:
             states = [SegmentState.from_json(s) for s in doc["segments"]]
         else:
             states = first_segments(total_segments)
@@ -72,16 +72,13 @@ class Checkpoint:
             self._write()
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "version": CHECKPOINT_VERSION,
             "identity": self.identity,
             "updated_at": time.time(),
             "segments": [self._states[i].to_json() for i in sorted(self._states)],
         }
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, self.path)
+        write_run_file(self.path, doc)
 
 
 @dataclass
