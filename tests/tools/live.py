@@ -48,6 +48,9 @@ class RegionReplicator:
         self._stop = threading.Event()
         self._last: str | None = None
         self.idle_polls = 0
+        # When the latest poll that found the stream empty started (None: the latest poll found records,
+        # or failed): a poll that started before a write may still be reading when it is looked at.
+        self.quiet_since: float | None = None
         self.batches = 0
         self.errors: list[str] = []  # what the poll loop survived (it never dies of them)
         self._thread = threading.Thread(target=self._run, name=f"replicator-{region}", daemon=True)
@@ -107,15 +110,19 @@ class RegionReplicator:
             except Exception as err:  # an engine error under load: read again, as Lambda's poller does
                 self.errors.append(f"{type(err).__name__}: {err}")
                 self.idle_polls = 0
+                self.quiet_since = None
                 self._stop.wait(0.2)
 
     def _poll(self) -> None:
+        started = time.monotonic()
         records = self._read()
         if not records:
             self.idle_polls += 1
+            self.quiet_since = started
             time.sleep(0.05)
             return
         self.idle_polls = 0
+        self.quiet_since = None
         with self._lock:
             outcome = self._replicator.process_batch([lambda_record(r, self.region) for r in records])
             self.batches += 1
@@ -124,14 +131,22 @@ class RegionReplicator:
 
 
 def wait_drained(replicators: Sequence[RegionReplicator], timeout: float = 60.0) -> None:
-    """Until every replicator found its stream empty several polls in a row (on every region at once)."""
+    """Until every replicator, in two rounds, made a poll that started after the round began and found
+    its stream empty (a poll already reading when a round begins does not count: under load a read
+    can take longer than any fixed pause)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(r.idle_polls >= 3 for r in replicators):
-            time.sleep(0.3)
-            if all(r.idle_polls >= 3 for r in replicators):
-                return
-        time.sleep(0.1)
+
+    def quiet_after(mark: float) -> bool:
+        while time.monotonic() < deadline:
+            quiet = [r.quiet_since for r in replicators]
+            if all(q is not None and q >= mark for q in quiet):
+                return True
+            time.sleep(0.05)
+        return False
+
+    # the second round: what the first round's last batches wrote shows up in the other streams
+    if quiet_after(time.monotonic()) and quiet_after(time.monotonic()):
+        return
     state = [(r.region, r.idle_polls, r.errors[-3:]) for r in replicators]
     raise AssertionError(f"not drained after {timeout}s (region, idle polls, last errors): {state}")
 

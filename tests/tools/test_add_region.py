@@ -6,6 +6,7 @@ stream; writes go through the client helper the whole time.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def assert_converged(conn: Connection, tables: dict[str, str]) -> None:
     for i, first in enumerate(regions):
         for second in regions[i + 1 :]:
             report = Verify(conn, Side(first, tables[first]), Side(second, tables[second]), segments=4).run()
-            assert report.ok, (first, second, report.to_json())
+            assert report.ok, (first, second, json.dumps(report.to_json(), indent=1, default=str))
 
 
 def test_backfill_while_live_replication_runs_converges(
