@@ -632,22 +632,37 @@ class LocalCloud:
         """Messages waiting in (or in flight from) every queue a function drains."""
         return sum(poller.backlog() for poller in self.queue_pollers)
 
-    def wait_drained(self, timeout: float = 60.0) -> bool:
+    def wait_drained(self, timeout: float = 60.0) -> Drain:
         """Wait until every mapping has read its stream to the end with nothing pending, no queue holds a
-        message, and a further round of polls invokes nothing. False if that takes longer than ``timeout``."""
-        deadline = time.monotonic() + timeout
+        message, and a further round of polls invokes nothing. False (a Drain that names what was still
+        busy) if that takes longer than ``timeout``."""
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
             mark = time.time()
             invocations = self.invocations()
             if not self._wait_quiet_since(mark, deadline):
-                return False
+                break
             if self.backlog() or self.invocations() != invocations:
                 continue
             # one more full round of polls: a write applied by the last batch shows up in another stream
             if self._wait_quiet_since(time.time(), deadline) and self.invocations() == invocations:
-                return True
+                return Drain(True, time.monotonic() - started)
             time.sleep(0.05)
-        return False
+        return Drain(False, time.monotonic() - started, tuple(self.busy()))
+
+    def busy(self) -> list[str]:
+        """What is not drained right now: one line per busy mapping or non-empty queue."""
+        lines = []
+        for poller in self.stream_pollers:
+            reason = poller.busy_reason()
+            if reason is not None:
+                lines.append(f"stream mapping {poller.name}: {reason}")
+        for queue_poller in self.queue_pollers:
+            waiting = queue_poller.backlog()
+            if waiting:
+                lines.append(f"SQS mapping {queue_poller.name}: {waiting} messages waiting or in flight")
+        return lines
 
     def _wait_quiet_since(self, mark: float, deadline: float) -> bool:
         while time.monotonic() < deadline:
@@ -669,6 +684,24 @@ class LocalCloud:
 
     def functions_in(self, region: str) -> list[LocalFunction]:
         return [f for (r, _), f in self.functions.items() if r == region]
+
+
+@dataclass(frozen=True)
+class Drain:
+    """The outcome of ``LocalCloud.wait_drained``: true when drained; otherwise what was still busy."""
+
+    drained: bool
+    waited_seconds: float
+    busy: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.drained
+
+    def __str__(self) -> str:
+        if self.drained:
+            return f"drained after {self.waited_seconds:.1f} s"
+        busy = " | ".join(self.busy) or "nothing busy now"
+        return f"not drained after {self.waited_seconds:.1f} s: {busy}"
 
 
 def _dead_letter_queues_first(queues: Sequence[QueueSpec]) -> list[QueueSpec]:

@@ -205,6 +205,32 @@ class StreamPoller:
         with self._lock:
             return self._quiet_since
 
+    def busy_reason(self, recent_seconds: float = 2.0) -> str | None:
+        """Why the mapping is not drained, in words (None: a poll of the last ``recent_seconds`` found
+        nothing to do)."""
+        now = self.clock()
+        with self._lock:
+            if self._quiet_since is not None and now - self._quiet_since < recent_seconds:
+                return None
+            reasons = []
+            if self._quiet_since is not None:
+                age = now - self._quiet_since
+                reasons.append(f"no poll finished since one {age:.1f} s ago found it empty")
+            if self.paused.is_set():
+                reasons.append("disabled")
+            if self._buffer:
+                reasons.append(f"{len(self._buffer)} records buffered")
+            if self._holding:
+                reasons.append("holding a key-only INSERT")
+            if self._batch.segments or self._batch.retries:
+                reasons.append(f"batch retries {self._batch.retries}, segments {self._batch.segments}")
+        if self._thread is not None and not self._thread.is_alive():
+            reasons.append("thread dead")
+        if self.stats.consecutive_errors:
+            reasons.append(f"{self.stats.consecutive_errors} errors in a row, last {self.stats.last_error}")
+        reasons.append(f"polls {self.stats.polls}, invocations {self.stats.invocations}")
+        return "; ".join(reasons)
+
     def _run(self) -> None:
         run_forever(
             f"stream mapping {self.name}",

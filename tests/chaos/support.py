@@ -110,7 +110,8 @@ class FaultTimeline:
 def drain(cloud: LocalCloud, timeout: float = DRAIN_TIMEOUT) -> None:
     """Clear the faults and wait until every stream and handoff queue has been processed."""
     heal_all(cloud)
-    assert cloud.wait_drained(timeout), f"the replicators did not drain within {timeout:.0f} s"
+    drained = cloud.wait_drained(timeout)
+    assert drained, f"the replicators did not drain within {timeout:.0f} s: {drained}"
 
 
 # --- what the writers were told -------------------------------------------------------------------------
