@@ -27,14 +27,16 @@ typecheck: setup
 	$(BIN)/mypy
 
 # Unit, infra (synth + cdk-nag + cfn-lint), local multi-region and chaos tests, and the type check.
-# mypy (about 2 minutes on a fresh clone: it reads all of aws_cdk) runs on the second core beside the
-# unit and infra tests, which nothing times; the local, tools and chaos tests, which wait on clocks,
-# run after it, alone.
+# mypy (about 2 minutes on a fresh clone: it reads all of aws_cdk) and the synthesis of every app the
+# local and chaos tests run (tests/presynth.py) run beside the unit and infra tests, which nothing
+# times; the local, tools and chaos tests, which wait on clocks, run after them, alone.
 test: lint
 	@$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
+	$(BIN)/python -m tests.presynth > $(VENV)/presynth.log 2>&1 & presynth=$$!; \
 	$(BIN)/pytest -q tests/unit tests/infra; first=$$?; \
 	wait $$typecheck; typed=$$?; echo "$(BIN)/mypy"; cat $(VENV)/mypy.log; \
-	if [ $$first -ne 0 ] || [ $$typed -ne 0 ]; then exit 1; fi; \
+	wait $$presynth; synthesized=$$?; cat $(VENV)/presynth.log; \
+	if [ $$first -ne 0 ] || [ $$typed -ne 0 ] || [ $$synthesized -ne 0 ]; then exit 1; fi; \
 	$(BIN)/pytest -q tests --ignore=tests/unit --ignore=tests/infra
 
 unit: setup

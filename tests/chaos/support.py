@@ -11,8 +11,10 @@ import dataclasses
 import os
 import random
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,7 +113,17 @@ def drain(cloud: LocalCloud, timeout: float = DRAIN_TIMEOUT) -> None:
     """Clear the faults and wait until every stream and handoff queue has been processed."""
     heal_all(cloud)
     drained = cloud.wait_drained(timeout)
+    if not drained:
+        print_thread_stacks()
     assert drained, f"the replicators did not drain within {timeout:.0f} s: {drained}"
+
+
+def print_thread_stacks() -> None:
+    """Where every thread of this process is (the stand-in's pollers, proxies and sweepers run here)."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        print(f"--- thread {names.get(ident, ident)}")
+        print("".join(traceback.format_stack(frame, limit=8)))
 
 
 # --- what the writers were told -------------------------------------------------------------------------

@@ -142,8 +142,7 @@ def test_a_factory_client_keeps_writing_across_expirations(
 # --- the deployment: a cross-account pair replicated by the unmodified functions ----------------------
 
 
-@pytest.fixture(scope="module")
-def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+def cross_account_replication() -> dict[str, Any]:
     replication: dict[str, Any] = dict(app_context()["replication"])
     account = replication["account"]
     replication["regions"] = ["us-east-1", REGION]
@@ -151,7 +150,12 @@ def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClo
     replication["pairs"] = {
         f"us-east-1->{REGION}": {"role_arn": f"arn:aws:iam::{account}:role/orders-writer"}
     }
-    assembly = load_assembly(synthesize(replication))
+    return replication
+
+
+@pytest.fixture(scope="module")
+def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    assembly = load_assembly(synthesize(cross_account_replication()))
     options = RuntimeOptions(
         max_visibility_timeout=2,
         sts_session_seconds=SESSION_SECONDS,
