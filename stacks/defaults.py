@@ -121,6 +121,11 @@ MAX_GLOBAL_SECONDARY_INDEXES = 20  # DynamoDB's default quota per table
 MAX_LOCAL_SECONDARY_INDEXES = 5  # DynamoDB's limit per table
 MAX_PROJECTED_ATTRIBUTES = 100  # non-key attributes projected by all indexes of a table together
 MAX_TAGS = 50  # per AWS resource
+# replication.tables: each table's replication unit adds about 15 resources per target region to a region's
+# stack (function, role, policy, log group, mapping per drain; two queues and their policies; alarms), and a
+# CloudFormation stack holds at most 500. Ten tables fit a mesh of three regions.
+MAX_TABLES = 10
+STACK_RESOURCE_LIMIT = 500
 # In a mesh of this many regions or more, a provisioned table without auto scaling gets a synth warning:
 # every table takes the writes of every region (docs/CONFIGURATION.md, billing).
 CAPACITY_WARNING_MIN_REGIONS = 3

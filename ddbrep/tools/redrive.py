@@ -315,7 +315,7 @@ class Redrive:
 
     def dead_letters(self, prefix: str | None = None, limit: int | None = None) -> RedriveReport:
         """Replay every entry under ``prefix`` (default: this source region's entries)."""
-        prefix = prefix or f"{DEAD_LETTER_PREFIX}{self.settings.local_region}/"
+        prefix = prefix or f"{self.settings.dead_letter_prefix()}{self.settings.local_region}/"
         return self._replay_bucket(prefix, limit, self._replay_entry)
 
     def _replay_bucket(
