@@ -92,6 +92,7 @@ from replicator.core.defaults import RETRY_BASE_DELAY_MS as RETRY_BASE_DELAY_MS 
 from replicator.core.defaults import STREAM_RETENTION_DAYS as STREAM_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import TOMBSTONE_RETENTION_DAYS as TOMBSTONE_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import WRITE_ATTEMPTS as WRITE_ATTEMPTS  # noqa: E402
+from replicator.core.defaults import object_prefix as object_prefix  # noqa: E402
 
 MAX_CLOCK_SKEW_RANGE = (1, 86_400)
 # (context: dead_letter_retention_days) at least the tombstone retention, at most ten years.
