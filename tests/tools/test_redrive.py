@@ -655,3 +655,51 @@ def test_redrive_of_a_function_lambda_does_not_know_says_function_and_how_to_go_
         f"error: function orders-replicator not found in {A}: check --function and --region"
     )
     assert "pass --local-state <its --log-dir> (default out/local); otherwise --env-file" in err
+
+
+def test_two_tables_sharing_a_bucket_each_redrive_only_their_own_dead_letters(
+    conn: Connection, deployment: Settings, make_table: MakeTable
+):
+    # Given a second table of the deployment (REP_OBJECT_KEY_TABLE set), sharing the first's bucket
+    first = deployment
+    second_target = make_table(B)
+    second = dataclasses.replace(
+        first,
+        source_table=make_table(A),
+        targets=(dataclasses.replace(first.targets[0], table=second_target),),
+        object_key_table="customers",
+    )
+    first_ports = AwsPorts(first, session=conn.session())
+    second_ports = AwsPorts(second, session=conn.session())
+    # and a dead letter of each table
+    first_key = first_ports.dead_letter(
+        {
+            "reason": "target_write_rejected",
+            "source_region": A,
+            "write": write_of(first, stamped("o1", 100, A)),
+        }
+    )
+    second_key = second_ports.dead_letter(
+        {
+            "reason": "target_write_rejected",
+            "source_region": A,
+            "write": write_of(second, stamped("c1", 100, A)),
+        }
+    )
+    assert first_key.startswith(f"dead-letters/{A}/")
+    assert second_key.startswith(f"dead-letters/tables/customers/{A}/")
+
+    # When the second table's dead letters are redriven
+    report = Redrive(second, second_ports).dead_letters()
+
+    # Then only its own entry is replayed, into its own target table; the first table's stays put
+    assert report.counts["applied"] == 1
+    assert set(scan_all(conn, B, second_target)) == {"c1"}
+    assert scan_all(conn, B, first.targets[0].table) == {}
+    left = {
+        o["Key"] for o in conn.client("s3", A).list_objects_v2(Bucket=first.dead_letter_bucket)["Contents"]
+    }
+    assert left == {first_key}
+    # and the first table's redrive replays its own
+    assert Redrive(first, first_ports).dead_letters().counts["applied"] == 1
+    assert set(scan_all(conn, B, first.targets[0].table)) == {"o1"}
