@@ -59,7 +59,7 @@ def live(cloud: LocalCloud, region: str, table: str, prefix: str) -> dict[str, A
 def test_each_table_runs_its_own_replicator_and_drains(cloud: LocalCloud) -> None:
     for region in REGIONS:
         other = WEST if region == EAST else EAST
-        functions = {f.config.name for f in cloud.functions_in(region)}
+        functions = {f.spec.name for f in cloud.functions_in(region)}
         assert {
             f"{ORDERS}-replicator",
             f"{CUSTOMERS}-replicator",
@@ -68,6 +68,11 @@ def test_each_table_runs_its_own_replicator_and_drains(cloud: LocalCloud) -> Non
         } <= functions
         tables = set(cloud.client(region).list_tables()["TableNames"])
         assert {ORDERS, CUSTOMERS} <= tables
+        # one stream mapping per table, each invoking that table's replicator, one queue mapping per drain
+        (stack,) = cloud.assembly.stacks_in(region)
+        wired = {(stack.table(m.table).name, stack.function(m.function).name) for m in stack.stream_mappings}
+        assert wired == {(ORDERS, f"{ORDERS}-replicator"), (CUSTOMERS, f"{CUSTOMERS}-replicator")}
+        assert len(stack.queue_mappings) == 2
 
 
 def test_writes_to_both_tables_in_both_regions_converge(cloud: LocalCloud, prefix: str) -> None:
