@@ -357,13 +357,11 @@ class ReplicationDashboard(Construct):
         region_count = len(config.regions)
         if len(config.tables) == 1:
             # One table: the dashboard of a deployment made before tables existed, widget for widget.
-            table = config.region(config.dashboard_region).table_name
-            self.facade.add_large_header(
-                f"Replication of {table} ({config.topology}, {region_count} regions)"
-            )
+            only = config.region(config.dashboard_region).table_name
+            self.facade.add_large_header(f"Replication of {only} ({config.topology}, {region_count} regions)")
             self._build_table_widgets(config, "")
             return
-        names = ", ".join(table.region(config.dashboard_region).table_name for table in config.tables)
+        names = ", ".join(t.region(config.dashboard_region).table_name for t in config.tables)
         self.facade.add_large_header(
             f"Replication of {len(config.tables)} tables: {names} ({config.topology}, {region_count} regions)"
         )

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         block = json.loads(args.cdk_json.read_text()).get("context", {}).get(defaults.CONTEXT_KEY)
-        config = load_config(block)
+        config = add_region.table_view(load_config(block), args.table)
     except (OSError, ValueError, ConfigError) as err:
         raise ToolError(f"{args.cdk_json}: {err}") from None
     source = args.source

@@ -452,6 +452,22 @@ def pair_line(region: str, result: PairResult) -> str:
     )
 
 
+def table_view(config: ReplicationConfig, table: str) -> ReplicationConfig:
+    """The deployment as the one table ``--table`` names (add-region brings one table at a time into
+    the new region: run it once per table of a multi-table deployment). A one-table deployment is
+    returned as it is, and a wrong name is reported by the checks, with the name to pass."""
+    if len(config.tables) <= 1:
+        return config
+    try:
+        return config.for_table(config.table(table))
+    except KeyError:
+        names = ", ".join(t.name for t in config.tables)
+        raise ToolError(
+            f"--table {table} is not a table of the deployment in cdk.json, which replicates {names}: pass "
+            "one of them (add-region works on one table at a time; run it once per table)"
+        ) from None
+
+
 def feeders_of(config: ReplicationConfig, region: str) -> Sequence[str]:
     """The regions that replicate into ``region``, in cdk.json's order (the default ``--from`` first)."""
     return [

@@ -237,3 +237,19 @@ def test_table_lookup_by_any_regions_name() -> None:
     assert config.table("cust_euw1") is config.tables[1]
     with pytest.raises(KeyError):
         config.table("nope")
+
+
+def test_add_region_works_on_the_table_named_by_table() -> None:
+    from ddbrep.tools.add_region import table_view
+    from ddbrep.tools.aws import ToolError
+
+    config = load_config(tables())
+    view = table_view(config, "customers")
+    assert view.region("us-east-1").replicator_function_name == "customers-replicator"
+    assert view.tables == (config.tables[1],)
+    with pytest.raises(ToolError) as raised:
+        table_view(config, "invoices")
+    assert "--table invoices is not a table of the deployment" in str(raised.value)
+    assert "orders, customers" in str(raised.value)
+    single = load_config(tables(ORDERS))
+    assert table_view(single, "anything") is single  # AddRegion's own check names the table to pass
