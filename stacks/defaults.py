@@ -127,6 +127,8 @@ MAX_TAGS = 50  # per AWS resource
 # CloudFormation stack holds at most 500. Ten tables fit a mesh of three regions.
 MAX_TABLES = 10
 STACK_RESOURCE_LIMIT = 500
+# Lambda's limit on a function's environment variables, names and values together.
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096
 # In a mesh of this many regions or more, a provisioned table without auto scaling gets a synth warning:
 # every table takes the writes of every region (docs/CONFIGURATION.md, billing).
 CAPACITY_WARNING_MIN_REGIONS = 3

@@ -25,6 +25,7 @@ from stacks.config.blocks import (
     Block,
     ConfigError,
 )
+from stacks.config.environment import drain_environment
 from stacks.config.model import (
     AlarmSettings,
     BackfillSettings,
@@ -212,7 +213,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         )
     dashboard_stem = name_stem(deployment, first.names[dashboard_region])
     head = tables[0]
-    return ReplicationConfig(
+    config = ReplicationConfig(
         account=account,
         topology=topology,
         partition_key=head.partition_key,
@@ -236,6 +237,28 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
         dashboard_name=bounded(f"{dashboard_stem}-replication", 255),
         tables=tuple(tables),
     )
+    _check_environment_sizes(config)
+    return config
+
+
+def _check_environment_sizes(config: ReplicationConfig) -> None:
+    """Lambda refuses a function whose environment (names and values) exceeds 4 KB, at deploy time, in
+    one region after another: each table's functions carry that table's targets, filters and roles."""
+    for table in config.tables:
+        view = config.for_table(table)
+        for plan in view.regions:
+            for target in plan.targets:  # the drain's is the largest: the replicator's and one more
+                environment = drain_environment(view, plan, target)
+                size = sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
+                limit = defaults.LAMBDA_ENVIRONMENT_LIMIT_BYTES
+                if size > limit:
+                    raise ConfigError(
+                        f"{table.path}: the environment of {target.drain_function_name} in {plan.region} "
+                        f"would be {size} bytes, more than Lambda's {limit}: "
+                        "it carries every target of the table with its item_filter and role_arn. Fix: "
+                        f"shorten the item filters of this table's pairs ({table.path}.pairs or "
+                        "replication.pairs)"
+                    )
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,16 @@ def test_add_region_works_on_the_table_named_by_table() -> None:
     assert "orders, customers" in str(raised.value)
     single = load_config(tables(ORDERS))
     assert table_view(single, "anything") is single  # AddRegion's own check names the table to pass
+
+
+def test_a_tables_environment_over_lambdas_4_kb_names_the_table_and_its_filters() -> None:
+    big = {"tenant": {"S": [f"tenant-{n:04d}" for n in range(400)]}}
+    message = error_of(tables(ORDERS, {**CUSTOMERS, "pairs": {"us-east-1->eu-west-1": {"item_filter": big}}}))
+    assert (
+        "replication.tables[1]: the environment of customers-drain-eu-west-1 in us-east-1 would be" in message
+    )
+    assert f"more than Lambda's {defaults.LAMBDA_ENVIRONMENT_LIMIT_BYTES}" in message
+    assert "Fix: shorten the item filters of this table's pairs (replication.tables[1].pairs" in message
+    # the same filter, a quarter of the size, fits
+    small = {"tenant": {"S": [f"tenant-{n:04d}" for n in range(100)]}}
+    load_config(tables(ORDERS, {**CUSTOMERS, "pairs": {"us-east-1->eu-west-1": {"item_filter": small}}}))
