@@ -58,8 +58,10 @@ QUEUE_COUNTS = (
 )
 
 
-def default_state_path(region: str) -> Path:
-    return Path(".ddbrep") / f"add-region-{region}.json"
+def default_state_path(region: str, table: str | None = None) -> Path:
+    """``.ddbrep/add-region-<region>.json``; ``-<table>`` added for a table of a multi-table deployment,
+    each of whose tables is brought in by its own run."""
+    return Path(".ddbrep") / (f"add-region-{region}-{table}.json" if table else f"add-region-{region}.json")
 
 
 class NotDeployed(ToolError):

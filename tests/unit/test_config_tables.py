@@ -255,6 +255,15 @@ def test_add_region_works_on_the_table_named_by_table() -> None:
     assert table_view(single, "anything") is single  # AddRegion's own check names the table to pass
 
 
+def test_add_regions_state_file_is_per_table_with_several_tables() -> None:
+    from pathlib import Path
+
+    from ddbrep.tools.add_region import default_state_path
+
+    assert default_state_path("sa-east-1") == Path(".ddbrep/add-region-sa-east-1.json")
+    assert default_state_path("sa-east-1", "customers") == Path(".ddbrep/add-region-sa-east-1-customers.json")
+
+
 def test_a_tables_environment_over_lambdas_4_kb_names_the_table_and_its_filters() -> None:
     big = {"tenant": {"S": [f"tenant-{n:04d}" for n in range(400)]}}
     message = error_of(tables(ORDERS, {**CUSTOMERS, "pairs": {"us-east-1->eu-west-1": {"item_filter": big}}}))
