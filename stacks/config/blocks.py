@@ -92,6 +92,8 @@ MOVED_KEYS = {
     "batching_window_seconds": "put it under replication.stream or replication.sources.<region>",
     "parallelization_factor": "put it under replication.stream or replication.sources.<region>",
     "retry_attempts": "put it under replication.stream or replication.sources.<region>",
+    "pairs": "per pair settings go under replication.pairs (every table), or replication.tables[i].pairs "
+    "(that table only, in a list of tables)",
 }
 
 TOP_KEYS = {

@@ -81,12 +81,14 @@ def test_names_that_give_the_same_resource_names_clash() -> None:
 def test_an_unknown_key_of_an_entry_names_its_path() -> None:
     message = error_of(tables(ORDERS, {**CUSTOMERS, "ttl": "x"}))
     assert "replication.tables[1].ttl is not a known key" in message
-    assert "pairs" in message  # the keys an entry takes, pairs among them
+    assert "pairs, partition_key" in message  # the keys an entry takes, pairs among them
 
 
 def test_pairs_is_not_a_key_of_the_table_shorthand() -> None:
     block = {"topology": "mesh", "regions": ["us-east-1", "eu-west-1"], "table": {**ORDERS, "pairs": {}}}
-    assert "replication.table.pairs is not a known key" in error_of(block)
+    message = error_of(block)
+    assert "replication.table.pairs is not a known key" in message
+    assert "Fix: per pair settings go under replication.pairs" in message
 
 
 @pytest.mark.parametrize(
