@@ -277,3 +277,25 @@ def test_a_tables_environment_over_lambdas_4_kb_names_the_table_and_its_filters(
     # the same filter, a quarter of the size, fits
     small = {"tenant": {"S": [f"tenant-{n:04d}" for n in range(100)]}}
     load_config(tables(ORDERS, {**CUSTOMERS, "pairs": {"us-east-1->eu-west-1": {"item_filter": small}}}))
+
+
+def test_the_second_tables_settings_put_its_objects_under_its_own_prefixes() -> None:
+    from replicator.settings import parse_settings
+
+    config = load_config(tables())
+    first, second = (
+        parse_settings(replicator_environment(view, view.region("us-east-1")))
+        for view in map(config.for_table, config.tables)
+    )
+    assert (first.dead_letter_prefix(), first.handoff_prefix(), first.conflict_prefix()) == (
+        "dead-letters/",
+        "handoff/",
+        "conflicts/",
+    )
+    assert (second.dead_letter_prefix(), second.handoff_prefix(), second.conflict_prefix()) == (
+        "dead-letters/tables/customers/",
+        "handoff/tables/customers/",
+        "conflicts/tables/customers/",
+    )
+    assert first.dead_letter_bucket == second.dead_letter_bucket
+    assert (first.source_table, second.source_table) == ("orders", "customers")
