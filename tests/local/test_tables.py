@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from ddbrep.client import ReplicatedTable
+from ddbrep.local import metric_store
 from ddbrep.local.cloud import LocalCloud
 from ddbrep.local.synth import app_context
 from replicator.core.metadata import AttributeNames, is_tombstone
 from tests.local.conftest import cloud_from, synthesize_in_background
-from tests.local.support import comparable, raw_item, scan_prefix
+from tests.local.support import comparable, raw_item, scan_prefix, wait_for
 
 EAST, WEST = "us-east-1", "eu-west-1"
 REGIONS = (EAST, WEST)
@@ -125,3 +126,44 @@ def test_the_second_tables_index_never_holds_a_tombstone(cloud: LocalCloud, pref
             ExpressionAttributeValues={":e": {"S": email}},
         )["Items"]
         assert found == [], region
+
+
+def test_each_tables_handoff_queue_and_drain_replay_its_writes_after_an_outage(
+    cloud: LocalCloud, prefix: str
+) -> None:
+    drains = {table: f"{table}-drain-{WEST}" for table in (ORDERS, CUSTOMERS)}
+    before = {t: cloud.metrics.total(metric_store.INVOCATIONS, FunctionName=f) for t, f in drains.items()}
+    # Given eu-west-1 cut off while us-east-1 writes to both tables
+    cloud.faults.isolate(WEST, seconds=120)
+    try:
+        ReplicatedTable(cloud.client(EAST), ORDERS, EAST).put_item(
+            {"pk": {"S": f"{prefix}o"}, "sk": {"S": "0"}, "n": {"N": "1"}}
+        )
+        ReplicatedTable(cloud.client(EAST), CUSTOMERS, EAST).put_item(
+            {"pk": {"S": f"{prefix}c"}, "email": {"S": f"{prefix}c@example.com"}}
+        )
+
+        # Then each table's write waits in that table's own handoff queue
+        def handed_off() -> bool:
+            sqs = cloud.client(EAST, "sqs")
+            counts = {}
+            for table in (ORDERS, CUSTOMERS):
+                url = sqs.get_queue_url(QueueName=f"{table}-handoff-{WEST}")["QueueUrl"]
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                counts[table] = int(attributes["ApproximateNumberOfMessages"]) + int(
+                    attributes["ApproximateNumberOfMessagesNotVisible"]
+                )
+            return all(counts.values())
+
+        assert wait_for(handed_off, timeout=60)
+    finally:
+        cloud.faults.heal(WEST)
+
+    # When the region is back, each table's drain replays its own queue into its own table
+    drained = cloud.wait_drained(120)
+    assert drained, drained
+    assert raw_item(cloud, WEST, {"pk": {"S": f"{prefix}o"}, "sk": {"S": "0"}}) is not None
+    assert raw_item(cloud, WEST, {"pk": {"S": f"{prefix}c"}}, table=CUSTOMERS) is not None
+    assert raw_item(cloud, WEST, {"pk": {"S": f"{prefix}c"}, "sk": {"S": "0"}}) is None
+    for table, function in drains.items():
+        assert cloud.metrics.total(metric_store.INVOCATIONS, FunctionName=function) > before[table], table
