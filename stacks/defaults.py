@@ -92,6 +92,7 @@ from replicator.core.defaults import RETRY_BASE_DELAY_MS as RETRY_BASE_DELAY_MS 
 from replicator.core.defaults import STREAM_RETENTION_DAYS as STREAM_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import TOMBSTONE_RETENTION_DAYS as TOMBSTONE_RETENTION_DAYS  # noqa: E402
 from replicator.core.defaults import WRITE_ATTEMPTS as WRITE_ATTEMPTS  # noqa: E402
+from replicator.core.defaults import object_prefix as object_prefix  # noqa: E402
 
 MAX_CLOCK_SKEW_RANGE = (1, 86_400)
 # (context: dead_letter_retention_days) at least the tombstone retention, at most ten years.
@@ -121,6 +122,13 @@ MAX_GLOBAL_SECONDARY_INDEXES = 20  # DynamoDB's default quota per table
 MAX_LOCAL_SECONDARY_INDEXES = 5  # DynamoDB's limit per table
 MAX_PROJECTED_ATTRIBUTES = 100  # non-key attributes projected by all indexes of a table together
 MAX_TAGS = 50  # per AWS resource
+# replication.tables: each table's replication unit adds about 15 resources per target region to a region's
+# stack (function, role, policy, log group, mapping per drain; two queues and their policies; alarms), and a
+# CloudFormation stack holds at most 500. Ten tables fit a mesh of three regions.
+MAX_TABLES = 10
+STACK_RESOURCE_LIMIT = 500
+# Lambda's limit on a function's environment variables, names and values together.
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096
 # In a mesh of this many regions or more, a provisioned table without auto scaling gets a synth warning:
 # every table takes the writes of every region (docs/CONFIGURATION.md, billing).
 CAPACITY_WARNING_MIN_REGIONS = 3

@@ -120,12 +120,17 @@ class RegionAlarms(Construct):
         config: ReplicationConfig,
         plan: RegionPlan,
         stream_mapping_id: str,
+        topic: sns.ITopic | None = None,
+        publishing_prefixes: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.plan = plan
         self.stream_mapping_id = stream_mapping_id  # the UUID of the source table's one mapping
-        self.topic = self._build_topic()
+        # The alarm name prefixes of every table's alarms in this region, all notifying one topic.
+        self.publishing_prefixes = tuple(publishing_prefixes) or (plan.alarm_prefix,)
+        # The region's topic, built by its first table's alarms and shared by the others.
+        self.topic = topic if topic is not None else self._build_topic()
         self.facade = MonitoringFacade(
             self,
             "Facade",
@@ -168,17 +173,18 @@ class RegionAlarms(Construct):
 
     def _cloudwatch_may_publish(self, topic: sns.ITopic) -> iam.PolicyStatement:
         account, region = self.plan.account, self.plan.region
+        alarm_arns = [
+            f"arn:{Aws.PARTITION}:cloudwatch:{region}:{account}:alarm:{prefix}-*"
+            for prefix in self.publishing_prefixes
+        ]
         return iam.PolicyStatement(
             sid="CloudWatchAlarmsOfThisStackPublish",
             principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
             actions=["sns:Publish"],
             resources=[topic.topic_arn],
             conditions={
-                "ArnLike": {
-                    "aws:SourceArn": (
-                        f"arn:{Aws.PARTITION}:cloudwatch:{region}:{account}:alarm:{self.plan.alarm_prefix}-*"
-                    )
-                },
+                # One table: the one ARN pattern as a string, as before tables existed.
+                "ArnLike": {"aws:SourceArn": alarm_arns[0] if len(alarm_arns) == 1 else alarm_arns},
                 "StringEquals": {"aws:SourceAccount": account},
             },
         )
@@ -348,12 +354,28 @@ class ReplicationDashboard(Construct):
                 create_alarm_dashboard=False,
             ),
         )
-        self.metrics = ReplicationMetrics(config.function.metrics_namespace, config.account)
-        sources = [plan for plan in config.regions if plan.is_source]
-        table = config.region(config.dashboard_region).table_name
+        region_count = len(config.regions)
+        if len(config.tables) == 1:
+            # One table: the dashboard of a deployment made before tables existed, widget for widget.
+            only = config.region(config.dashboard_region).table_name
+            self.facade.add_large_header(f"Replication of {only} ({config.topology}, {region_count} regions)")
+            self._build_table_widgets(config, "")
+            return
+        names = ", ".join(t.region(config.dashboard_region).table_name for t in config.tables)
         self.facade.add_large_header(
-            f"Replication of {table} ({config.topology}, {len(config.regions)} regions)"
+            f"Replication of {len(config.tables)} tables: {names} ({config.topology}, {region_count} regions)"
         )
+        for table in config.tables:
+            name = table.region(config.dashboard_region).table_name
+            self.facade.add_medium_header(f"Table {name}")
+            # Each table's functions emit under its own namespace (TableConfig.metrics_namespace).
+            self._build_table_widgets(config.for_table(table), f"{name}-")
+
+    def _build_table_widgets(self, config: ReplicationConfig, prefix: str) -> None:
+        """One table's pair widgets and per-region widgets; ``prefix`` tells the tables' apart."""
+        self.metrics = ReplicationMetrics(config.function.metrics_namespace, config.account)
+        self.prefix = prefix
+        sources = [plan for plan in config.regions if plan.is_source]
         self._build_pair_widgets(sources)
         for plan in sources:
             self._build_region_widgets(plan)
@@ -373,8 +395,10 @@ class ReplicationDashboard(Construct):
         ]
         self.facade.monitor_custom(
             metric_groups=groups,
-            alarm_friendly_name="pairs",
-            human_readable_name="Every source -> target pair",
+            alarm_friendly_name=f"{self.prefix}pairs",
+            human_readable_name=f"{self.prefix}every source -> target pair"
+            if self.prefix
+            else "Every source -> target pair",
         )
 
     def _build_region_widgets(self, plan: RegionPlan) -> None:
@@ -386,25 +410,27 @@ class ReplicationDashboard(Construct):
                 )
                 for metric_name in names.SOURCE_METRICS
             ],
-            alarm_friendly_name=f"source-{region}",
-            human_readable_name=f"{region}: records received and skipped (echoes, TTL, ...)",
+            alarm_friendly_name=f"{self.prefix}source-{region}",
+            human_readable_name=f"{self.prefix}{region}: records received and skipped (echoes, TTL, ...)",
         )
         self.facade.monitor_lambda_function(
-            lambda_function=_function_ref(self, f"Replicator-{region}", plan, plan.replicator_function_name),
+            lambda_function=_function_ref(
+                self, f"{self.prefix}Replicator-{region}", plan, plan.replicator_function_name
+            ),
             region=region,
             account=plan.account,
-            alarm_friendly_name=f"replicator-{region}",
+            alarm_friendly_name=f"{self.prefix}replicator-{region}",
             human_readable_name=f"{region}: replicator {plan.replicator_function_name}",
         )
         for target in plan.targets:
-            pair = f"{region}-{target.region}"
+            pair = f"{self.prefix}{region}-{target.region}"
             self.facade.monitor_lambda_function(
                 lambda_function=_function_ref(self, f"Drain-{pair}", plan, target.drain_function_name),
                 region=region,
                 account=plan.account,
                 is_iterator=False,
                 alarm_friendly_name=f"drain-{pair}",
-                human_readable_name=f"{region}: drain to {target.region}",
+                human_readable_name=f"{self.prefix}{region}: drain to {target.region}",
             )
             self.facade.monitor_sqs_queue_with_dlq(
                 queue=_queue_ref(self, f"Handoff-{pair}", plan, target.handoff_queue_name),
@@ -412,5 +438,5 @@ class ReplicationDashboard(Construct):
                 region=region,
                 account=plan.account,
                 alarm_friendly_name=f"handoff-{pair}",
-                human_readable_name=f"{region}: handoff queue to {target.region}",
+                human_readable_name=f"{self.prefix}{region}: handoff queue to {target.region}",
             )

@@ -15,6 +15,7 @@ from constructs import IConstruct
 
 from stacks import defaults
 from stacks.region_stack import RegionStack
+from stacks.replication_unit import ReplicationUnit
 
 PACK = "AwsSolutions::"
 
@@ -39,33 +40,39 @@ def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
 
 
 def _acknowledge_region(stack: RegionStack) -> None:
-    if stack.plan.adopt_existing:
-        _acknowledge(stack.table.adopt_function, "AwsSolutions-L1", RUNTIME_PINNED)
-    if stack.alarms is not None and isinstance(stack.alarms.topic, sns.Topic):
+    for unit in stack.units:
+        _acknowledge_unit(stack, unit)
+
+
+def _acknowledge_unit(stack: RegionStack, unit: ReplicationUnit) -> None:
+    if unit.plan.adopt_existing:
+        _acknowledge(unit.table.adopt_function, "AwsSolutions-L1", RUNTIME_PINNED)
+    if unit.alarms is not None and isinstance(unit.alarms.topic, sns.Topic) and unit is stack.units[0]:
         _acknowledge(
-            stack.alarms.topic,
+            unit.alarms.topic,
             "AwsSolutions-SNS2",
             "The topic carries only alarm state changes, no data. CloudWatch cannot publish to a topic "
             "encrypted with the AWS-managed SNS key, and a customer key per region would cost more than the "
             "alarms it protects; publishing requires TLS (enforce_ssl).",
         )
-    if stack.replicator is None:
+    if unit.replicator is None:
         return  # a one-way replica region holds only its table: nothing to acknowledge
-    bucket_arn = f"<{stack.resolve(stack.store.bucket.node.default_child.logical_id)}.Arn>"  # type: ignore[union-attr]
-    _acknowledge(
-        stack.store.bucket,
-        "AwsSolutions-S1",
-        "The dead-letter store holds only objects the replicator writes and reads with its own roles; "
-        "server access logs would need a second bucket per region for no added control. CloudTrail data "
-        "events are the audit trail where one is required.",
-    )
+    bucket_arn = f"<{stack.resolve(unit.store.bucket.node.default_child.logical_id)}.Arn>"  # type: ignore[union-attr]
+    if unit is stack.units[0]:  # the region's one bucket, shared by every table
+        _acknowledge(
+            unit.store.bucket,
+            "AwsSolutions-S1",
+            "The dead-letter store holds only objects the replicator writes and reads with its own roles; "
+            "server access logs would need a second bucket per region for no added control. CloudTrail "
+            "data events are the audit trail where one is required.",
+        )
     functions: list[lambda_.Function] = [
-        stack.replicator.function,
-        *(h.drain_function for h in stack.handoffs),
+        unit.replicator.function,
+        *(h.drain_function for h in unit.handoffs),
     ]
     for function in functions:
         _acknowledge(function, "AwsSolutions-L1", RUNTIME_PINNED)
-    replicator_role = stack.replicator.function.role
+    replicator_role = unit.replicator.function.role
     assert replicator_role is not None
     _acknowledge(
         replicator_role,
@@ -76,23 +83,25 @@ def _acknowledge_region(stack: RegionStack) -> None:
     prefixes = {
         replicator_role: [
             defaults.ON_FAILURE_PREFIX,
-            defaults.DEAD_LETTER_PREFIX,
-            defaults.HANDOFF_PREFIX,
-            defaults.CONFLICT_PREFIX,
+            *_table_prefixes(
+                unit, defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX, defaults.CONFLICT_PREFIX
+            ),
         ],
         **{
-            h.drain_function.role: [
-                defaults.DEAD_LETTER_PREFIX,
-                defaults.HANDOFF_PREFIX,
-                defaults.CONFLICT_PREFIX,
-            ]
-            for h in stack.handoffs
+            h.drain_function.role: _table_prefixes(
+                unit, defaults.DEAD_LETTER_PREFIX, defaults.HANDOFF_PREFIX, defaults.CONFLICT_PREFIX
+            )
+            for h in unit.handoffs
         },
     }
     for role, role_prefixes in prefixes.items():
         assert role is not None
         for rule in _prefix_rules(bucket_arn, role_prefixes):
             _acknowledge(role, rule, PREFIX_SCOPED)
+
+
+def _table_prefixes(unit: ReplicationUnit, *prefixes: str) -> list[str]:
+    return [defaults.object_prefix(prefix, unit.plan.object_key_table) for prefix in prefixes]
 
 
 def _prefix_rules(bucket_arn: str, prefixes: Iterable[str]) -> list[str]:

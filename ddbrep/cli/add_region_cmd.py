@@ -74,7 +74,10 @@ def register(subparsers: Any) -> None:
         "--verify-attempts", type=int, default=3, help="verifies of a pair before it is reported different"
     )
     parser.add_argument(
-        "--state", type=Path, default=None, help="state file (default .ddbrep/add-region-<region>.json)"
+        "--state",
+        type=Path,
+        default=None,
+        help="state file (default .ddbrep/add-region-<region>.json; -<table> added with several tables)",
     )
     parser.add_argument(
         "--restart", action="store_true", help="ignore the state file and backfill checkpoint, start over"
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         block = json.loads(args.cdk_json.read_text()).get("context", {}).get(defaults.CONTEXT_KEY)
-        config = load_config(block)
+        config = add_region.table_view(load_config(block), args.table)
     except (OSError, ValueError, ConfigError) as err:
         raise ToolError(f"{args.cdk_json}: {err}") from None
     source = args.source
@@ -110,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 Connection(profile=args.profile, endpoints=parse_endpoints(args.endpoint))
             )
         ),
-        state_path=args.state or add_region.default_state_path(args.region),
+        state_path=args.state
+        or add_region.default_state_path(args.region, args.table if len(config.tables) > 1 else None),
         deploy=_deployer(args, block) if args.deploy else None,
         segments=args.segments,
         page_size=args.page_size,

@@ -34,6 +34,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--since", type=_time, required=True, help="ISO time (UTC) or epoch seconds")
     parser.add_argument("--until", type=_time, default=None, help="ISO time (UTC) or epoch seconds; now")
     parser.add_argument("--key-prefix", default="", help="only keys whose first key value starts so")
+    parser.add_argument(
+        "--table",
+        default=None,
+        help="a 2nd or later table of a multi-table deployment (its replicator's REP_OBJECT_KEY_TABLE); "
+        "omit for the first or only table",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON document instead of a table")
     add_connection_flags(parser)
     parser.set_defaults(func=guarded(run))
@@ -43,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         require_extra("cli", "the conflicts table", instead="pass --json")
     until = args.until if args.until is not None else time.time()
-    records = list_conflicts(connection(args), args.region, args.bucket, args.since, until, args.key_prefix)
+    records = list_conflicts(
+        connection(args), args.region, args.bucket, args.since, until, args.key_prefix, table=args.table
+    )
     if args.json:
         print(json.dumps([r.to_json() for r in records], indent=2))
     else:

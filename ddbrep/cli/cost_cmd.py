@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a replication block as JSON text, in place of cdk.json's (as `cdk -c replication=...`)",
     )
+    parser.add_argument(
+        "--table",
+        default=None,
+        help="the table whose workload is given; required when the deployment has several tables "
+        "(run once per table and add the results)",
+    )
     parser.add_argument("--writes-per-second", type=float, required=True, help="per source region")
     parser.add_argument("--item-bytes", type=int, default=500)
     parser.add_argument("--hot-share", type=float, default=0.0, help="share of writes to hot keys (0-1)")
@@ -35,6 +41,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--figures", type=Path, default=cost.FIGURES_PATH, help="measured figures (bench cost)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _table_view(config: Any, table: str | None) -> Any:
+    """The workload is one table's: a deployment of several tables is costed one table at a time."""
+    names = ", ".join(t.name for t in config.tables)
+    if table is None:
+        if len(config.tables) > 1:
+            raise ValueError(
+                f"the deployment replicates {len(config.tables)} tables ({names}) and the workload is one "
+                "table's: pass --table <name> (run once per table and add the results)"
+            )
+        return config
+    try:
+        return config.for_table(config.table(table))
+    except KeyError:
+        raise ValueError(f"--table {table} is not a table of the deployment: pass one of {names}") from None
 
 
 def register(subparsers: Any) -> None:
@@ -60,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             replication = (
                 json.loads(Path(args.cdk_json).read_text()).get("context", {}).get(defaults.CONTEXT_KEY)
             )
-        config = load_config(replication)
+        config = _table_view(load_config(replication), getattr(args, "table", None))
         deployment = cost.deployment_from_config(config, args.architecture or defaults.FUNCTION_ARCHITECTURE)
         workload = cost.Workload(
             args.writes_per_second,

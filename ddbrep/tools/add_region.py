@@ -58,8 +58,10 @@ QUEUE_COUNTS = (
 )
 
 
-def default_state_path(region: str) -> Path:
-    return Path(".ddbrep") / f"add-region-{region}.json"
+def default_state_path(region: str, table: str | None = None) -> Path:
+    """``.ddbrep/add-region-<region>.json``; ``-<table>`` added for a table of a multi-table deployment,
+    each of whose tables is brought in by its own run."""
+    return Path(".ddbrep") / (f"add-region-{region}-{table}.json" if table else f"add-region-{region}.json")
 
 
 class NotDeployed(ToolError):
@@ -450,6 +452,22 @@ def pair_line(region: str, result: PairResult) -> str:
         f"{result.existing} vs {region}: {'clean' if report.ok else 'DIFFERENT'}{tries}: matching "
         f"{report.matching}, {counts}" + (f"; repaired: {repairs}" if result.repaired and repairs else "")
     )
+
+
+def table_view(config: ReplicationConfig, table: str) -> ReplicationConfig:
+    """The deployment as the one table ``--table`` names (add-region brings one table at a time into
+    the new region: run it once per table of a multi-table deployment). A one-table deployment is
+    returned as it is, and a wrong name is reported by the checks, with the name to pass."""
+    if len(config.tables) <= 1:
+        return config
+    try:
+        return config.for_table(config.table(table))
+    except KeyError:
+        names = ", ".join(t.name for t in config.tables)
+        raise ToolError(
+            f"--table {table} is not a table of the deployment in cdk.json, which replicates {names}: pass "
+            "one of them (add-region works on one table at a time; run it once per table)"
+        ) from None
 
 
 def feeders_of(config: ReplicationConfig, region: str) -> Sequence[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ddbrep.tools.aws import Connection, explain
-from replicator.core.defaults import CONFLICT_PREFIX
+from replicator.core.defaults import CONFLICT_PREFIX, object_prefix
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,11 @@ def list_conflicts(
     end: float,
     key_prefix: str = "",
     max_hours: int = 24 * 31,
+    table: str | None = None,
 ) -> list[ConflictRecord]:
     """Every conflict logged in ``region``'s bucket between ``start`` and ``end`` (epoch seconds), oldest
-    first, whose first key value starts with ``key_prefix``."""
+    first, whose first key value starts with ``key_prefix`` (``table``: a deployment's 2nd+ table, whose
+    log lies under conflicts/tables/<table>/)."""
     if end < start:
         raise ValueError(f"the range ends ({end}) before it starts ({start}): swap --since and --until")
     hours = list(_hours(start, end))
@@ -79,7 +81,7 @@ def list_conflicts(
     try:
         for hour in hours:
             pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=f"{CONFLICT_PREFIX}{region}/{hour}/"
+                Bucket=bucket, Prefix=f"{object_prefix(CONFLICT_PREFIX, table)}{region}/{hour}/"
             )
             for page in pages:
                 for obj in page.get("Contents", []):

@@ -272,6 +272,13 @@ class DiscardedBatch:
     def describe(self) -> str:
         return f"shard {self.shard_id}, sequence numbers {self.start}..{self.end}, {self.size} records"
 
+    @property
+    def table(self) -> str:
+        """The table whose stream the batch came from (``arn:...:table/<name>/stream/<label>``)."""
+        fields = self.stream_arn.split(":", 5)  # the stream label (a time) may hold ':' itself
+        parts = fields[5].split("/") if len(fields) == 6 else []
+        return parts[1] if len(parts) >= 2 and parts[0] == "table" else ""
+
 
 def _epoch(text: Any) -> float | None:
     if not isinstance(text, str) or not text:
@@ -315,7 +322,7 @@ class Redrive:
 
     def dead_letters(self, prefix: str | None = None, limit: int | None = None) -> RedriveReport:
         """Replay every entry under ``prefix`` (default: this source region's entries)."""
-        prefix = prefix or f"{DEAD_LETTER_PREFIX}{self.settings.local_region}/"
+        prefix = prefix or f"{self.settings.dead_letter_prefix()}{self.settings.local_region}/"
         return self._replay_bucket(prefix, limit, self._replay_entry)
 
     def _replay_bucket(
@@ -323,8 +330,10 @@ class Redrive:
         prefix: str,
         limit: int | None,
         replay: Callable[[Mapping[str, Any], Replicator], tuple[RedriveOutcome, str, str]],
+        belongs: Callable[[Mapping[str, Any]], bool] = lambda _document: True,
     ) -> RedriveReport:
-        """Replay each JSON document under ``prefix`` in the dead-letter bucket, settling each one."""
+        """Replay each JSON document under ``prefix`` in the dead-letter bucket that ``belongs`` to this
+        function's table, settling each one; the others are left as they are and not counted."""
         bucket = self.settings.dead_letter_bucket
         s3 = self.ports.client("s3", self.settings.local_region)
         report = RedriveReport()
@@ -334,6 +343,8 @@ class Redrive:
                 if limit is not None and done >= limit:
                     break
                 document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                if not belongs(document):
+                    continue
                 outcome, reason, error = replay(document, replicator)
                 self._settle(s3, bucket, key, document, outcome, reason, error)
                 report.note(key, outcome, reason, error)
@@ -443,7 +454,7 @@ class Redrive:
         ``unrecoverable``, and the report carries the ``verify --repair`` commands that find what the
         batch changed.
         """
-        report = self._replay_bucket(prefix, limit, self._replay_discarded)
+        report = self._replay_bucket(prefix, limit, self._replay_discarded, self._of_this_table)
         if report.counts[RedriveOutcome.UNRECOVERABLE]:
             report.repair_commands = self.repair_commands()
         return report
@@ -463,6 +474,17 @@ class Redrive:
                 command += f" --filter '{json.dumps(dict(target.item_filter))}'"
             commands.append(command)
         return commands
+
+    def _of_this_table(self, document: Mapping[str, Any]) -> bool:
+        """Every mapping of a region writes its discarded batches under aws/lambda/ of the region's one
+        bucket: with several tables, only the batches of this function's own table's stream are its to
+        replay (another table's are left untouched, for that table's redrive). A document that does not
+        say is replayed, and reported, as before."""
+        try:
+            table = DiscardedBatch.from_document(document).table
+        except ValueError:
+            return True
+        return not table or table == self.settings.source_table
 
     def _replay_discarded(
         self, document: Mapping[str, Any], replicator: Replicator

@@ -187,7 +187,7 @@ class AwsPorts(DynamoPorts):
             raise RuntimeError(f"no handoff queue configured for target {target.region}")
         body = json.dumps({"v": 1, "reason": reason, "handed_off_at": time.time(), "write": write.to_json()})
         if len(body.encode()) > MAX_INLINE_MESSAGE_BYTES:
-            key = f"{defaults.HANDOFF_PREFIX}{target.region}/{uuid.uuid4()}.json"
+            key = f"{self._settings.handoff_prefix()}{target.region}/{uuid.uuid4()}.json"
             self.client("s3", self._settings.local_region).put_object(
                 Bucket=self._settings.dead_letter_bucket, Key=key, Body=body.encode()
             )
@@ -223,7 +223,7 @@ class AwsPorts(DynamoPorts):
         day = time.strftime("%Y/%m/%d", time.gmtime())
         name = entry.get("sequence_number") or uuid.uuid4().hex
         target = entry.get("target_region") or "source"
-        prefix = f"{defaults.DEAD_LETTER_PREFIX}{self._settings.local_region}/{day}"
+        prefix = f"{self._settings.dead_letter_prefix()}{self._settings.local_region}/{day}"
         key = f"{prefix}/{name}-{target}-{uuid.uuid4().hex[:8]}.json"
         self.client("s3", self._settings.local_region).put_object(
             Bucket=self._settings.dead_letter_bucket,
@@ -238,7 +238,9 @@ class AwsPorts(DynamoPorts):
     def log_conflicts(self, entries: Sequence[Mapping[str, Any]]) -> str:
         """One object for one invocation's lost conflicts; the key sorts by time (see conflict_log_key)."""
         now = time.time()
-        key = conflict_log_key(self._settings.local_region, now, uuid.uuid4().hex[:8])
+        key = conflict_log_key(
+            self._settings.local_region, now, uuid.uuid4().hex[:8], self._settings.object_key_table
+        )
         body = {"v": 1, "source_region": self._settings.local_region, "logged_at": now, "entries": entries}
         self.client("s3", self._settings.local_region).put_object(
             Bucket=self._settings.dead_letter_bucket,
@@ -249,7 +251,9 @@ class AwsPorts(DynamoPorts):
         return key
 
 
-def conflict_log_key(region: str, at: float, suffix: str) -> str:
-    """``conflicts/<region>/YYYY/MM/DD/HH/<epoch ms>-<suffix>.json``: listable by hour, sortable by time."""
+def conflict_log_key(region: str, at: float, suffix: str, table: str | None = None) -> str:
+    """``conflicts/<region>/YYYY/MM/DD/HH/<epoch ms>-<suffix>.json``: listable by hour, sortable by time
+    (``conflicts/tables/<table>/<region>/...`` for the 2nd+ tables of a deployment)."""
     hour = time.strftime("%Y/%m/%d/%H", time.gmtime(at))
-    return f"{defaults.CONFLICT_PREFIX}{region}/{hour}/{int(at * 1000):013d}-{suffix}.json"
+    prefix = defaults.object_prefix(defaults.CONFLICT_PREFIX, table)
+    return f"{prefix}{region}/{hour}/{int(at * 1000):013d}-{suffix}.json"

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from replicator.core import defaults
 from replicator.core import metrics_names as m
 from replicator.core.backoff import HANDOFF_BACKOFF, Backoff
 from replicator.core.conflicts import LostConflict
@@ -117,7 +116,7 @@ class Drainer:
         pointer = doc.get("s3")
         if pointer is None:
             return doc
-        prefix = f"{defaults.HANDOFF_PREFIX}{self.target.region}/"
+        prefix = f"{self.settings.handoff_prefix()}{self.target.region}/"
         bucket = pointer.get("bucket") if isinstance(pointer, dict) else None
         key = pointer.get("key") if isinstance(pointer, dict) else None
         if (

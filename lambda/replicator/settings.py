@@ -22,6 +22,7 @@ template, so what runs locally is what would be deployed.
 | REP_CONFLICT_LOG_IMAGES | ``true``: the log keeps each losing item's full image (user data) | ``false`` |
 | REP_ENDPOINT_URLS | JSON ``{region: url}``; local runs only (AWS: unset) | ``{}`` |
 | REP_DRAIN_TARGET_REGION | drain function only: the target whose handoff queue it replays | unset |
+| REP_OBJECT_KEY_TABLE | 2nd+ table of a deployment: its objects go under ``<kind>/tables/<table>/`` | unset |
 | POWERTOOLS_METRICS_NAMESPACE | CloudWatch namespace of the metrics | ``DynamoDBReplicator`` |
 
 Each entry of ``REP_TARGETS``: ``{"region": str, "table": str, "handoff_queue_url": str,
@@ -80,6 +81,17 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     conflict_log_max_records: int = defaults.CONFLICT_LOG_MAX_RECORDS
     conflict_log_images: bool = False
+    # Set for the 2nd+ tables of a deployment, which share the bucket (core/defaults.object_prefix).
+    object_key_table: str | None = None
+
+    def dead_letter_prefix(self) -> str:
+        return defaults.object_prefix(defaults.DEAD_LETTER_PREFIX, self.object_key_table)
+
+    def handoff_prefix(self) -> str:
+        return defaults.object_prefix(defaults.HANDOFF_PREFIX, self.object_key_table)
+
+    def conflict_prefix(self) -> str:
+        return defaults.object_prefix(defaults.CONFLICT_PREFIX, self.object_key_table)
 
     def target(self, region: str) -> Target:
         for target in self.targets:
@@ -194,4 +206,5 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             env, "REP_CONFLICT_LOG_MAX_RECORDS", defaults.CONFLICT_LOG_MAX_RECORDS, minimum=0
         ),
         conflict_log_images=_bool(env, "REP_CONFLICT_LOG_IMAGES"),
+        object_key_table=env.get("REP_OBJECT_KEY_TABLE") or None,
     )

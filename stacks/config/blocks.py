@@ -92,6 +92,8 @@ MOVED_KEYS = {
     "batching_window_seconds": "put it under replication.stream or replication.sources.<region>",
     "parallelization_factor": "put it under replication.stream or replication.sources.<region>",
     "retry_attempts": "put it under replication.stream or replication.sources.<region>",
+    "pairs": "per pair settings go under replication.pairs (every table), or replication.tables[i].pairs "
+    "(that table only, in a list of tables)",
 }
 
 TOP_KEYS = {
@@ -100,7 +102,8 @@ TOP_KEYS = {
     "regions": "mesh: every region",
     "source": "one-way: the source region",
     "replicas": "one-way: the replica regions",
-    "table": "table settings",
+    "table": "table settings (one table)",
+    "tables": "a list of table blocks (several tables)",
     "attribute_prefix": "metadata attribute prefix",
     "tombstone_retention_days": "tombstone lifetime",
     "max_clock_skew_seconds": "how far ahead of the receiving clock a version may be",
@@ -131,6 +134,8 @@ TABLE_KEYS = {
     "table_class": "",
     "tags": "",
 }
+# An entry of replication.tables: a table block, and item filters (or roles) of its own per pair.
+TABLES_ITEM_KEYS = {**TABLE_KEYS, "pairs": "per source->target settings of this table"}
 KEY_KEYS = {"name": "", "type": ""}
 GLOBAL_INDEX_KEYS = {"name": "", "partition_key": "", "sort_key": "", "projection": ""}
 # partition_key is allowed so that a local index may restate the table's; any other is refused.

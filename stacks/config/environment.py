@@ -53,6 +53,8 @@ def replicator_environment(config: ReplicationConfig, plan: RegionPlan) -> dict[
         "REP_CONFLICT_LOG_MAX_RECORDS": str(config.function.conflict_log_max_records),
         "REP_CONFLICT_LOG_IMAGES": "true" if config.function.conflict_log_images else "false",
         "POWERTOOLS_METRICS_NAMESPACE": config.function.metrics_namespace,
+        # Only the 2nd+ tables: the first keeps a one-table deployment's environment (and template).
+        **({"REP_OBJECT_KEY_TABLE": plan.object_key_table} if plan.object_key_table else {}),
     }
 
 

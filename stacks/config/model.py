@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 from stacks import defaults
@@ -172,6 +172,10 @@ class RegionPlan:
     alarm_topic_arn: str | None
     alarm_topic_name: str
     alarm_prefix: str
+    # The 2nd+ tables of a deployment share the region's bucket: their objects go under
+    # <kind>/tables/<table>/ (REP_OBJECT_KEY_TABLE). None: the first table's, the keys of a one-table
+    # deployment.
+    object_key_table: str | None = None
 
     @property
     def is_source(self) -> bool:
@@ -179,7 +183,49 @@ class RegionPlan:
 
 
 @dataclass(frozen=True)
+class TableConfig:
+    """One replicated table of the deployment: its definition (the same in every region) and its
+    replication unit in each region (the table's RegionPlans: replicator, mapping, handoffs, drains).
+
+    The first table keeps every physical name, construct id, metrics namespace and object key of a
+    one-table deployment, so adding tables to a deployment replaces nothing of the first."""
+
+    path: str  # replication.table, or replication.tables[i]
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None
+    ttl_attribute: str
+    point_in_time_recovery: bool
+    deletion_protection: bool
+    table_shape: TableShape
+    warnings: tuple[ConfigWarning, ...]
+    regions: tuple[RegionPlan, ...]
+    # The function's metrics namespace: function.metrics_namespace for the first table,
+    # <namespace>/<table> for the others (the metrics carry no table dimension).
+    metrics_namespace: str
+
+    def region(self, name: str) -> RegionPlan:
+        for plan in self.regions:
+            if plan.region == name:
+                return plan
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The table's name in each region (once each)."""
+        return tuple(dict.fromkeys(plan.table_name for plan in self.regions))
+
+    @property
+    def name(self) -> str:
+        """The table's name in the first region: what tools and the dashboard call it."""
+        return self.regions[0].table_name
+
+
+@dataclass(frozen=True)
 class ReplicationConfig:
+    """The deployment. The table fields (keys, TTL attribute, shape, regions, ...) are the FIRST table's,
+    which is the whole deployment when it has one table; :meth:`for_table` gives the same view of any
+    table, and every construct of a replication unit is built from such a one-table view."""
+
     account: str
     topology: str
     partition_key: KeyAttribute
@@ -201,6 +247,31 @@ class ReplicationConfig:
     backfill: BackfillSettings
     dashboard_region: str
     dashboard_name: str
+    tables: tuple[TableConfig, ...] = ()
+
+    def for_table(self, table: TableConfig) -> ReplicationConfig:
+        """This deployment seen as if ``table`` were its only table (its keys, shape, region plans and
+        metrics namespace); region-wide settings (bucket, topic, stack ids, keys) stay shared."""
+        return replace(
+            self,
+            partition_key=table.partition_key,
+            sort_key=table.sort_key,
+            regions=table.regions,
+            ttl_attribute=table.ttl_attribute,
+            point_in_time_recovery=table.point_in_time_recovery,
+            deletion_protection=table.deletion_protection,
+            table_shape=table.table_shape,
+            warnings=table.warnings,
+            function=replace(self.function, metrics_namespace=table.metrics_namespace),
+            tables=(table,),
+        )
+
+    def table(self, name: str) -> TableConfig:
+        """The table called ``name`` in any region; KeyError when the deployment has none."""
+        for table in self.tables:
+            if name in table.names:
+                return table
+        raise KeyError(name)
 
     def region(self, name: str) -> RegionPlan:
         for plan in self.regions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from replicator.core.backoff import Backoff
@@ -24,16 +25,21 @@ from stacks.config.blocks import (
     Block,
     ConfigError,
 )
+from stacks.config.environment import drain_environment
 from stacks.config.model import (
     AlarmSettings,
     BackfillSettings,
+    ConfigWarning,
     FunctionSettings,
+    KeyAttribute,
     RegionPlan,
     ReplicationConfig,
     StreamSettings,
+    TableConfig,
+    TableShape,
     TargetPlan,
 )
-from stacks.config.names import bounded, bucket_name, name_stem, stack_id
+from stacks.config.names import bounded, bucket_name, name_stem, slug, stack_id
 from stacks.config.table_shape import key_attribute, parse_table_shape, parse_tags, shape_warnings
 
 
@@ -89,23 +95,13 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
     all_regions = tuple(dict.fromkeys([*sources, *receivers]))
 
     deployment = _deployment_name(root)
-    table = root.block("table", schema.TABLE_KEYS)
-    table_names = _table_names(table, all_regions)
-    partition_key = key_attribute(table, "partition_key", required=True)
-    assert partition_key is not None  # required=True raised otherwise
-    sort_key = key_attribute(table, "sort_key", required=False)
-    adopt = _region_list(table, "adopt_existing", all_regions, minimum=0)
     prefix = root.string("attribute_prefix", defaults.ATTRIBUTE_PREFIX, re.compile(r"^[A-Za-z0-9_.-]{1,64}$"))
-    ttl_attribute = table.string("ttl_attribute", f"{prefix}expires", ATTRIBUTE_NAME)
-    names = AttributeNames.with_prefix(prefix, ttl=ttl_attribute)
-    table_shape = parse_table_shape(table, partition_key, sort_key, names, adopt)
     tags = parse_tags(root, "tags")
-    tagged = len(tags.keys() | table_shape.tags.keys())
-    if tagged > defaults.MAX_TAGS:
-        raise ConfigError(
-            f"{root.key('tags')} and {table.key('tags')} give the table {tagged} tags together, more than "
-            f"the {defaults.MAX_TAGS} a resource takes. Fix: fewer tags"
-        )
+    drafts = [
+        _table_draft(block, all_regions, prefix, root, tags, topology, sources, receivers)
+        for block in _table_blocks(root)
+    ]
+    _check_distinct_tables(drafts, all_regions)
     kms_key_arns = _kms_key_arns(root, all_regions)
     handoff_days = root.integer(
         "handoff_retention_days", defaults.HANDOFF_RETENTION_DAYS, 1, 14, "SQS keeps messages 1 to 14 days"
@@ -145,7 +141,7 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
 
     stream_defaults = _stream(root.block("stream", schema.STREAM_KEYS), StreamSettings())
     source_blocks = _source_overrides(root, sources, stream_defaults)
-    pairs = _pairs(root, sources, receivers, topology)
+    pairs = _pairs(root.get("pairs", {}), root.key("pairs"), sources, receivers, topology)
     function = _function(root.block("function", schema.FUNCTION_KEYS))
     backfill = _backfill(root.block("backfill", schema.BACKFILL_KEYS))
     alarms = _alarms(root.block("alarms", schema.ALARM_KEYS), all_regions)
@@ -156,75 +152,226 @@ def load_config(replication: Any, account: Any = None) -> ReplicationConfig:
             f"Fix: use one of {', '.join(all_regions)}"
         )
 
-    plans = []
-    for region in all_regions:
-        table_name = table_names[region]
-        stem = name_stem(deployment, table_name)
-        targets = tuple(
-            _target_plan(
-                region,
-                target,
-                table_names[target],
-                account,
-                stem,
-                pairs.get((region, target)),
-                handoff_days,
-                topology,
+    first = drafts[0]  # names the region's shared bucket and alarm topic, as in a one-table deployment
+    tables = []
+    for index, draft in enumerate(drafts):
+        table_pairs = {**pairs, **draft.pairs}  # a table's own entry replaces the deployment's
+        plans = []
+        for region in all_regions:
+            table_name = draft.names[region]
+            stem = name_stem(deployment, table_name)
+            first_stem = name_stem(deployment, first.names[region])
+            targets = tuple(
+                _target_plan(
+                    region,
+                    target,
+                    draft.names[target],
+                    account,
+                    stem,
+                    table_pairs.get((region, target)),
+                    handoff_days,
+                    topology,
+                )
+                for target in (receivers if topology == "one-way" else all_regions)
+                if target != region and region in sources
             )
-            for target in (receivers if topology == "one-way" else all_regions)
-            if target != region and region in sources
-        )
-        topic_arn = (alarms.topic_arns or {}).get(region)
-        plans.append(
-            RegionPlan(
-                region=region,
-                account=account,
-                stack_id=stack_id(deployment, region),
-                table_name=table_name,
-                adopt_existing=region in adopt,
-                kms_key_arn=kms_key_arns.get(region),
-                targets=targets,
-                stream=source_blocks.get(region, stream_defaults),
-                dead_letter_bucket=bucket_name(deployment, table_name, account, region),
-                replicator_function_name=bounded(f"{stem}-replicator", 64),
-                backfill_function_name=bounded(f"{stem}-backfill", 64),
-                alarm_topic_arn=topic_arn,
-                alarm_topic_name=bounded(f"{stem}-replication-alarms", 256),
-                alarm_prefix=bounded(f"{stem}-replication-{region}", 128),
+            plans.append(
+                RegionPlan(
+                    region=region,
+                    account=account,
+                    stack_id=stack_id(deployment, region),
+                    table_name=table_name,
+                    adopt_existing=region in draft.adopt,
+                    kms_key_arn=kms_key_arns.get(region),
+                    targets=targets,
+                    stream=source_blocks.get(region, stream_defaults),
+                    dead_letter_bucket=bucket_name(deployment, first.names[region], account, region),
+                    replicator_function_name=bounded(f"{stem}-replicator", 64),
+                    backfill_function_name=bounded(f"{stem}-backfill", 64),
+                    alarm_topic_arn=(alarms.topic_arns or {}).get(region),
+                    alarm_topic_name=bounded(f"{first_stem}-replication-alarms", 256),
+                    alarm_prefix=bounded(f"{stem}-replication-{region}", 128),
+                    object_key_table=table_name if index else None,
+                )
+            )
+        namespace = function.metrics_namespace
+        tables.append(
+            TableConfig(
+                path=draft.block.path,
+                partition_key=draft.partition_key,
+                sort_key=draft.sort_key,
+                ttl_attribute=draft.ttl_attribute,
+                point_in_time_recovery=draft.block.boolean(
+                    "point_in_time_recovery", defaults.POINT_IN_TIME_RECOVERY
+                ),
+                deletion_protection=draft.block.boolean("deletion_protection", defaults.DELETION_PROTECTION),
+                table_shape=draft.shape,
+                warnings=draft.warnings,
+                regions=tuple(plans),
+                metrics_namespace=bounded(f"{namespace}/{plans[0].table_name}", 255) if index else namespace,
             )
         )
-    dashboard_stem = name_stem(deployment, table_names[dashboard_region])
-    return ReplicationConfig(
+    dashboard_stem = name_stem(deployment, first.names[dashboard_region])
+    head = tables[0]
+    config = ReplicationConfig(
         account=account,
         topology=topology,
-        partition_key=partition_key,
-        sort_key=sort_key,
-        regions=tuple(plans),
+        partition_key=head.partition_key,
+        sort_key=head.sort_key,
+        regions=head.regions,
         attribute_prefix=prefix,
-        ttl_attribute=ttl_attribute,
+        ttl_attribute=head.ttl_attribute,
         tombstone_retention_seconds=retention_days * 24 * 3600,
         max_clock_skew_seconds=max_skew,
         dead_letter_retention_days=dead_letter_days,
-        point_in_time_recovery=table.boolean("point_in_time_recovery", defaults.POINT_IN_TIME_RECOVERY),
-        deletion_protection=table.boolean("deletion_protection", defaults.DELETION_PROTECTION),
-        table_shape=table_shape,
+        point_in_time_recovery=head.point_in_time_recovery,
+        deletion_protection=head.deletion_protection,
+        table_shape=head.table_shape,
         deployment_name=deployment,
         tags=tags,
-        warnings=shape_warnings(
-            table_shape,
-            table.path,
-            topology=topology,
-            region_count=len(all_regions),
-            partition_key=partition_key,
-            sort_key=sort_key,
-            names=names,
-        ),
+        warnings=head.warnings,
         function=function,
         alarms=alarms,
         backfill=backfill,
         dashboard_region=dashboard_region,
         dashboard_name=bounded(f"{dashboard_stem}-replication", 255),
+        tables=tuple(tables),
     )
+    _check_environment_sizes(config)
+    return config
+
+
+def _check_environment_sizes(config: ReplicationConfig) -> None:
+    """Lambda refuses a function whose environment (names and values) exceeds 4 KB, at deploy time, in
+    one region after another: each table's functions carry that table's targets, filters and roles."""
+    for table in config.tables:
+        view = config.for_table(table)
+        for plan in view.regions:
+            for target in plan.targets:  # the drain's is the largest: the replicator's and one more
+                environment = drain_environment(view, plan, target)
+                size = sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
+                limit = defaults.LAMBDA_ENVIRONMENT_LIMIT_BYTES
+                if size > limit:
+                    raise ConfigError(
+                        f"{table.path}: the environment of {target.drain_function_name} in {plan.region} "
+                        f"would be {size} bytes, more than Lambda's {limit}: "
+                        "it carries every target of the table with its item_filter and role_arn. Fix: "
+                        f"shorten the item filters of this table's pairs ({table.path}.pairs or "
+                        "replication.pairs)"
+                    )
+
+
+@dataclass(frozen=True)
+class _TableDraft:
+    """One table block, parsed; its region plans are built once every table is known."""
+
+    block: Block
+    names: dict[str, str]  # region -> table name
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None
+    adopt: tuple[str, ...]
+    ttl_attribute: str
+    shape: TableShape
+    warnings: tuple[ConfigWarning, ...]
+    pairs: dict[tuple[str, str], Block]
+
+
+def _table_blocks(root: Block) -> list[Block]:
+    """``table`` (one table, the shorthand) or ``tables`` (a list of the same blocks), never both."""
+    if root.get("table") is not None and root.get("tables") is not None:
+        raise ConfigError(
+            f"{root.key('table')} and {root.key('tables')} are both given: table is the shorthand for a "
+            "deployment of one table, tables lists several. Fix: move the table block into the tables list "
+            "(as its first entry, which keeps its resources' names), or remove tables"
+        )
+    if root.get("tables") is None:
+        return [root.block("table", schema.TABLE_KEYS)]
+    raw = root.get("tables")
+    key = root.key("tables")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(
+            f"{key} must be a non-empty JSON list of table blocks, got {raw!r}. Fix: e.g. "
+            '[{"name": "orders", "partition_key": {"name": "pk", "type": "S"}}], or use replication.table '
+            "for one table"
+        )
+    if len(raw) > defaults.MAX_TABLES:
+        raise ConfigError(
+            f"{key} lists {len(raw)} tables, more than the {defaults.MAX_TABLES} a deployment takes: every "
+            "table adds its replicator, handoff queues, drains and alarms to each region's stack, which "
+            f"CloudFormation limits to {defaults.STACK_RESOURCE_LIMIT} resources. Fix: split the tables "
+            "into several deployments (each with its own deployment_name)"
+        )
+    return [Block(item, f"{key}[{i}]", schema.TABLES_ITEM_KEYS) for i, item in enumerate(raw)]
+
+
+def _table_draft(
+    table: Block,
+    all_regions: tuple[str, ...],
+    prefix: str,
+    root: Block,
+    tags: dict[str, str],
+    topology: str,
+    sources: tuple[str, ...],
+    receivers: tuple[str, ...],
+) -> _TableDraft:
+    names = _table_names(table, all_regions)
+    partition_key = key_attribute(table, "partition_key", required=True)
+    assert partition_key is not None  # required=True raised otherwise
+    sort_key = key_attribute(table, "sort_key", required=False)
+    adopt = _region_list(table, "adopt_existing", all_regions, minimum=0)
+    ttl_attribute = table.string("ttl_attribute", f"{prefix}expires", ATTRIBUTE_NAME)
+    attribute_names = AttributeNames.with_prefix(prefix, ttl=ttl_attribute)
+    shape = parse_table_shape(table, partition_key, sort_key, attribute_names, adopt)
+    tagged = len(tags.keys() | shape.tags.keys())
+    if tagged > defaults.MAX_TAGS:
+        raise ConfigError(
+            f"{root.key('tags')} and {table.key('tags')} give the table {tagged} tags together, more than "
+            f"the {defaults.MAX_TAGS} a resource takes. Fix: fewer tags"
+        )
+    pairs = {}
+    if "pairs" in table.raw:
+        pairs = _pairs(table.get("pairs", {}), table.key("pairs"), sources, receivers, topology)
+    return _TableDraft(
+        block=table,
+        names=names,
+        partition_key=partition_key,
+        sort_key=sort_key,
+        adopt=adopt,
+        ttl_attribute=ttl_attribute,
+        shape=shape,
+        warnings=shape_warnings(
+            shape,
+            table.path,
+            topology=topology,
+            region_count=len(all_regions),
+            partition_key=partition_key,
+            sort_key=sort_key,
+            names=attribute_names,
+        ),
+        pairs=pairs,
+    )
+
+
+def _check_distinct_tables(drafts: list[_TableDraft], regions: tuple[str, ...]) -> None:
+    """Two tables of one name would be one table; two whose names differ only by '.' and '-' would give
+    their functions, queues and alarms one name (physical names write '.' as '-')."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}  # (region, slug) -> (name, table path)
+    for draft in drafts:
+        for region in regions:
+            name = draft.names[region]
+            other = seen.setdefault((region, slug(name)), (name, draft.block.path))
+            if other[1] == draft.block.path:
+                continue
+            same = (
+                "is also the name of"
+                if other[0] == name
+                else f"gives the same resource names as {other[0]!r},"
+            )
+            raise ConfigError(
+                f"{draft.block.key('name')} = {name!r} {same} {other[1]} in {region}: each table of a "
+                "deployment has its own name, which names its replicator, handoff queues and alarms. "
+                "Fix: give each table its own name (or remove the duplicate entry)"
+            )
 
 
 def _account(root: Block, override: Any) -> str:
@@ -410,10 +557,9 @@ def _source_overrides(
 
 
 def _pairs(
-    root: Block, sources: tuple[str, ...], receivers: tuple[str, ...], topology: str
+    raw: Any, key: str, sources: tuple[str, ...], receivers: tuple[str, ...], topology: str
 ) -> dict[tuple[str, str], Block]:
-    raw = root.get("pairs", {})
-    key = root.key("pairs")
+    """``replication.pairs``, or a table's own ``tables[i].pairs`` (its entries replace the deployment's)."""
     if not isinstance(raw, dict):
         raise ConfigError(f'{key} must be a JSON object {{"<source>{PAIR_SEPARATOR}<target>": {{...}}}}')
     pairs: dict[tuple[str, str], Block] = {}

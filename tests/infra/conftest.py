@@ -133,3 +133,45 @@ def mesh2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
 @pytest.fixture(scope="session")
 def one_way(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
     yield synthesize(tmp_path_factory.mktemp("oneway"), ONE_WAY, account="444444444444")
+
+
+# Two tables in a two-region mesh: the first as cdk.json's, the second with an index, its own billing and
+# an item filter of its own for one pair; alarms by email (the region's topic) and the backfill job.
+ORDERS: dict[str, Any] = {
+    "name": "orders",
+    "partition_key": {"name": "pk", "type": "S"},
+    "sort_key": {"name": "sk", "type": "S"},
+}
+CUSTOMERS_FILTER = {"tier": {"S": ["gold"]}}
+CUSTOMERS: dict[str, Any] = {
+    "name": "customers",
+    "partition_key": {"name": "id", "type": "S"},
+    "global_secondary_indexes": [
+        {"name": "by-email", "partition_key": {"name": "email", "type": "S"}, "projection": "ALL"}
+    ],
+    "billing": {"mode": "provisioned", "read_capacity": 5, "write_capacity": 5},
+    "pairs": {"us-east-1->eu-west-1": {"item_filter": CUSTOMERS_FILTER}},
+}
+ONE_TABLE_BASE: dict[str, Any] = {
+    "topology": "mesh",
+    "regions": ["us-east-1", "eu-west-1"],
+    "alarms": {"email": "ops@example.com"},
+    "backfill": {"enabled": True},
+}
+ONE_TABLE: dict[str, Any] = {**ONE_TABLE_BASE, "table": ORDERS}
+TWO_TABLES: dict[str, Any] = {**ONE_TABLE_BASE, "tables": [ORDERS, CUSTOMERS]}
+
+
+@pytest.fixture(scope="session")
+def one_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize(tmp_path_factory.mktemp("one-table"), ONE_TABLE)
+
+
+@pytest.fixture(scope="session")
+def one_table_listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize(tmp_path_factory.mktemp("one-table-listed"), {**ONE_TABLE_BASE, "tables": [ORDERS]})
+
+
+@pytest.fixture(scope="session")
+def two_tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize(tmp_path_factory.mktemp("two-tables"), TWO_TABLES)

@@ -25,11 +25,12 @@ def _entry(pk: str, at: float) -> dict[str, Any]:
     }
 
 
-def _log(conn: Connection, bucket: str, at: float, entries: list[dict[str, Any]]) -> None:
+def _log(
+    conn: Connection, bucket: str, at: float, entries: list[dict[str, Any]], table: str | None = None
+) -> None:
     body = {"v": 1, "source_region": REGION, "logged_at": at, "entries": entries}
-    conn.client("s3", REGION).put_object(
-        Bucket=bucket, Key=conflict_log_key(REGION, at, uuid.uuid4().hex[:8]), Body=json.dumps(body).encode()
-    )
+    key = conflict_log_key(REGION, at, uuid.uuid4().hex[:8], table)
+    conn.client("s3", REGION).put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
 
 
 def test_lists_a_time_range_filtered_by_key_prefix_oldest_first(conn: Connection) -> None:
@@ -54,3 +55,16 @@ def test_lists_a_time_range_filtered_by_key_prefix_oldest_first(conn: Connection
         "winning": {"ts": int(T0 * 1e6), "region": REGION, "seq": "7"},
         "logged_by": REGION,
     }
+
+
+def test_each_table_of_a_shared_bucket_lists_its_own_conflicts(conn: Connection) -> None:
+    # Given the first table's and a second table's conflict logs in one region's bucket
+    bucket = f"dl-{uuid.uuid4().hex[:10]}"
+    conn.client("s3", REGION).create_bucket(Bucket=bucket)
+    _log(conn, bucket, T0, [_entry("order-1", T0)])
+    _log(conn, bucket, T0, [_entry("customer-1", T0)], table="customers")
+    # Then each listing finds its own table's entries only
+    first = list_conflicts(conn, REGION, bucket, T0 - 1, T0 + 1)
+    second = list_conflicts(conn, REGION, bucket, T0 - 1, T0 + 1, table="customers")
+    assert [r.key_text() for r in first] == ["pk=order-1"]
+    assert [r.key_text() for r in second] == ["pk=customer-1"]

@@ -655,3 +655,87 @@ def test_redrive_of_a_function_lambda_does_not_know_says_function_and_how_to_go_
         f"error: function orders-replicator not found in {A}: check --function and --region"
     )
     assert "pass --local-state <its --log-dir> (default out/local); otherwise --env-file" in err
+
+
+def test_two_tables_sharing_a_bucket_each_redrive_only_their_own_dead_letters(
+    conn: Connection, deployment: Settings, make_table: MakeTable
+):
+    # Given a second table of the deployment (REP_OBJECT_KEY_TABLE set), sharing the first's bucket
+    first = deployment
+    second_target = make_table(B)
+    second = dataclasses.replace(
+        first,
+        source_table=make_table(A),
+        targets=(dataclasses.replace(first.targets[0], table=second_target),),
+        object_key_table="customers",
+    )
+    first_ports = AwsPorts(first, session=conn.session())
+    second_ports = AwsPorts(second, session=conn.session())
+    # and a dead letter of each table
+    first_key = first_ports.dead_letter(
+        {
+            "reason": "target_write_rejected",
+            "source_region": A,
+            "write": write_of(first, stamped("o1", 100, A)),
+        }
+    )
+    second_key = second_ports.dead_letter(
+        {
+            "reason": "target_write_rejected",
+            "source_region": A,
+            "write": write_of(second, stamped("c1", 100, A)),
+        }
+    )
+    assert first_key.startswith(f"dead-letters/{A}/")
+    assert second_key.startswith(f"dead-letters/tables/customers/{A}/")
+
+    # When the second table's dead letters are redriven
+    report = Redrive(second, second_ports).dead_letters()
+
+    # Then only its own entry is replayed, into its own target table; the first table's stays put
+    assert report.counts["applied"] == 1
+    assert set(scan_all(conn, B, second_target)) == {"c1"}
+    assert scan_all(conn, B, first.targets[0].table) == {}
+    left = {
+        o["Key"] for o in conn.client("s3", A).list_objects_v2(Bucket=first.dead_letter_bucket)["Contents"]
+    }
+    assert left == {first_key}
+    # and the first table's redrive replays its own
+    assert Redrive(first, first_ports).dead_letters().counts["applied"] == 1
+    assert set(scan_all(conn, B, first.targets[0].table)) == {"o1"}
+
+
+def test_a_discarded_batch_of_another_table_is_left_for_that_tables_redrive(
+    conn: Connection, streamed: Settings, make_table: MakeTable
+):
+    # Given two tables of one deployment whose mappings share the region's bucket
+    first = streamed
+    second = dataclasses.replace(
+        first,
+        source_table=make_table(A, stream=True),
+        targets=(Target(B, make_table(B)),),
+        object_key_table="customers",
+    )
+    s3 = conn.client("s3", A)
+    put_items(conn, A, first.source_table, [stamped("o1", 100, A)])
+    put_items(conn, A, second.source_table, [stamped("c1", 100, A)])
+    # and Lambda gave up on a batch of each table's stream
+    keys = {}
+    for settings in (first, second):
+        _arn, _shard, records = stream_of(conn, settings.source_table)
+        keys[settings.source_table] = STAND_IN_KEY.format(uuid=uuid.uuid4())
+        discard(conn, settings, keys[settings.source_table], records)
+
+    # When the second table's discarded batches are redriven
+    report = Redrive(second, AwsPorts(second, session=conn.session())).discarded_batches()
+
+    # Then only its own batch is replayed, into its own target; the first table's document stays
+    assert report.counts == {**ALL_COUNTS_ZERO, "applied": 1}
+    assert set(scan_all(conn, B, second.targets[0].table)) == {"c1"}
+    assert scan_all(conn, B, first.targets[0].table) == {}
+    left = {o["Key"] for o in s3.list_objects_v2(Bucket=first.dead_letter_bucket)["Contents"]}
+    assert left == {keys[first.source_table]}
+    # and the first table's redrive replays its own
+    again = Redrive(first, AwsPorts(first, session=conn.session())).discarded_batches()
+    assert again.counts == {**ALL_COUNTS_ZERO, "applied": 1}
+    assert set(scan_all(conn, B, first.targets[0].table)) == {"o1"}

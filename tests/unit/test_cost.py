@@ -246,6 +246,30 @@ def test_a_replication_block_given_as_text_replaces_cdk_json(capsys: pytest.Capt
     assert document["source_writes_per_month"] == pytest.approx(2 * 2 * SECONDS_PER_MONTH)
 
 
+def test_a_deployment_of_several_tables_is_costed_one_table_at_a_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    orders = {"name": "orders", "partition_key": {"name": "pk", "type": "S"}}
+    customers = {
+        "name": "customers",
+        "partition_key": {"name": "id", "type": "S"},
+        "pairs": {"us-east-1->eu-west-1": {"item_filter": {"tier": {"S": ["gold"]}}}},
+    }
+    block = json.dumps({"regions": ["us-east-1", "eu-west-1"], "tables": [orders, customers]})
+    # Without --table the command says which tables there are and what to pass
+    assert cost_cmd.run(cost_args(replication=block)) == 2
+    out = capsys.readouterr().out
+    assert "replicates 2 tables (orders, customers)" in out and "pass --table" in out
+    assert cost_cmd.run(cost_args(replication=block, table="invoices")) == 2
+    assert "--table invoices is not a table of the deployment" in capsys.readouterr().out
+    # With --table, that table's pairs (its own filter, passing half the writes) are costed
+    documents = {}
+    for table in ("orders", "customers"):
+        assert cost_cmd.run(cost_args(replication=block, table=table, filter_pass_share=0.5)) == 0
+        documents[table] = json.loads(capsys.readouterr().out)
+    assert documents["orders"] != documents["customers"]
+
+
 def test_per_invocation_figures_grow_past_the_largest_measured_batch() -> None:
     # Given figures measured at 1 and 50 records per invocation, and 100-record invocations
     figures = replace(FIGURES, high=replace(FIGURES.high, records_per_invocation=50.0))

@@ -7,6 +7,7 @@ raw message and the reason (never retried for ever, never written elsewhere).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -153,3 +154,24 @@ def test_a_message_the_drain_must_not_act_on_is_dead_lettered_with_its_content(
     (entry,) = ports.dead_letters
     assert entry["reason"] == "handoff_rejected" and entry["body"] == body and entry["message_id"] == "m-1"
     assert reason in entry["error"], entry["error"]
+
+
+def test_a_second_tables_drain_follows_pointers_into_its_own_tables_prefix_only() -> None:
+    # The 2nd+ tables of a deployment share the region's bucket; their payloads lie under
+    # handoff/tables/<table>/<target>/ (REP_OBJECT_KEY_TABLE).
+    settings = dataclasses.replace(
+        settings_for("us-east-1", REGIONS, dead_letter_bucket="orders-replicator"), object_key_table="orders"
+    )
+    own = ("orders-replicator", "handoff/tables/orders/eu-west-1/abc.json")
+    first_tables = ("orders-replicator", "handoff/eu-west-1/abc.json")
+    ports = Ports()
+    ports.objects[own] = ports.objects[first_tables] = message(good_write())
+    drain = Drainer(settings, settings.target("eu-west-1"), ports)
+    assert (
+        drain.replay(json.dumps({"v": 1, "s3": {"bucket": own[0], "key": own[1]}})).metric
+        == m.HANDOFF_REPLAYED
+    )
+    refused = drain.replay(json.dumps({"v": 1, "s3": {"bucket": first_tables[0], "key": first_tables[1]}}))
+    assert refused.metric != m.HANDOFF_REPLAYED
+    assert ports.fetched == [own]
+    assert "s3://orders-replicator/handoff/tables/orders/eu-west-1/" in json.dumps(ports.dead_letters[-1])

@@ -42,6 +42,17 @@ ON_FAILURE_PREFIX = "aws/lambda/"
 # of conflicts costs one S3 PUT per invocation, the rest are only counted (ConflictsNotLogged).
 CONFLICT_PREFIX = "conflicts/"
 CONFLICT_LOG_MAX_RECORDS = 10
+# The 2nd+ tables of a deployment share its region's bucket with the first: their objects go one level
+# down, <prefix>tables/<table>/, which no region code (the first level of the first table's keys) equals.
+TABLE_OBJECTS = "tables/"
+
+
+def object_prefix(prefix: str, table: str | None) -> str:
+    """Where a table's objects of one kind (``prefix``: dead letters, handoff payloads, conflicts) start:
+    ``prefix`` itself for the first (or only) table of a deployment, ``<prefix>tables/<table>/`` for
+    the others (settings.REP_OBJECT_KEY_TABLE)."""
+    return f"{prefix}{TABLE_OBJECTS}{table}/" if table else prefix
+
 
 # How long dead letters and discarded-batch documents are kept. Each holds a full item, so not for
 # ever; longer than the tombstone retention, because an entry older than that is unsafe to redrive
