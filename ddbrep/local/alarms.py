@@ -26,10 +26,14 @@ and https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-mi
   within the threshold), ``missing`` (not considered: with every period missing the alarm goes to
   INSUFFICIENT_DATA; with fewer real datapoints than M, ALARM needs all of them to breach).
 
-These reproduce the worked examples of the missing-data page (M = 3, N = 5). Deviation: CloudWatch's
-evaluation range reaches a few periods further back than N when data is missing and uses older real
-datapoints before filling; locally the range is exactly the N periods. Periods are aligned on multiples
-of the period and only complete periods are evaluated.
+What the pages state and this follows: M out of N, not necessarily consecutive; the four treatments'
+meanings; ``missing`` with every datapoint of the range missing gives INSUFFICIENT_DATA; when data is
+missing and fewer real datapoints than N were retrieved, the missing ones are filled as treated, every
+real datapoint is used, and missing ones as few times as possible. The ``ignore`` and ``missing``
+decisions on a partly missing range (above) are this module's reading of those sentences.
+Deviation: CloudWatch's evaluation range reaches a few periods further back than N when data is missing
+and uses older real datapoints before filling; locally the range is exactly the N periods. Periods are
+aligned on multiples of the period and only complete periods are evaluated.
 """
 
 from __future__ import annotations
