@@ -274,26 +274,37 @@ def decide(alarm: Alarm, periods: Sequence[Datapoint | None], current: str) -> E
 def _reason(
     alarm: Alarm, periods: Sequence[Datapoint | None], breaching: Sequence[Datapoint], state: str, kept: bool
 ) -> str:
+    """Why, worded as CloudWatch's StateReason ("Threshold Crossed: 1 out of the last 1 datapoints...")."""
     real = [p for p in periods if p is not None]
+    missing = len(periods) - len(real)
+    treat = alarm.treat_missing_data
     if not real:
         if kept:
             return f"no datapoints in the last {len(periods)} period(s): state kept (missing data ignored)"
-        treated = {"notBreaching": "not breaching", "breaching": "breaching"}.get(alarm.treat_missing_data)
-        if treated:
-            return f"no datapoints in the last {len(periods)} period(s), treated as {treated}"
+        if treat in ("notBreaching", "breaching"):
+            return f"no datapoints in the last {len(periods)} period(s), treated as {treat}"
         return f"Insufficient Data: no datapoints were received for the last {len(periods)} period(s)"
     _compare, words = _COMPARISONS[alarm.comparison_operator]
     shown = ", ".join(
         f"{p.value:g} ({time.strftime('%d/%m/%y %H:%M:%S', time.gmtime(p.at))})" for p in reversed(real)
     )
-    verb = "were" if len(breaching) != 1 else "was"
-    relation = words if state == ALARM else f"not {words}"
-    count = len(breaching) if state == ALARM else len(real) - len(breaching)
-    return (
-        f"Threshold Crossed: {count} out of the last {len(real)} datapoints [{shown}] {verb} {relation} "
+    if state == ALARM:
+        count = len(breaching) + (missing if treat == "breaching" else 0)
+        relation = words
+    else:
+        count = len(real) - len(breaching) + (missing if treat == "notBreaching" else 0)
+        relation = f"not {words}"
+    verb = "was" if count == 1 else "were"
+    text = (
+        f"Threshold Crossed: {count} out of the last {len(periods)} datapoints [{shown}] {verb} {relation} "
         f"the threshold ({alarm.threshold:g}) (minimum {alarm.datapoints_to_alarm} datapoint(s) for "
-        f"OK -> ALARM transition)." + (" State kept: missing data ignored." if kept else "")
+        "OK -> ALARM transition)."
     )
+    if missing:
+        text += f" {missing} missing datapoint(s) treated as {treat}."
+    if kept:
+        text += " State kept."
+    return text
 
 
 def notifies(old: str, new: str) -> bool:

@@ -349,8 +349,11 @@ class LocalCloud:
                 f"arn:aws:dynamodb:{stack.region}:{stack.account}:table/{table.name}"
             )
             resolver.attributes[(table.logical_id, "StreamArn")] = stream_arn
-        for mapping in (*stack.stream_mappings, *stack.queue_mappings):  # Ref: the mapping's UUID
-            resolver.refs[mapping.logical_id] = mapping_uuid(stack.region, stack.account, mapping.logical_id)
+        mapping_ids = [m.logical_id for m in stack.stream_mappings] + [
+            m.logical_id for m in stack.queue_mappings
+        ]
+        for mapping_id in mapping_ids:  # Ref: the mapping's UUID
+            resolver.refs[mapping_id] = mapping_uuid(stack.region, stack.account, mapping_id)
         for logical_id, resource in stack.resources.items():  # Ref: the topic's ARN (not created locally)
             if resource.get("Type") == "AWS::SNS::Topic":
                 topic = (resource.get("Properties") or {}).get("TopicName") or generated_name(

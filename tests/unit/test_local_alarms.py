@@ -324,3 +324,15 @@ def test_an_unknown_statistic_fails_at_load():
     template["Resources"]["Alarm"]["Properties"]["Metrics"][0]["MetricStat"]["Stat"] = "tm99"
     with pytest.raises(TemplateError, match="statistic 'tm99'"):
         parse_stack("S", "us-east-1", "111111111111", template)
+
+
+def test_the_reason_counts_what_decided_the_state():
+    spec = alarm(evaluation_periods=3, datapoints_to_alarm=2, treat_missing_data="notBreaching")
+    # one breaching datapoint of the three periods: fewer than 2, so OK; the two missing are not breaching
+    evaluation = decide(spec, [None, Datapoint(10.0, 1.0), None], ALARM)
+    assert evaluation.state == OK
+    assert evaluation.reason.startswith("Threshold Crossed: 2 out of the last 3 datapoints [1 (")
+    assert "were not greater than the threshold (0)" in evaluation.reason
+    assert evaluation.reason.endswith("2 missing datapoint(s) treated as notBreaching.")
+    alarmed = decide(spec, [Datapoint(0.0, 2.0), Datapoint(10.0, 1.0), Datapoint(20.0, 0.0)], OK)
+    assert alarmed.state == ALARM and "2 out of the last 3 datapoints [0 (" in alarmed.reason
