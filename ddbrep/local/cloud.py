@@ -147,6 +147,7 @@ class LocalCloud:
         self._mapping_uuids: dict[int, str] = {}  # id(stream poller) -> its EventSourceMappingUUID
         self.alarm_evaluator: local_alarms.AlarmEvaluator | None = None
         self._alarm_index: dict[tuple[str, str, str], list[metric_store.Sample]] = {}
+        self._alarm_clients: dict[tuple[str, str], Any] = {}  # (region, "sqs" | "sns") -> the evaluator's
         self._started = False
         self._lock = threading.Lock()
         self._deploy_lock = threading.Lock()
@@ -669,14 +670,16 @@ class LocalCloud:
             for stack in self.assembly.stacks
             for spec in stack.alarms
         ]
+        for name, state in self.regions.items():  # the evaluator's own clients (a deploy adds regions)
+            for service in ("sqs", "sns"):
+                if (name, service) not in self._alarm_clients:
+                    self._alarm_clients[(name, service)] = state.region.new_client(service)
         if self.alarm_evaluator is not None:
             self.alarm_evaluator.set_alarms(alarms)
             return
         interval = self.options.alarm_interval_seconds
         if interval is None:
             interval = min(local_alarms.DEFAULT_EVALUATION_INTERVAL_SECONDS, period or math.inf)
-        self._sns = {name: state.region.new_client("sns") for name, state in self.regions.items()}
-        self._sqs = {name: state.region.new_client("sqs") for name, state in self.regions.items()}
         self.alarm_evaluator = local_alarms.AlarmEvaluator(
             alarms,
             self._alarm_datapoints,
@@ -701,9 +704,10 @@ class LocalCloud:
         }
         for region, queue in sorted(queues):
             state = self.regions.get(region)
-            if state is None or queue not in state.queue_urls or region not in self._sqs:
+            client = self._alarm_clients.get((region, "sqs"))
+            if state is None or queue not in state.queue_urls or client is None:
                 continue  # a queue the runtime does not run: no datapoint (INSUFFICIENT_DATA or as treated)
-            attributes = self._sqs[region].get_queue_attributes(
+            attributes = client.get_queue_attributes(
                 QueueUrl=state.queue_urls[queue], AttributeNames=["ApproximateNumberOfMessages"]
             )["Attributes"]
             self.metrics.add(
@@ -736,7 +740,7 @@ class LocalCloud:
     def _publish_alarm(self, alarm: local_alarms.Alarm, document: dict[str, Any]) -> None:
         """Publish to the alarm's SNS topics for its new state, those that exist in its region's engine
         (the runtime creates no topic: one created there by hand receives the notifications)."""
-        client = self._sns.get(alarm.region)
+        client = self._alarm_clients.get((alarm.region, "sns"))
         actions = alarm.alarm_actions if document["NewStateValue"] == local_alarms.ALARM else alarm.ok_actions
         for arn in actions:
             if client is None or not arn.startswith("arn:aws:sns:"):

@@ -9,6 +9,7 @@ and works on its own keys. The session's alarms have 2 s periods (tests/local/co
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,27 @@ def test_rehearse_a_backfill_of_data_written_while_replication_was_off(
     # And once resumed, the replicator's own delivery changes nothing (the copies hold the same version)
     assert mesh.wait_drained(60)
     assert all(raw_item(mesh, B, key)["body"] == raw_item(mesh, A, key)["body"] for key in keys)
+
+
+def test_a_notification_is_published_to_an_alarm_topic_that_exists(mesh: LocalCloud, prefix: str):
+    # Given a topic created by hand in us-east-1's engine (the runtime creates none), with a queue
+    # subscribed, and an alarm whose AlarmActions name it (as with alarms.topic_arns)
+    sns, sqs = mesh.region(A).client("sns"), mesh.region(A).client("sqs")
+    topic = sns.create_topic(Name=f"{prefix}alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"{prefix}inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    alarm = replace(
+        mesh.alarm_states()[DEAD_LETTERS_A_TO_B].alarm,
+        alarm_actions=(topic, f"arn:aws:sns:{A}:{mesh.assembly.stacks[0].account}:{prefix}absent"),
+    )
+    document = {"AlarmName": alarm.name, "NewStateValue": ALARM, "Region": "US East (N. Virginia)"}
+    # When its notification is published
+    mesh._publish_alarm(alarm, document)
+    # Then the topic's subscriber receives the document (and the absent topic is skipped)
+    messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2).get("Messages", [])
+    assert [json.loads(m["Body"]) for m in messages] == [document]
