@@ -45,7 +45,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -404,11 +404,10 @@ class AlarmEvaluator:
     def set_alarms(self, alarms: Sequence[Alarm]) -> None:
         """Evaluate ``alarms`` from now on (a deploy adds some); known alarms keep their state."""
         with self._lock:
+            known = self._states
             self._states = {
                 alarm.arn: (
-                    AlarmState(alarm, self._states[alarm.arn].state, self._states[alarm.arn].reason)
-                    if alarm.arn in self._states
-                    else AlarmState(alarm)
+                    replace(known[alarm.arn], alarm=alarm) if alarm.arn in known else AlarmState(alarm)
                 )
                 for alarm in alarms
             }

@@ -336,3 +336,15 @@ def test_the_reason_counts_what_decided_the_state():
     assert evaluation.reason.endswith("2 missing datapoint(s) treated as notBreaching.")
     alarmed = decide(spec, [Datapoint(0.0, 2.0), Datapoint(10.0, 1.0), Datapoint(20.0, 0.0)], OK)
     assert alarmed.state == ALARM and "2 out of the last 3 datapoints [0 (" in alarmed.reason
+
+
+def test_a_deploy_keeps_the_state_of_known_alarms_and_adds_the_new_ones(tmp_path: Path):
+    first = alarm(evaluation_periods=1, datapoints_to_alarm=1, treat_missing_data="breaching")
+    evaluator = AlarmEvaluator([first], lambda q, start, end: [], interval=1.0, clock=lambda: 1_000.0)
+    evaluator.evaluate_all()
+    assert evaluator.states()[first.arn].state == ALARM
+    added = replace(first, name="another", region="eu-west-1")
+    evaluator.set_alarms([first, added])
+    states = evaluator.states()
+    assert states[first.arn].state == ALARM and states[first.arn].changed_at == 1_000.0
+    assert states[added.arn].state == INSUFFICIENT_DATA
