@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ddbrep.cli import fault_cmd
+from ddbrep.cli import alarms_cmd, fault_cmd
 from ddbrep.cli.common import EXIT_OK
 from ddbrep.install import require_extra
 from ddbrep.local.state import FUNCTIONS_DIR
@@ -40,6 +40,7 @@ def startup_lines(
             f"Faults: python -m ddbrep local fault --log-dir {log_dir} isolate|throttle|hide-table|"
             "stop|resume|heal ... (docs/LOCAL.md)"
         )
+        lines.append(f"Alarms: python -m ddbrep local alarms --log-dir {log_dir} (states, notifications)")
         lines.append(
             "Add a region: add it to cdk.json, then python -m ddbrep add-region REGION --table <table> "
             f"--deploy --local-state {log_dir} (docs/OPERATIONS.md)"
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     options = RuntimeOptions(
         latency_ms=args.latency_ms,
         max_visibility_timeout=args.max_visibility_timeout,
+        alarm_period_seconds=args.alarm_period,
         log_dir=args.log_dir,
     )
 
@@ -101,7 +103,7 @@ def register(subparsers: Any) -> None:
     local = subparsers.add_parser(
         "local", help="simulated AWS regions on loopback", description="Simulated regions."
     )
-    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="{up,fault}")
+    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="{up,fault,alarms}")
     up = local_sub.add_parser(
         "up",
         help="start the regions and replicators of the synthesized app and keep them running",
@@ -122,9 +124,17 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="cap the handoff queues' visibility timeout (the drain's retry backoff; default: as deployed)",
     )
+    up.add_argument(
+        "--alarm-period",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="evaluate every alarm with this metric period (compressed time; default: as deployed, 300 s)",
+    )
     up.add_argument("--log-dir", type=Path, default=Path("out/local"), help="server and function logs")
     up.add_argument(
         "--duration", type=float, default=3600.0, help="stop after this many seconds (0: until Ctrl-C)"
     )
     up.set_defaults(func=run)
     fault_cmd.register(local_sub)
+    alarms_cmd.register(local_sub)

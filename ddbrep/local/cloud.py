@@ -3,9 +3,10 @@
 ``LocalCloud(assembly, options)`` starts one moto server per region, a gateway per region and a
 latency/fault proxy per region pair, creates every bucket, queue and table of every stack, starts a
 sandbox per function, and runs the event source mappings (stream and SQS stand-ins) and a TTL sweeper
-per region. Used as a context manager, it stops everything it started, by PID, on exit, Ctrl-C or a
-failing test. ``deploy(assembly)`` applies a newer synthesis of the app to the running cloud, as
-``cdk deploy --all`` updates the stacks (a region added to cdk.json).
+per region, and evaluates the stacks' CloudWatch alarms (ddbrep/local/alarms.py). Used as a context
+manager, it stops everything it started, by PID, on exit, Ctrl-C or a failing test.
+``deploy(assembly)`` applies a newer synthesis of the app to the running cloud, as ``cdk deploy --all``
+updates the stacks (a region added to cdk.json).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import atexit
 import contextlib
 import dataclasses
 import json
+import math
 import re
 import threading
 import time
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddbrep.local import alarms as local_alarms
 from ddbrep.local import metric_store
 from ddbrep.local import state as local_state
 from ddbrep.local.control import ControlWatcher
@@ -48,6 +51,7 @@ from ddbrep.local.templates import (
     StackSpec,
     TableSpec,
     TemplateError,
+    generated_name,
     update_problems,
 )
 from ddbrep.local.ttl import DEFAULT_SWEEP_INTERVAL_SECONDS, TtlSweeper, TtlTable
@@ -85,6 +89,12 @@ class RuntimeOptions:
     # SQS message size the gateways accept: 256 KiB, the strictest tooling (and AWS until 2025);
     # limits.SQS_MESSAGE_BYTES_AWS (1 MiB) for what AWS accepts since 2025.
     sqs_max_message_bytes: int = SQS_MESSAGE_BYTES_STRICT
+    # Local time compression: every alarm's metric period (AWS: the template's, 300 s) becomes this many
+    # seconds, so that "2 of 3 periods" is seconds long. None: as deployed.
+    alarm_period_seconds: float | None = None
+    # How often every alarm is evaluated (CloudWatch: every minute). None: every minute, or every alarm
+    # period when alarm_period_seconds is shorter.
+    alarm_interval_seconds: float | None = None
 
 
 @dataclass
@@ -134,6 +144,10 @@ class LocalCloud:
         self.sweepers: dict[str, TtlSweeper] = {}
         self._mappings: set[tuple[str, str]] = set()  # (stack, logical id) of the running mappings
         self._resolvers: dict[str, Resolver] = {}
+        self._mapping_uuids: dict[int, str] = {}  # id(stream poller) -> its EventSourceMappingUUID
+        self.alarm_evaluator: local_alarms.AlarmEvaluator | None = None
+        self._alarm_index: dict[tuple[str, str, str], list[metric_store.Sample]] = {}
+        self._alarm_clients: dict[tuple[str, str], Any] = {}  # (region, "sqs" | "sns") -> the evaluator's
         self._started = False
         self._lock = threading.Lock()
         self._deploy_lock = threading.Lock()
@@ -212,6 +226,8 @@ class LocalCloud:
         updated = self._start_functions()
         report("starting event source mappings and TTL sweepers")
         self._start_mappings()
+        report("starting the alarm evaluator")
+        self._start_alarms()
         if self.options.log_dir is not None:
             local_state.write_endpoints(
                 self.options.log_dir, {name: self.region(name).endpoint_url for name in self.region_names}
@@ -224,6 +240,9 @@ class LocalCloud:
             if self.control is not None:
                 self.control.stop()
                 self.control = None
+            if self.alarm_evaluator is not None:
+                self.alarm_evaluator.stop()
+                self.alarm_evaluator = None
             pollers: list[Any] = [*self.stream_pollers, *self.queue_pollers]
             self.stream_pollers, self.queue_pollers = [], []
             self._mappings = set()
@@ -331,6 +350,17 @@ class LocalCloud:
                 f"arn:aws:dynamodb:{stack.region}:{stack.account}:table/{table.name}"
             )
             resolver.attributes[(table.logical_id, "StreamArn")] = stream_arn
+        mapping_ids = [m.logical_id for m in stack.stream_mappings] + [
+            m.logical_id for m in stack.queue_mappings
+        ]
+        for mapping_id in mapping_ids:  # Ref: the mapping's UUID
+            resolver.refs[mapping_id] = mapping_uuid(stack.region, stack.account, mapping_id)
+        for logical_id, resource in stack.resources.items():  # Ref: the topic's ARN (not created locally)
+            if resource.get("Type") == "AWS::SNS::Topic":
+                topic = (resource.get("Properties") or {}).get("TopicName") or generated_name(
+                    stack.name, logical_id, 256
+                )
+                resolver.refs[logical_id] = f"arn:aws:sns:{stack.region}:{stack.account}:{topic}"
         for function in stack.functions:
             resolver.refs[function.logical_id] = function.name
             resolver.attributes[(function.logical_id, "Arn")] = (
@@ -551,6 +581,9 @@ class LocalCloud:
                     on_error=self.on_error,
                 )
             )
+            self._mapping_uuids[id(self.stream_pollers[-1])] = mapping_uuid(
+                stack.region, stack.account, mapping.logical_id
+            )
         for queue_mapping in stack.queue_mappings:
             if not queue_mapping.enabled or (stack.name, queue_mapping.logical_id) in self._mappings:
                 continue
@@ -583,10 +616,12 @@ class LocalCloud:
             metric_store.ITERATOR_AGE,
             (now - batch[-1].created_at) * 1000,
             now,
+            namespace=metric_store.LAMBDA_NAMESPACE,
+            region=region,
             FunctionName=function,
             Region=region,
         )
-        self.metrics.add(metric_store.INVOCATIONS, 1, now, FunctionName=function, Region=region)
+        self._add_invocation(function, region, invocation, now)
         echoes = sum(
             sample.value
             for line in invocation.output
@@ -599,9 +634,133 @@ class LocalCloud:
     def on_queue_batch(
         self, poller: QueuePoller, records: Sequence[Mapping[str, Any]], invocation: Invocation
     ) -> None:
+        self._add_invocation(poller.function.config.name, poller.source.region, invocation, time.time())
+
+    def _add_invocation(self, function: str, region: str, invocation: Invocation, now: float) -> None:
+        """Lambda's Invocations and Errors (1 for a function error, else 0) of one invocation."""
+        for name, value in ((metric_store.INVOCATIONS, 1), (metric_store.ERRORS, 0 if invocation.ok else 1)):
+            self.metrics.add(
+                name,
+                value,
+                now,
+                namespace=metric_store.LAMBDA_NAMESPACE,
+                region=region,
+                FunctionName=function,
+                Region=region,
+            )
+
+    def on_discard(self, poller: StreamPoller, records: int, *, delivered: bool) -> None:
+        """A stream batch given up on: its records described to the on-failure destination, or dropped."""
+        name = local_alarms.DISCARDED_TO_DESTINATION if delivered else local_alarms.DISCARDED_AND_LOST
         self.metrics.add(
-            metric_store.INVOCATIONS, 1, FunctionName=poller.function.config.name, Region=poller.source.region
+            name,
+            records,
+            namespace=metric_store.LAMBDA_NAMESPACE,
+            region=poller.source.region,
+            EventSourceMappingUUID=self._mapping_uuids.get(id(poller), poller.name),
         )
+
+    # --- alarms ------------------------------------------------------------------------------------------
+
+    def _start_alarms(self) -> None:
+        """Resolve every stack's alarms; start the evaluator, or hand it the alarms of a deploy."""
+        period = self.options.alarm_period_seconds
+        alarms = [
+            local_alarms.resolve_alarm(spec, stack.region, stack.account, self._resolvers[stack.name], period)
+            for stack in self.assembly.stacks
+            for spec in stack.alarms
+        ]
+        for name, state in self.regions.items():  # the evaluator's own clients (a deploy adds regions)
+            for service in ("sqs", "sns"):
+                if (name, service) not in self._alarm_clients:
+                    self._alarm_clients[(name, service)] = state.region.new_client(service)
+        if self.alarm_evaluator is not None:
+            self.alarm_evaluator.set_alarms(alarms)
+            return
+        interval = self.options.alarm_interval_seconds
+        if interval is None:
+            interval = min(local_alarms.DEFAULT_EVALUATION_INTERVAL_SECONDS, period or math.inf)
+        self.alarm_evaluator = local_alarms.AlarmEvaluator(
+            alarms,
+            self._alarm_datapoints,
+            interval=interval,
+            log_dir=self.options.log_dir,
+            publish=self._publish_alarm,
+            before=self._sample_for_alarms,
+            on_error=self.on_error,
+        ).start()
+
+    def _sample_for_alarms(self) -> None:
+        """Before each round: the AWS/SQS metrics the alarms watch that SQS can tell (the queue's
+        ApproximateNumberOfMessages, which CloudWatch reports as ApproximateNumberOfMessagesVisible), and
+        an index of every sample by (region, namespace, metric) for the round's queries."""
+        assert self.alarm_evaluator is not None
+        now = time.time()
+        queues = {
+            (alarm.region, dict(alarm.query.dimensions).get("QueueName", ""))
+            for state in self.alarm_evaluator.states().values()
+            if (alarm := state.alarm).query.namespace == metric_store.SQS_NAMESPACE
+            and alarm.query.metric_name == local_alarms.SQS_VISIBLE
+        }
+        for region, queue in sorted(queues):
+            state = self.regions.get(region)
+            client = self._alarm_clients.get((region, "sqs"))
+            if state is None or queue not in state.queue_urls or client is None:
+                continue  # a queue the runtime does not run: no datapoint (INSUFFICIENT_DATA or as treated)
+            attributes = client.get_queue_attributes(
+                QueueUrl=state.queue_urls[queue], AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            self.metrics.add(
+                local_alarms.SQS_VISIBLE,
+                float(attributes.get("ApproximateNumberOfMessages", 0)),
+                now,
+                namespace=metric_store.SQS_NAMESPACE,
+                region=region,
+                QueueName=queue,
+            )
+        index: dict[tuple[str, str, str], list[metric_store.Sample]] = {}
+        for sample in self.metrics.snapshot():
+            if sample.namespace:
+                index.setdefault((sample.region, sample.namespace, sample.name), []).append(sample)
+        self._alarm_index = index
+
+    def _alarm_datapoints(
+        self, query: local_alarms.MetricQuery, start: float, end: float
+    ) -> list[local_alarms.Datapoint]:
+        samples = self._alarm_index.get((query.region, query.namespace, query.metric_name), [])
+        local = {metric_store.REGION_DIMENSION: query.region}
+        return local_alarms.datapoints(
+            ((s.at, s.value) for s in samples if local_alarms.matches(s, query, local)),
+            query.stat,
+            query.period,
+            start,
+            end,
+        )
+
+    def _publish_alarm(self, alarm: local_alarms.Alarm, document: dict[str, Any]) -> None:
+        """Publish to the alarm's SNS topics for its new state, those that exist in its region's engine
+        (the runtime creates no topic: one created there by hand receives the notifications)."""
+        client = self._alarm_clients.get((alarm.region, "sns"))
+        actions = alarm.alarm_actions if document["NewStateValue"] == local_alarms.ALARM else alarm.ok_actions
+        for arn in actions:
+            if client is None or not arn.startswith("arn:aws:sns:"):
+                continue
+            try:
+                client.get_topic_attributes(TopicArn=arn)
+            except Exception:
+                continue  # no such topic locally: the notification is in alarms.jsonl only
+            subject = f'{document["NewStateValue"]}: "{alarm.name}" in {document["Region"]}'
+            client.publish(TopicArn=arn, Subject=subject[:100], Message=json.dumps(document))
+
+    def alarm_states(self) -> dict[str, local_alarms.AlarmState]:
+        """Every alarm's current state, by alarm name."""
+        if self.alarm_evaluator is None:
+            return {}
+        return {s.alarm.name: s for s in self.alarm_evaluator.states().values()}
+
+    def alarm_notifications(self) -> list[dict[str, Any]]:
+        """The notifications written so far (oldest first)."""
+        return [] if self.alarm_evaluator is None else list(self.alarm_evaluator.notifications)
 
     # --- using the cloud ----------------------------------------------------------------------------------
 
@@ -621,6 +780,8 @@ class LocalCloud:
             threads[f"SQS mapping {queue_poller.name}"] = queue_poller.stats
         for region, sweeper in self.sweepers.items():
             threads[f"TTL sweeper {region}"] = sweeper.stats
+        if self.alarm_evaluator is not None:
+            threads["alarm evaluator"] = self.alarm_evaluator.stats
         return threads
 
     def invocations(self) -> int:

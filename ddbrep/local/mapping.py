@@ -497,6 +497,9 @@ class StreamPoller:
         if self.destination is not None:
             event = {"Records": [record.event for record in batch]}
             self.destination.send(self.failure_document(batch, condition, invocation), event)
+        on_discard = getattr(self.observer, "on_discard", None)
+        if on_discard is not None:  # Lambda's OnFailureDestinationDeliveredEventCount / DroppedEventCount
+            on_discard(self, len(batch), delivered=self.destination is not None)
         self._advance(len(batch))
 
     def failure_document(

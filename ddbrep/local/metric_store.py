@@ -1,9 +1,11 @@
 """Capture of the functions' Embedded Metric Format output, aggregated as CloudWatch would.
 
 Every line a function prints is offered here; EMF documents (JSON with ``_aws.CloudWatchMetrics``)
-become samples ``(time, metric, dimensions, value)``. Other lines are logs, appended to a per-function
-log file when a log directory is given. The runtime adds the metric Lambda itself publishes for
-stream mappings, ``IteratorAge``.
+become samples ``(time, metric, dimensions, value)``, with the directive's namespace and the
+function's region (the alarms of ddbrep/local/alarms.py query both, as CloudWatch is regional).
+Other lines are logs, appended to a per-function log file when a log directory is given. The runtime
+adds the metric Lambda itself publishes for stream mappings, ``IteratorAge``, and the other AWS/Lambda
+and AWS/SQS metrics the stacks' alarms watch (ddbrep/local/cloud.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ ITERATOR_AGE = "IteratorAge"
 INVOCATIONS = "Invocations"
 ECHO_INVOCATIONS = "EchoInvocations"
 FUNCTION_NAME = "FunctionName"
+ERRORS = "Errors"
+LAMBDA_NAMESPACE = "AWS/Lambda"
+SQS_NAMESPACE = "AWS/SQS"
+# Dimension the runtime adds to its own Lambda samples (CloudWatch has none: it is the sample's region).
+REGION_DIMENSION = "Region"
 
 
 @dataclass(frozen=True)
@@ -32,13 +39,15 @@ class Sample:
     name: str
     dimensions: tuple[tuple[str, str], ...]
     value: float
+    namespace: str = ""
+    region: str = ""  # the region whose CloudWatch receives it ("" when unknown)
 
     def dimension(self, name: str) -> str | None:
         return dict(self.dimensions).get(name)
 
 
-def parse_emf(line: str) -> list[Sample]:
-    """The samples of one EMF document; [] for any other line."""
+def parse_emf(line: str, region: str = "") -> list[Sample]:
+    """The samples of one EMF document (printed by a function of ``region``); [] for any other line."""
     text = line.strip()
     if not text.startswith("{") or '"_aws"' not in text:
         return []
@@ -53,6 +62,7 @@ def parse_emf(line: str) -> list[Sample]:
     samples = []
     for directive in meta.get("CloudWatchMetrics", ()):
         dimension_sets = directive.get("Dimensions") or [[]]
+        namespace = str(directive.get("Namespace", ""))
         for definition in directive.get("Metrics", ()):
             name = definition.get("Name")
             values = doc.get(name)
@@ -61,7 +71,7 @@ def parse_emf(line: str) -> list[Sample]:
             for dimension_names in dimension_sets:
                 dimensions = tuple(sorted((d, str(doc.get(d, ""))) for d in dimension_names))
                 for value in values if isinstance(values, list) else [values]:
-                    samples.append(Sample(at, name, dimensions, float(value)))
+                    samples.append(Sample(at, name, dimensions, float(value), namespace, region))
     return samples
 
 
@@ -86,17 +96,39 @@ class MetricsStore:
 
     def on_output(self, function: Any, lines: Sequence[str]) -> None:
         """FunctionWorker output hook: metrics to the store, everything to the function's log file."""
-        samples = [sample for line in lines for sample in parse_emf(line)]
+        region = str(getattr(function, "region", ""))
+        samples = [sample for line in lines for sample in parse_emf(line, region)]
         with self._lock:
             self.samples.extend(samples)
             if self.log_dir is not None:
                 with open(self.log_dir / "functions" / f"{function.region}-{function.name}.log", "a") as log:
                     log.writelines(line + "\n" for line in lines)
 
-    def add(self, name: str, value: float, at: float | None = None, **dimensions: str) -> None:
-        sample = Sample(at if at is not None else time.time(), name, tuple(sorted(dimensions.items())), value)
+    def add(
+        self,
+        name: str,
+        value: float,
+        at: float | None = None,
+        *,
+        namespace: str = "",
+        region: str = "",
+        **dimensions: str,
+    ) -> None:
+        sample = Sample(
+            at if at is not None else time.time(),
+            name,
+            tuple(sorted(dimensions.items())),
+            value,
+            namespace,
+            region,
+        )
         with self._lock:
             self.samples.append(sample)
+
+    def snapshot(self) -> list[Sample]:
+        """Every sample so far (a copy)."""
+        with self._lock:
+            return list(self.samples)
 
     def select(self, name: str, **dimensions: str) -> list[Sample]:
         with self._lock:

@@ -1,7 +1,8 @@
 """Read the synthesized cloud assembly (cdk.out): what each region's stack would deploy.
 
 Only the resources the local runtime simulates are read: DynamoDB tables, SQS queues, S3 buckets,
-Lambda functions and their event source mappings. Property names and defaults follow the
+Lambda functions and their event source mappings, and CloudWatch metric alarms (evaluated by
+ddbrep/local/alarms.py). Property names and defaults follow the
 CloudFormation reference, so a value absent from the template behaves as it would in AWS.
 CloudFormation intrinsics (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select) are resolved against the
 local names of the resources once they exist (see ``Resolver``).
@@ -112,6 +113,49 @@ class QueueMappingSpec:
     enabled: bool = True
 
 
+# AWS::CloudWatch::Alarm: what the local evaluator implements (ddbrep/local/alarms.py).
+COMPARISON_OPERATORS = (
+    "GreaterThanThreshold",
+    "GreaterThanOrEqualToThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+)
+TREAT_MISSING_DATA = ("missing", "notBreaching", "breaching", "ignore")
+STATISTICS = ("Sum", "Maximum", "Minimum", "Average", "SampleCount")
+_PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)")
+
+
+@dataclass(frozen=True)
+class MetricStatSpec:
+    """The one metric an alarm watches (a ``Metrics`` entry with a ``MetricStat``), as in the template:
+    dimension values may hold intrinsics (an event source mapping's UUID is a ``Ref``)."""
+
+    id: str
+    namespace: str
+    metric_name: str
+    dimensions: tuple[tuple[str, Any], ...]
+    stat: str
+    period: int
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """An AWS::CloudWatch::Alarm whose every part the local evaluator implements."""
+
+    logical_id: str
+    name: str
+    description: str
+    metric: MetricStatSpec
+    threshold: float
+    comparison_operator: str
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: str = "missing"
+    actions_enabled: bool = True
+    alarm_actions: tuple[Any, ...] = ()  # raw template values (may hold intrinsics)
+    ok_actions: tuple[Any, ...] = ()
+
+
 @dataclass(frozen=True)
 class StackSpec:
     """One region's stack, as the simulation needs it."""
@@ -126,6 +170,7 @@ class StackSpec:
     functions: tuple[FunctionSpec, ...] = ()
     stream_mappings: tuple[StreamMappingSpec, ...] = ()
     queue_mappings: tuple[QueueMappingSpec, ...] = ()
+    alarms: tuple[AlarmSpec, ...] = ()
 
     def function(self, logical_id: str) -> FunctionSpec:
         return _by_id(self.functions, logical_id, self.name)
@@ -237,6 +282,7 @@ def parse_stack(name: str, region: str, account: str, template: Mapping[str, Any
     parsed: dict[str, list[Any]] = {kind: [] for kind in readers}
     stream_mappings: list[StreamMappingSpec] = []
     queue_mappings: list[QueueMappingSpec] = []
+    alarms: list[AlarmSpec] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type", "")
         props = resource.get("Properties", {}) or {}
@@ -248,6 +294,8 @@ def parse_stack(name: str, region: str, account: str, template: Mapping[str, Any
                 stream_mappings.append(mapping)
             elif isinstance(mapping, QueueMappingSpec):
                 queue_mappings.append(mapping)
+        elif kind == "AWS::CloudWatch::Alarm":
+            alarms.append(_alarm(name, logical_id, props))
     return StackSpec(
         name=name,
         region=region,
@@ -259,6 +307,7 @@ def parse_stack(name: str, region: str, account: str, template: Mapping[str, Any
         functions=tuple(parsed["AWS::Lambda::Function"]),
         stream_mappings=tuple(stream_mappings),
         queue_mappings=tuple(queue_mappings),
+        alarms=tuple(alarms),
     )
 
 
@@ -411,6 +460,88 @@ def _event_source_mapping(
         )
     raise TemplateError(
         f"event source mapping {logical_id}: source {source} ({source_type}) is not simulated"
+    )
+
+
+def _alarm(stack: str, logical_id: str, props: Mapping[str, Any]) -> AlarmSpec:
+    """An alarm the local evaluator implements, or TemplateError naming the alarm and what it is not.
+
+    Only the form the shipped app synthesizes (cdk-monitoring-constructs): a ``Metrics`` list holding
+    one ``MetricStat`` entry that returns data, a static threshold, one of the four threshold comparison
+    operators. A math ``Expression``, a single-metric alarm (``MetricName`` at the top), an anomaly
+    detection band or a metric of another account fail here, so that an alarm the runtime cannot
+    evaluate is never loaded to stay silent.
+    """
+    name = str(
+        _literal(props.get("AlarmName") or generated_name(stack, logical_id, 255), f"{logical_id}.AlarmName")
+    )
+    what = f"alarm {name} ({stack}/{logical_id})"
+    if "MetricName" in props or "Metrics" not in props:
+        raise TemplateError(
+            f"{what}: only alarms with a Metrics list are evaluated locally (a single-metric alarm is not)"
+        )
+    for key in ("ThresholdMetricId", "EvaluateLowSampleCountPercentile", "ExtendedStatistic"):
+        if key in props:
+            raise TemplateError(f"{what}: {key} is not evaluated locally")
+    metrics = list(props["Metrics"])
+    if len(metrics) != 1:
+        ids = ", ".join(str(m.get("Id")) for m in metrics)
+        raise TemplateError(
+            f"{what}: {len(metrics)} Metrics entries ({ids}); the local evaluator implements one MetricStat "
+            "and no math expression (the shipped templates use none)"
+        )
+    entry = metrics[0]
+    if "Expression" in entry or "MetricStat" not in entry:
+        raise TemplateError(
+            f"{what}: expression {json.dumps(entry.get('Expression'))} of {entry.get('Id')} is not "
+            "implemented by the local evaluator (ddbrep/local/alarms.py)"
+        )
+    if entry.get("ReturnData") is False:
+        raise TemplateError(f"{what}: its only metric {entry.get('Id')} returns no data")
+    if "AccountId" in entry:
+        raise TemplateError(f"{what}: a metric of another account ({entry['AccountId']}) is not simulated")
+    stat_spec = entry["MetricStat"]
+    metric = stat_spec.get("Metric") or {}
+    stat = str(stat_spec.get("Stat"))
+    if stat not in STATISTICS and not _PERCENTILE.fullmatch(stat):
+        raise TemplateError(f"{what}: statistic {stat!r} is not evaluated locally")
+    comparison = str(props.get("ComparisonOperator"))
+    if comparison not in COMPARISON_OPERATORS:
+        raise TemplateError(f"{what}: ComparisonOperator {comparison} is not evaluated locally")
+    treat = str(props.get("TreatMissingData", "missing"))
+    if treat not in TREAT_MISSING_DATA:
+        raise TemplateError(
+            f"{what}: TreatMissingData {treat!r} is not one of {', '.join(TREAT_MISSING_DATA)}"
+        )
+    if "Threshold" not in props:
+        raise TemplateError(f"{what}: no static Threshold")
+    evaluation_periods = int(props["EvaluationPeriods"])
+    datapoints = int(props.get("DatapointsToAlarm", evaluation_periods))
+    if not 1 <= datapoints <= evaluation_periods:
+        raise TemplateError(
+            f"{what}: DatapointsToAlarm {datapoints} is not between 1 and EvaluationPeriods "
+            f"{evaluation_periods}"
+        )
+    return AlarmSpec(
+        logical_id=logical_id,
+        name=name,
+        description=str(props.get("AlarmDescription") or ""),
+        metric=MetricStatSpec(
+            id=str(entry.get("Id")),
+            namespace=str(_literal(metric.get("Namespace"), f"{logical_id} Namespace")),
+            metric_name=str(_literal(metric.get("MetricName"), f"{logical_id} MetricName")),
+            dimensions=tuple((str(d["Name"]), d["Value"]) for d in metric.get("Dimensions") or ()),
+            stat=stat,
+            period=int(stat_spec["Period"]),
+        ),
+        threshold=float(props["Threshold"]),
+        comparison_operator=comparison,
+        evaluation_periods=evaluation_periods,
+        datapoints_to_alarm=datapoints,
+        treat_missing_data=treat,
+        actions_enabled=bool(props.get("ActionsEnabled", True)),
+        alarm_actions=tuple(props.get("AlarmActions") or ()),
+        ok_actions=tuple(props.get("OKActions") or ()),
     )
 
 

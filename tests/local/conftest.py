@@ -24,6 +24,7 @@ from ddbrep.local.templates import Assembly, load_assembly
 MESH_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 ONE_WAY_SOURCE = "us-east-1"
 ONE_WAY_REPLICAS = ("eu-west-1", "ap-southeast-2")
+ALARM_PERIOD_SECONDS = 2.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,8 +34,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def cloud_options(tmp: Path) -> RuntimeOptions:
-    """The defaults, with the handoff queues' visibility timeout (the drain's backoff) capped at 2 s."""
-    return RuntimeOptions(max_visibility_timeout=2, log_dir=tmp, seed=7)
+    """The defaults, with the handoff queues' visibility timeout (the drain's backoff) capped at 2 s, and
+    every alarm's period 2 s, evaluated every 0.5 s (an alarm's "2 of 3 periods" lasts seconds)."""
+    return RuntimeOptions(
+        max_visibility_timeout=2,
+        log_dir=tmp,
+        seed=7,
+        alarm_period_seconds=ALARM_PERIOD_SECONDS,
+        alarm_interval_seconds=0.5,
+    )
 
 
 def synthesize_in_background(replication: dict[str, Any], name: str) -> Future[Path]:
