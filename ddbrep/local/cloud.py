@@ -696,9 +696,10 @@ class LocalCloud:
         an index of every sample by (region, namespace, metric) for the round's queries."""
         assert self.alarm_evaluator is not None
         now = time.time()
+        states = self.alarm_evaluator.states()
         queues = {
             (alarm.region, dict(alarm.query.dimensions).get("QueueName", ""))
-            for state in self.alarm_evaluator.states().values()
+            for state in states.values()
             if (alarm := state.alarm).query.namespace == metric_store.SQS_NAMESPACE
             and alarm.query.metric_name == local_alarms.SQS_VISIBLE
         }
@@ -718,8 +719,13 @@ class LocalCloud:
                 region=region,
                 QueueName=queue,
             )
+        # what the longest alarm looks at (its N periods, and the one in progress): evaluated every round
+        # over a long run, indexing every sample of the run would cost more each round
+        window = max(
+            ((s.alarm.evaluation_periods + 1) * s.alarm.query.period for s in states.values()), default=0.0
+        )
         index: dict[tuple[str, str, str], list[metric_store.Sample]] = {}
-        for sample in self.metrics.snapshot():
+        for sample in self.metrics.since(now - window):
             if sample.namespace:
                 index.setdefault((sample.region, sample.namespace, sample.name), []).append(sample)
         self._alarm_index = index

@@ -84,6 +84,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+SINCE_SLACK_SECONDS = 60.0
+SINCE_STOP_RUN = 256
+
+
 class MetricsStore:
     """All samples of a local run, plus each function's log lines (thread-safe)."""
 
@@ -129,6 +133,25 @@ class MetricsStore:
         """Every sample so far (a copy)."""
         with self._lock:
             return list(self.samples)
+
+    def since(self, at: float, slack: float = SINCE_SLACK_SECONDS, run: int = SINCE_STOP_RUN) -> list[Sample]:
+        """The samples stamped at or after ``at``, read from the newest back. Samples arrive nearly in
+        time order (an EMF document carries its function's clock, and a long invocation flushes late),
+        so the scan stops after ``run`` samples in a row more than ``slack`` seconds older than ``at``:
+        it costs the window, not the whole run."""
+        found: list[Sample] = []
+        old = 0
+        with self._lock:
+            for sample in reversed(self.samples):
+                if sample.at >= at:
+                    found.append(sample)
+                    old = 0
+                elif sample.at < at - slack:
+                    old += 1
+                    if old >= run:
+                        break
+        found.reverse()
+        return found
 
     def select(self, name: str, **dimensions: str) -> list[Sample]:
         with self._lock:

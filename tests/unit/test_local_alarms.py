@@ -8,6 +8,7 @@ docstring, applied by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -348,3 +349,22 @@ def test_a_deploy_keeps_the_state_of_known_alarms_and_adds_the_new_ones(tmp_path
     states = evaluator.states()
     assert states[first.arn].state == ALARM and states[first.arn].changed_at == 1_000.0
     assert states[added.arn].state == INSUFFICIENT_DATA
+
+
+def test_the_store_returns_the_window_without_reading_the_whole_run() -> None:
+    from ddbrep.local.metric_store import MetricsStore
+
+    store = MetricsStore()
+    for at in range(1000):
+        store.add("Hits", 1.0, float(at), namespace="NS", region="us-east-1")
+    store.add("Hits", 2.0, 990.5, namespace="NS", region="us-east-1")  # a little out of order
+    store.add("Hits", 3.0, 700.0, namespace="NS", region="us-east-1")  # a late flush, long before the cut
+    assert [s.at for s in store.since(995.0)] == [995.0, 996.0, 997.0, 998.0, 999.0]
+    assert sorted(s.at for s in store.since(990.0)) == [990.0, 990.5, *map(float, range(991, 1000))]
+    # the scan stops after a run of samples too old to be in the window: those before it are not read
+    store.add("Hits", 4.0, 999.5, namespace="NS", region="us-east-1")
+    assert [s.at for s in store.since(999.0, slack=1.0, run=3)] == [999.0, 999.5]
+    store.samples.insert(0, dataclasses.replace(store.samples[0], at=999.9))  # far back in the list
+    assert 999.9 not in [s.at for s in store.since(999.0, slack=1.0, run=3)]
+    assert 999.9 in [s.at for s in store.since(999.0, slack=1.0, run=5000)]
+    assert len(store.since(0.0, slack=5000.0)) == 1004
