@@ -34,9 +34,13 @@ def _configs() -> dict[str, Callable[[], dict[str, Any] | None]]:
 
 def _started_at_import() -> dict[str, Future[Path]]:
     """The modules that start their own synthesis when imported (their futures, waited for here)."""
-    from tests.local import test_table_shape, test_types_binary_keys
+    from tests.local import test_table_shape, test_tables, test_types_binary_keys
 
-    return {"table shape": test_table_shape._synth, "binary keys": test_types_binary_keys._synth}
+    return {
+        "table shape": test_table_shape._synth,
+        "binary keys": test_types_binary_keys._synth,
+        "two tables": test_tables._synth,
+    }
 
 
 def main() -> int:
@@ -51,7 +55,7 @@ def main() -> int:
                 failed.append(f"{name}: {error}")
 
     pending = _started_at_import()
-    wait(pending)  # those two first: then never more than two at a time
+    wait(pending)  # those first: then two at a time
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="presynth") as pool:
         futures = {name: pool.submit(synthesize, build()) for name, build in _configs().items()}
         wait(futures)
