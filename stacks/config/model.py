@@ -204,10 +204,7 @@ class TableConfig:
     metrics_namespace: str
 
     def region(self, name: str) -> RegionPlan:
-        for plan in self.regions:
-            if plan.region == name:
-                return plan
-        raise KeyError(name)
+        return region_plan(self.regions, name)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -274,11 +271,16 @@ class ReplicationConfig:
         raise KeyError(name)
 
     def region(self, name: str) -> RegionPlan:
-        for plan in self.regions:
-            if plan.region == name:
-                return plan
-        raise KeyError(name)
+        return region_plan(self.regions, name)
 
     @property
     def region_names(self) -> tuple[str, ...]:
         return tuple(plan.region for plan in self.regions)
+
+
+def region_plan(regions: tuple[RegionPlan, ...], name: str) -> RegionPlan:
+    """The plan of region ``name``; KeyError when the deployment has none."""
+    for plan in regions:
+        if plan.region == name:
+            return plan
+    raise KeyError(name)

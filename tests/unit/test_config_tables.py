@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from stacks import defaults
-from stacks.config import ConfigError, load_config, replicator_environment
+from stacks.config import load_config, replicator_environment
+from tests.unit.test_config import error_of
 
 ORDERS: dict[str, Any] = {"name": "orders", "partition_key": {"name": "pk", "type": "S"}}
 CUSTOMERS: dict[str, Any] = {"name": "customers", "partition_key": {"name": "id", "type": "S"}}
@@ -22,12 +23,6 @@ def tables(*blocks: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     }
     block.update(overrides)
     return block
-
-
-def error_of(block: Any) -> str:
-    with pytest.raises(ConfigError) as raised:
-        load_config(block)
-    return str(raised.value)
 
 
 def test_table_and_tables_together_name_both_keys() -> None:
