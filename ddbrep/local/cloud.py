@@ -688,15 +688,18 @@ class LocalCloud:
             publish=self._publish_alarm,
             before=self._sample_for_alarms,
             on_error=self.on_error,
-        ).start()
+        )
+        self.alarm_evaluator.start()  # once assigned: its first round reads it (_sample_for_alarms)
 
     def _sample_for_alarms(self) -> None:
         """Before each round: the AWS/SQS metrics the alarms watch that SQS can tell (the queue's
         ApproximateNumberOfMessages, which CloudWatch reports as ApproximateNumberOfMessagesVisible), and
         an index of every sample by (region, namespace, metric) for the round's queries."""
-        assert self.alarm_evaluator is not None
+        evaluator = self.alarm_evaluator
+        if evaluator is None:  # stopping
+            return
         now = time.time()
-        states = self.alarm_evaluator.states()
+        states = evaluator.states()
         queues = {
             (alarm.region, dict(alarm.query.dimensions).get("QueueName", ""))
             for state in states.values()
