@@ -38,7 +38,7 @@ def startup_lines(
         )
         lines.append(
             f"Faults: python -m ddbrep local fault --log-dir {log_dir} isolate|throttle|hide-table|"
-            "stop|resume|heal ... (docs/LOCAL.md)"
+            "deny-role|stop|resume|heal ... (docs/LOCAL.md)"
         )
         lines.append(f"Alarms: python -m ddbrep local alarms --log-dir {log_dir} (states, notifications)")
         lines.append(
