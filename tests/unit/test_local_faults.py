@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import boto3
@@ -18,6 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ddbrep.local.control import ControlError, apply
 from ddbrep.local.faults import FaultPlan, Proxy, access_denied_error, assume_role_denial
 from replicator.client_factory import ClientFactory
 from replicator.core.errors import ErrorKind, classify_error
@@ -57,6 +60,18 @@ def test_only_assume_role_for_the_denied_role_is_answered_access_denied() -> Non
     assert assume_role_denial(plan, "sts", assume_role_body(ROLE, "GetCallerIdentity"), 0.0) is None
     assert assume_role_denial(plan, "dynamodb", assume_role_body(ROLE), 0.0) is None
     assert assume_role_denial(plan, "sts", assume_role_body(ROLE), plan.denied_roles[ROLE]) is None
+
+
+def test_the_control_request_denies_the_role_and_refuses_what_is_not_a_role() -> None:
+    plan = FaultPlan(["us-east-1", REGION])
+    cloud = cast(Any, SimpleNamespace(faults=plan, region_names=plan.regions, stream_pollers=[]))
+    reply = apply(cloud, {"fault": "deny-role", "role_arn": ROLE, "seconds": 30})
+    assert reply == f"sts:AssumeRole for {ROLE} answers AccessDenied in every region for 30 s"
+    assert plan.denies(ROLE, 0.0)
+    with pytest.raises(ControlError, match="not an IAM role ARN: 'arn:aws:iam::123456789012:user/u'"):
+        apply(cloud, {"fault": "deny-role", "role_arn": "arn:aws:iam::123456789012:user/u", "seconds": 30})
+    apply(cloud, {"fault": "heal"})
+    assert not plan.denies(ROLE, 0.0)
 
 
 class _StubSts(BaseHTTPRequestHandler):
