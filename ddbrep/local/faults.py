@@ -285,12 +285,17 @@ def assume_role_denial(
     return access_denied_error(role)
 
 
-def access_denied_error(role_arn: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """AWS STS's answer when the role's trust policy does not allow the caller (query protocol, 403)."""
+def access_denied_message(role_arn: str) -> str:
+    """STS's message for a caller the role's trust policy does not allow (the caller: a placeholder)."""
     match = ROLE_ARN.fullmatch(role_arn)
     account = match.group(1) if match else "000000000000"
     caller = f"arn:aws:sts::{account}:assumed-role/{LOCAL_CALLER}/{LOCAL_CALLER}"
-    message = f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+    return f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+
+
+def access_denied_error(role_arn: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """AWS STS's answer when the role's trust policy does not allow the caller (query protocol, 403)."""
+    message = access_denied_message(role_arn)
     xml = (
         f'<ErrorResponse xmlns="{_STS_NAMESPACE}"><Error><Type>Sender</Type><Code>AccessDenied</Code>'
         f"<Message>{escape(message)}</Message></Error><RequestId>local</RequestId></ErrorResponse>"

@@ -9,6 +9,7 @@ writes handed off, then replayed by the drain once the role is allowed again.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from botocore.exceptions import ClientError
 from ddbrep.cli import main
 from ddbrep.client import ReplicatedTable
 from ddbrep.local.cloud import LocalCloud, RuntimeOptions
-from ddbrep.local.faults import EXPIRED_TOKEN_MESSAGE, CredentialLedger, Proxy
+from ddbrep.local.faults import EXPIRED_TOKEN_MESSAGE, CredentialLedger, Proxy, access_denied_message
 from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
 from ddbrep.local.synth import app_context, synthesize
 from ddbrep.local.templates import load_assembly
@@ -205,6 +206,23 @@ def test_cross_account_replication_keeps_flowing_after_the_first_credentials_exp
     assert len(ledger.expirations) > 1
 
 
+def handoff_reason(cloud: LocalCloud, pk: str, timeout: float) -> str | None:
+    """The ``reason`` of the handed-off write for ``pk`` in us-east-1's queue for REGION, read as an
+    operator polls the queue: received when the drain does not hold it, and made visible again."""
+    sqs = cloud.client("us-east-1", "sqs")
+    url = sqs.get_queue_url(QueueName=f"{TABLE}-handoff-{REGION}")["QueueUrl"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []):
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+            body = json.loads(message["Body"])
+            if body["write"]["keys"]["pk"]["S"] == pk:
+                return str(body["reason"])
+    return None
+
+
 def test_rehearse_a_role_sts_refuses_and_the_drain_replaying_once_it_is_allowed(
     cross_account: LocalCloud, prefix: str
 ) -> None:
@@ -232,6 +250,9 @@ def test_rehearse_a_role_sts_refuses_and_the_drain_replaying_once_it_is_allowed(
         assert cloud.backlog() >= 1
         assert raw_item(cloud, REGION, key) is None
         assert cloud.faults.denied_assume_roles > 0
+        # And the handed-off write names the cause, as the runbook says
+        reason = handoff_reason(cloud, key["pk"]["S"], timeout=20)
+        assert reason == f"configuration: AccessDenied: {access_denied_message(role)}"
     finally:
         # When the role is allowed again (local fault heal)
         assert main([*fault, "heal"]) == 0
