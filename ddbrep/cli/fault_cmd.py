@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     from ddbrep.local.control import ControlError, request
 
     command: dict[str, Any] = {"fault": args.fault}
-    for name in ("region", "seconds", "rate", "table"):
+    for name in ("region", "seconds", "rate", "table", "role_arn"):
         if getattr(args, name, None) is not None:
             command[name] = getattr(args, name)
     if args.fault == "oversize":
@@ -71,6 +71,12 @@ def register(local_sub: Any) -> None:
     )
     oversize.add_argument("table")
     oversize.add_argument("--key", action="append", required=True, metavar="NAME=VALUE", help=_KEY_HELP)
-    heal = kinds.add_parser("heal", help="undo isolation, throttling, hidden tables and broken functions")
+    deny_help = "every region's STS answers sts:AssumeRole for ROLE_ARN with AccessDenied"
+    deny = kinds.add_parser("deny-role", help=deny_help, description=deny_help)
+    deny.add_argument("role_arn", metavar="ROLE_ARN", help="the pair's role_arn (cdk.json)")
+    deny.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
+    heal = kinds.add_parser(
+        "heal", help="undo isolation, throttling, hidden tables, broken functions and denied roles"
+    )
     heal.add_argument("region", nargs="?", help="only this region's links (default every region)")
     fault.set_defaults(func=run)

@@ -38,7 +38,7 @@ def startup_lines(
         )
         lines.append(
             f"Faults: python -m ddbrep local fault --log-dir {log_dir} isolate|throttle|hide-table|"
-            "stop|resume|heal ... (docs/LOCAL.md)"
+            "deny-role|stop|resume|heal ... (docs/LOCAL.md)"
         )
         lines.append(f"Alarms: python -m ddbrep local alarms --log-dir {log_dir} (states, notifications)")
         lines.append(
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         max_visibility_timeout=args.max_visibility_timeout,
         alarm_period_seconds=args.alarm_period,
+        sts_session_seconds=args.sts_session_seconds,
         log_dir=args.log_dir,
     )
 
@@ -130,6 +131,13 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="SECONDS",
         help="evaluate every alarm with this metric period (compressed time; default: as deployed, 300 s)",
+    )
+    up.add_argument(
+        "--sts-session-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="assumed-role credentials expire this long after AssumeRole (compressed time; default: 1 h)",
     )
     up.add_argument("--log-dir", type=Path, default=Path("out/local"), help="server and function logs")
     up.add_argument(

@@ -291,6 +291,7 @@ class LocalCloud:
                 continue
             gateway = Proxy(
                 state.region.engine_url,
+                plan=self.faults,  # its STS refuses the roles the plan denies
                 sqs_max_message_bytes=self.options.sqs_max_message_bytes,
                 credentials=self.credentials[name],
                 max_visibility_timeout=self.options.max_visibility_timeout,

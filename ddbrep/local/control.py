@@ -17,7 +17,10 @@ The faults are the situations of docs/OPERATIONS.md, to rehearse them (docs/LOCA
   and bisects, then discards the batch to its on-failure destination (a discarded batch);
 - ``oversize REGION TABLE PK [SK]``: write an item that fits the source table but not a target once
   the replication metadata is added (a dead letter, ``ItemTooLarge``, per target);
-- ``heal [REGION]``: undo the network faults (isolation, throttling, hidden tables) and broken functions.
+- ``deny-role ROLE_ARN``: every region's STS answers ``sts:AssumeRole`` for the role with AccessDenied
+  (a trust policy that no longer allows the caller: the pair's writes are handed off);
+- ``heal [REGION]``: undo the network faults (isolation, throttling, hidden tables), broken functions
+  and denied roles (any heal: a role is denied by every region).
 
 One request is not a fault: ``deploy`` applies a newer synthesized assembly (its directory) to the
 running cloud, as ``cdk deploy --all`` updates the stacks (``LocalCloud.deploy``; ``add-region
@@ -127,6 +130,15 @@ def _hide_table(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
     )
 
 
+def _deny_role(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+    role, seconds = str(c["role_arn"]), float(c["seconds"])
+    try:
+        cloud.faults.deny_role(role, seconds)
+    except ValueError as err:
+        raise ControlError(str(err)) from None
+    return f"sts:AssumeRole for {role} answers AccessDenied in every region for {seconds:g} s"
+
+
 def _stop(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
     names = cloud.pause_stream_mappings(c["region"], paused=True)
     return f"stream mappings disabled in {c['region']}: {', '.join(names)} (records wait in the stream)"
@@ -155,7 +167,10 @@ def _heal(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
     for poller in cloud.stream_pollers:
         if c.get("region") in (None, poller.source.region):
             poller.function.failing_until = 0.0
-    return f"network faults and broken functions healed ({c.get('region') or 'every region'})"
+    return (
+        f"network faults and broken functions healed ({c.get('region') or 'every region'}), "
+        "denied roles allowed again"
+    )
 
 
 def _oversize(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
@@ -179,6 +194,7 @@ _HANDLERS: dict[str, Callable[[LocalCloud, Mapping[str, Any]], str]] = {
     "isolate": _isolate,
     "throttle": _throttle,
     "hide-table": _hide_table,
+    "deny-role": _deny_role,
     "stop": _stop,
     "resume": _resume,
     "heal": _heal,

@@ -8,7 +8,9 @@ with ThrottlingException).
 
 Every proxy, and each region's gateway (the endpoint clients use), also rejects requests that AWS
 rejects but the local engine accepts (see ``aws_rejection``), among them requests signed with
-assumed-role credentials past their expiration (``CredentialLedger``: moto never expires them).
+assumed-role credentials past their expiration (``CredentialLedger``: moto never expires them). A role
+denied by the plan (``FaultPlan.deny_role``) is refused by every region's STS, gateways and links alike:
+``sts:AssumeRole`` for it answers AccessDenied, as when the role's trust policy no longer allows the caller.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
 
 from ddbrep.local.limits import (
     ITEM_TOO_LARGE_MESSAGE,
@@ -49,9 +52,14 @@ _SQS_TARGET = "AmazonSQS."
 _MAX_BATCH_WRITE_ITEMS = 25
 _SQS_TARGET = "AmazonSQS."
 _SIGNING_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
 _EXPIRATION = re.compile(rb"<Expiration>([^<]+)</Expiration>")
 _ACCESS_KEY = re.compile(rb"<AccessKeyId>([^<]+)</AccessKeyId>")
 EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
+# The local engine has no caller identity to name: AWS names the caller's own assumed-role session
+# (a function's execution role); the local answer names this placeholder in the caller's account.
+LOCAL_CALLER = "ddbrep-local-caller"
+_STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
 @dataclass
@@ -96,6 +104,9 @@ class FaultPlan:
         self.links: dict[tuple[str, str], Link] = {
             (s, t): Link(s, t, latency_ms if s != t else 0.0) for s in regions for t in regions
         }
+        # role ARN -> until when every region's STS refuses sts:AssumeRole for it (AccessDenied)
+        self.denied_roles: dict[str, float] = {}
+        self.denied_assume_roles = 0
 
     def link(self, source: str, target: str) -> Link:
         return self.links[(source, target)]
@@ -125,11 +136,27 @@ class FaultPlan:
                 link.unreachable_until = until
 
     def heal(self, region: str | None = None) -> None:
+        """Undo the faults of ``region``'s links (every link: None), and every denied role (a role is
+        refused by every region's STS, so healing any region allows it again)."""
         for (source, target), link in self.links.items():
             if region is None or region in (source, target):
                 link.unreachable_until = 0.0
                 link.throttle_until = 0.0
                 link.hidden_tables.clear()
+        self.denied_roles = {}
+
+    def deny_role(self, role_arn: str, seconds: float) -> None:
+        """Every region's STS answers ``sts:AssumeRole`` for ``role_arn`` with AccessDenied (``seconds``)."""
+        if not ROLE_ARN.fullmatch(role_arn):
+            raise ValueError(f"not an IAM role ARN: {role_arn!r} (arn:aws:iam::123456789012:role/NAME)")
+        self.denied_roles = {**self.denied_roles, role_arn: time.time() + seconds}
+
+    def denies(self, role_arn: str, now: float) -> bool:
+        return now < self.denied_roles.get(role_arn, 0.0)
+
+    def count_denied(self) -> None:
+        with self._lock:
+            self.denied_assume_roles += 1
 
     def hide_table(self, region: str, table: str, seconds: float) -> None:
         """Make ``table`` of ``region`` answer ResourceNotFoundException to every other region."""
@@ -243,6 +270,37 @@ def expired_token_error(service: str) -> tuple[int, list[tuple[str, str]], bytes
 
 def _is_assume_role(service: str, body: bytes) -> bool:
     return service == "sts" and parse_qs(body.decode(errors="replace")).get("Action") == ["AssumeRole"]
+
+
+def assume_role_denial(
+    plan: FaultPlan, service: str, body: bytes, now: float
+) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """STS's AccessDenied answer to an AssumeRole request for a role the plan denies (None: not denied)."""
+    if not plan.denied_roles or not _is_assume_role(service, body):
+        return None
+    request = parse_qs(body.decode(errors="replace"))
+    role = (request.get("RoleArn") or [""])[0]
+    if not plan.denies(role, now):
+        return None
+    return access_denied_error(role)
+
+
+def access_denied_message(role_arn: str) -> str:
+    """STS's message for a caller the role's trust policy does not allow (the caller: a placeholder)."""
+    match = ROLE_ARN.fullmatch(role_arn)
+    account = match.group(1) if match else "000000000000"
+    caller = f"arn:aws:sts::{account}:assumed-role/{LOCAL_CALLER}/{LOCAL_CALLER}"
+    return f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+
+
+def access_denied_error(role_arn: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """AWS STS's answer when the role's trust policy does not allow the caller (query protocol, 403)."""
+    message = access_denied_message(role_arn)
+    xml = (
+        f'<ErrorResponse xmlns="{_STS_NAMESPACE}"><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+        f"<Message>{escape(message)}</Message></Error><RequestId>local</RequestId></ErrorResponse>"
+    )
+    return 403, [("Content-Type", "text/xml")], xml.encode()
 
 
 def capped_visibility(headers: Any, body: bytes, cap: int) -> bytes:
@@ -413,6 +471,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if ledger is not None and ledger.is_expired(access_key, time.time()):
             ledger.refuse()
             self._reply(*expired_token_error(service))
+            return
+        plan = server.plan
+        denial = assume_role_denial(plan, service, body, now) if plan is not None else None
+        if plan is not None and denial is not None:
+            plan.count_denied()
+            self._reply(*denial)
             return
         if server.max_visibility_timeout is not None:
             body = capped_visibility(self.headers, body, server.max_visibility_timeout)

@@ -2,11 +2,14 @@
 
 moto never expires credentials; the gateways do, as AWS does (faults.CredentialLedger), with the
 session shortened to seconds. First the enforcement itself (and the old static-key client failing
-on it), then the deployed replicator writing cross-account across several credential lifetimes.
+on it), then the deployed replicator writing cross-account across several credential lifetimes, and
+the runbook's rehearsal (docs/LOCAL.md): the role refused by STS (`local fault deny-role`), the pair's
+writes handed off, then replayed by the drain once the role is allowed again.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +20,16 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ddbrep.cli import main
 from ddbrep.client import ReplicatedTable
 from ddbrep.local.cloud import LocalCloud, RuntimeOptions
-from ddbrep.local.faults import EXPIRED_TOKEN_MESSAGE, CredentialLedger, Proxy
+from ddbrep.local.faults import EXPIRED_TOKEN_MESSAGE, CredentialLedger, Proxy, access_denied_message
 from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
 from ddbrep.local.synth import app_context, synthesize
 from ddbrep.local.templates import load_assembly
 from replicator.client_factory import ClientFactory
 from replicator.core import metrics_names as m
-from tests.local.support import TABLE, raw_item, wait_for
+from tests.local.support import TABLE, comparable, raw_item, wait_for
 
 REGION = "eu-west-1"
 SESSION_SECONDS = 2
@@ -142,6 +146,10 @@ def test_a_factory_client_keeps_writing_across_expirations(
 # --- the deployment: a cross-account pair replicated by the unmodified functions ----------------------
 
 
+def pair_role(replication: dict[str, Any]) -> str:
+    return str(replication["pairs"][f"us-east-1->{REGION}"]["role_arn"])
+
+
 def cross_account_replication() -> dict[str, Any]:
     replication: dict[str, Any] = dict(app_context()["replication"])
     account = replication["account"]
@@ -171,6 +179,7 @@ def test_cross_account_replication_keeps_flowing_after_the_first_credentials_exp
 ) -> None:
     cloud = cross_account
     ledger = cloud.credentials[REGION]
+    handed_off = cloud.metrics.total(m.HANDED_OFF)  # the module's cloud: another test may hand off
     writer = ReplicatedTable(cloud.client("us-east-1"), TABLE, "us-east-1")
     # Given the replicator has assumed its role in eu-west-1 for a first write
     writer.put_item({"pk": {"S": f"{prefix}0"}, "sk": {"S": "0"}})
@@ -194,5 +203,62 @@ def test_cross_account_replication_keeps_flowing_after_the_first_credentials_exp
     ]
     assert missing == []
     assert ledger.rejected == 0
-    assert cloud.metrics.total(m.HANDED_OFF) == 0
+    assert cloud.metrics.total(m.HANDED_OFF) == handed_off
     assert len(ledger.expirations) > 1
+
+
+def handoff_reason(cloud: LocalCloud, pk: str, timeout: float) -> str | None:
+    """The ``reason`` of the handed-off write for ``pk`` in us-east-1's queue for REGION, read as an
+    operator polls the queue: received when the drain does not hold it, and made visible again."""
+    sqs = cloud.client("us-east-1", "sqs")
+    url = sqs.get_queue_url(QueueName=f"{TABLE}-handoff-{REGION}")["QueueUrl"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []):
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+            body = json.loads(message["Body"])
+            if body["write"]["keys"]["pk"]["S"] == pk:
+                return str(body["reason"])
+    return None
+
+
+def test_rehearse_a_role_sts_refuses_and_the_drain_replaying_once_it_is_allowed(
+    cross_account: LocalCloud, prefix: str
+) -> None:
+    cloud = cross_account
+    assert cloud.options.log_dir is not None
+    fault = ["local", "fault", "--log-dir", str(cloud.options.log_dir)]
+    role = pair_role(cross_account_replication())
+    pair = {m.SOURCE_REGION: "us-east-1", m.TARGET_REGION: REGION}
+    key = {"pk": {"S": f"{prefix}denied"}, "sk": {"S": "0"}}
+    assert cloud.wait_drained(60)
+    handed_off = cloud.metrics.total(m.HANDED_OFF, **pair)
+    replayed = cloud.metrics.total(m.HANDOFF_REPLAYED, **pair)
+    replay_failed = cloud.metrics.total(m.HANDOFF_REPLAY_FAILED, **pair)
+    dead_lettered = cloud.metrics.total(m.DEAD_LETTERED)
+    try:
+        # Given the pair's role refused by STS (its trust policy no longer allows the replicator)
+        assert main([*fault, "deny-role", role, "--seconds", "120"]) == 0
+        # When a write is made in us-east-1
+        ReplicatedTable(cloud.client("us-east-1"), TABLE, "us-east-1").put_item({**key, "body": {"S": "v1"}})
+        # Then it is handed off for eu-west-1, and the drain's replays are refused too: it waits
+        assert wait_for(lambda: cloud.metrics.total(m.HANDED_OFF, **pair) > handed_off, timeout=30)
+        assert wait_for(
+            lambda: cloud.metrics.total(m.HANDOFF_REPLAY_FAILED, **pair) > replay_failed, timeout=30
+        )
+        assert cloud.backlog() >= 1
+        assert raw_item(cloud, REGION, key) is None
+        assert cloud.faults.denied_assume_roles > 0
+        # And the handed-off write names the cause, as the runbook says
+        reason = handoff_reason(cloud, key["pk"]["S"], timeout=20)
+        assert reason == f"configuration: AccessDenied: {access_denied_message(role)}"
+    finally:
+        # When the role is allowed again (local fault heal)
+        assert main([*fault, "heal"]) == 0
+    # Then the drain replays it on its own: the item is in eu-west-1, and nothing was dead-lettered
+    assert cloud.wait_drained(60)
+    assert comparable(raw_item(cloud, REGION, key)) == comparable(raw_item(cloud, "us-east-1", key))
+    assert cloud.metrics.total(m.HANDOFF_REPLAYED, **pair) > replayed
+    assert cloud.metrics.total(m.DEAD_LETTERED) == dead_lettered
