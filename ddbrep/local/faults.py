@@ -18,8 +18,10 @@ from __future__ import annotations
 import calendar
 import http.client
 import json
+import logging
 import random
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -37,6 +39,8 @@ from ddbrep.local.limits import (
 )
 from ddbrep.local.regions import LOOPBACK
 
+LOG = logging.getLogger("ddbrep.local")
+
 DEFAULT_LATENCY_MS = 70.0
 _HOP_BY_HOP = {
     "connection",
@@ -50,7 +54,6 @@ _HOP_BY_HOP = {
 _DYNAMODB_TARGET = "DynamoDB_20120810."
 _SQS_TARGET = "AmazonSQS."
 _MAX_BATCH_WRITE_ITEMS = 25
-_SQS_TARGET = "AmazonSQS."
 _SIGNING_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
 _EXPIRATION = re.compile(rb"<Expiration>([^<]+)</Expiration>")
@@ -407,6 +410,15 @@ def _message_bytes(first_line: str, headers: Iterable[tuple[str, str]], body: by
 class _Proxy(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (its SDK timed out, or a cut link closed it) is routine
+        under faults: not a traceback on stderr, as socketserver prints by default. Anything else is
+        logged with its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return
+        LOG.warning("proxy %s: request from %s failed", self.server_address, client_address, exc_info=True)
 
     def __init__(
         self,

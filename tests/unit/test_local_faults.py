@@ -162,3 +162,23 @@ def test_a_factory_client_of_a_denied_role_fails_with_a_configuration_error(
         ErrorKind.CONFIGURATION
     )
     assert plan.denied_assume_roles >= 1
+
+
+def test_a_client_that_goes_away_mid_request_is_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import struct
+
+    proxy = Proxy("http://127.0.0.1:9").start()  # upstream never reached: the client resets first
+    try:
+        host, port = proxy.url.removeprefix("http://").split(":")
+        for _ in range(3):
+            client = socket.create_connection((host, int(port)))
+            client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial")
+            # close with RST (SO_LINGER 0), as a timed-out SDK or a cut link does
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+        threading.Event().wait(0.5)
+    finally:
+        proxy.stop()
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Exception occurred" not in captured.err
