@@ -168,6 +168,7 @@ class StreamPoller:
         self.paused = threading.Event()
         self._thread: threading.Thread | None = None
         self._quiet_since: float | None = None
+        self._last_read = 0  # engine records the latest poll consumed
         self._holding = False
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()  # held for one poll iteration (read, invoke, checkpoint)
@@ -228,7 +229,13 @@ class StreamPoller:
             reasons.append("thread dead")
         if self.stats.consecutive_errors:
             reasons.append(f"{self.stats.consecutive_errors} errors in a row, last {self.stats.last_error}")
-        reasons.append(f"polls {self.stats.polls}, invocations {self.stats.invocations}")
+        stats = self.stats
+        reasons.append(
+            f"last poll consumed {self._last_read} records; in all polls {stats.polls}, records read "
+            f"{stats.records_read} (filtered out {stats.records_filtered_out}, engine artifacts "
+            f"{stats.engine_artifacts_dropped}, unreadable {stats.records_unreadable}), invocations "
+            f"{stats.invocations}, positions {self._positions}"
+        )
         return "; ".join(reasons)
 
     def _run(self) -> None:
@@ -264,6 +271,7 @@ class StreamPoller:
                 self._quiet_since = None  # not drained: records may be waiting in the stream
             return False
         read = self._read() if len(self._buffer) < 2 * self.spec.batch_size else 0
+        self._last_read = read
         invoked = False
         if self._buffer and self._batch_ready():
             self._process_batch()

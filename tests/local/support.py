@@ -16,6 +16,12 @@ RECORDER_DIR = Path(__file__).parent / "recorder"
 TABLE = "orders"
 
 
+def assert_drained(cloud: LocalCloud, timeout: float = 60.0) -> None:
+    """``cloud.wait_drained``, failing with everything it found still busy (pytest cuts a long repr)."""
+    drained = cloud.wait_drained(timeout)
+    assert drained, str(drained)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
     """Poll ``predicate`` until it returns something truthy; that value, or None after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -28,7 +28,7 @@ from ddbrep.tools.aws import Connection, ToolError
 from ddbrep.tools.verify import Side, Verify
 from stacks.config import load_config
 from tests.local.conftest import cloud_options
-from tests.local.support import TABLE
+from tests.local.support import TABLE, assert_drained
 
 OLD, NEW = ("us-east-1", "eu-west-1"), "ap-southeast-2"
 KEYS = 100
@@ -112,8 +112,7 @@ def test_adding_a_region_to_a_live_mesh_in_one_command(
     seed = ReplicatedTable(cloud.client(OLD[0]), TABLE, OLD[0])
     for i in range(KEYS):
         seed.put_item({"pk": {"S": f"k{i:03d}"}, "sk": {"S": "0"}, "body": {"S": "seed"}})
-    assert cloud.wait_drained(60)
-
+    assert_drained(cloud, 60)
     # When add-region runs before the new region is deployed, it refuses and says to deploy
     assert main(argv) == 2
     refusal = capsys.readouterr().err

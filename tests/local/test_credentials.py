@@ -29,7 +29,7 @@ from ddbrep.local.synth import app_context, synthesize
 from ddbrep.local.templates import load_assembly
 from replicator.client_factory import ClientFactory
 from replicator.core import metrics_names as m
-from tests.local.support import TABLE, comparable, raw_item, wait_for
+from tests.local.support import TABLE, assert_drained, comparable, raw_item, wait_for
 
 REGION = "eu-west-1"
 SESSION_SECONDS = 2
@@ -195,7 +195,7 @@ def test_cross_account_replication_keeps_flowing_after_the_first_credentials_exp
         writer.put_item({"pk": {"S": f"{prefix}{n}"}, "sk": {"S": "0"}})
     count += 5
     # Then every write reaches eu-west-1 directly: none refused, none handed off, credentials renewed
-    assert cloud.wait_drained(60)
+    assert_drained(cloud, 60)
     missing = [
         n
         for n in range(count)
@@ -233,7 +233,7 @@ def test_rehearse_a_role_sts_refuses_and_the_drain_replaying_once_it_is_allowed(
     role = pair_role(cross_account_replication())
     pair = {m.SOURCE_REGION: "us-east-1", m.TARGET_REGION: REGION}
     key = {"pk": {"S": f"{prefix}denied"}, "sk": {"S": "0"}}
-    assert cloud.wait_drained(60)
+    assert_drained(cloud, 60)
     handed_off = cloud.metrics.total(m.HANDED_OFF, **pair)
     replayed = cloud.metrics.total(m.HANDOFF_REPLAYED, **pair)
     replay_failed = cloud.metrics.total(m.HANDOFF_REPLAY_FAILED, **pair)
@@ -258,7 +258,7 @@ def test_rehearse_a_role_sts_refuses_and_the_drain_replaying_once_it_is_allowed(
         # When the role is allowed again (local fault heal)
         assert main([*fault, "heal"]) == 0
     # Then the drain replays it on its own: the item is in eu-west-1, and nothing was dead-lettered
-    assert cloud.wait_drained(60)
+    assert_drained(cloud, 60)
     assert comparable(raw_item(cloud, REGION, key)) == comparable(raw_item(cloud, "us-east-1", key))
     assert cloud.metrics.total(m.HANDOFF_REPLAYED, **pair) > replayed
     assert cloud.metrics.total(m.DEAD_LETTERED) == dead_lettered

@@ -22,7 +22,15 @@ from ddbrep.tools.redrive import DEAD_LETTER_PREFIX
 from replicator.core import metrics_names as m
 from tests.chaos.support import dead_letter_bucket, redrive
 from tests.local.conftest import MESH_REGIONS, ONE_WAY_REPLICAS, ONE_WAY_SOURCE
-from tests.local.support import TABLE, every_type, index_rejecting_empty, raw_item, user_view, wait_for
+from tests.local.support import (
+    TABLE,
+    assert_drained,
+    every_type,
+    index_rejecting_empty,
+    raw_item,
+    user_view,
+    wait_for,
+)
 
 DRAIN_TIMEOUT = 60.0
 
@@ -52,8 +60,7 @@ def test_a_helper_write_of_every_type_reaches_every_region_bytes_exact(mesh: Loc
         helper(mesh, region).put_item({**key(prefix, f"{region}-after"), "v": {"S": "plain"}})
 
     # When the replicators drain
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then every region holds every item exactly as written: the same bytes, not their base64 text
     for written_in in MESH_REGIONS:
         for region in MESH_REGIONS:
@@ -77,8 +84,7 @@ def test_an_unstamped_put_of_every_type_is_adopted_and_replicated_bytes_exact(
     mesh.client(source).put_item(TableName=TABLE, Item=item)
 
     # When the replicators drain (the local replicator adopts the item: writes it back stamped)
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then the source item was adopted and still holds exactly the bytes written
     adopted = raw_item(mesh, source, key(prefix, "raw"))
     assert adopted is not None and adopted["rep_region"] == {"S": source}
@@ -92,8 +98,7 @@ def test_an_update_with_binary_values_replicates_bytes_exact(mesh: LocalCloud, p
     # Given an item of every type replicated everywhere
     item = {**key(prefix, "upd"), **every_type()}
     helper(mesh, "us-east-1").put_item(item)
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # When another region updates binary values through the helper: a top-level B, a B inside a map,
     # a new BS, and members added to an existing BS
     helper(mesh, "ap-southeast-2").update_item(
@@ -107,8 +112,7 @@ def test_an_update_with_binary_values_replicates_bytes_exact(mesh: LocalCloud, p
             ":more": {"BS": [b"\x00\x00", b"\xfe"]},
         },
     )
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then every region holds the updated bytes
     expected = dict(item)
     expected["blob"] = {"B": b"\x00updated\xff"}
@@ -134,8 +138,7 @@ def test_a_handed_off_write_of_every_type_is_drained_bytes_exact(mesh: LocalClou
     finally:
         # When the region comes back and the drains replay the queues
         mesh.faults.heal(isolated)
-    assert mesh.wait_drained(DRAIN_TIMEOUT * 2)
-
+    assert_drained(mesh, DRAIN_TIMEOUT * 2)
     # Then the replayed copies hold the written bytes
     assert mesh.metrics.total(m.HANDOFF_REPLAYED) >= replayed + 2
     for region in writers:
@@ -160,8 +163,7 @@ def test_one_way_replicas_hold_every_type_bytes_exact(one_way: LocalCloud, prefi
     updated = {**item, "blob": {"B": b"\xc0\xc1"}, "blobs": {"BS": [*item["blobs"]["BS"], b"\xf5"]}}
 
     # When the replicator drains
-    assert one_way.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(one_way, DRAIN_TIMEOUT)
     # Then the source holds exactly what was written (replication never writes it), and so does every
     # replica
     in_source = raw_item(one_way, ONE_WAY_SOURCE, key(prefix, "one-way"))
@@ -196,7 +198,7 @@ def test_a_dead_lettered_write_of_every_type_is_redriven_bytes_exact(mesh: Local
     with rejecting_empty_refs(mesh):
         # Given an item of every type that one target rejects for good
         helper(mesh, source).put_item(item)
-        assert mesh.wait_drained(DRAIN_TIMEOUT)
+        assert_drained(mesh, DRAIN_TIMEOUT)
         assert raw_item(mesh, DRIFTED, key(prefix, "dead")) is None
         assert stored(mesh, "ap-southeast-2", key(prefix, "dead")) == user_view(item)
         # parked in the source's dead-letter store, its binary values as base64 text (event form)
@@ -208,8 +210,7 @@ def test_a_dead_lettered_write_of_every_type_is_redriven_bytes_exact(mesh: Local
 
     # When the cause is fixed (the index dropped) and the dead-letter store is redriven
     report = redrive(mesh, source).dead_letters()
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then the target holds the written bytes, and the entry is gone from the store
     assert report.counts["applied"] >= 1
     assert stored(mesh, DRIFTED, key(prefix, "dead")) == user_view(item)

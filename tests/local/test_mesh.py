@@ -13,7 +13,7 @@ from ddbrep.local import metric_store as emf
 from ddbrep.local.cloud import LocalCloud
 from replicator.core import metrics_names as m
 from tests.local.conftest import MESH_REGIONS
-from tests.local.support import TABLE, differences, raw_item, scan_prefix, wait_for
+from tests.local.support import TABLE, assert_drained, differences, raw_item, scan_prefix, wait_for
 
 DRAIN_TIMEOUT = 60.0
 
@@ -36,8 +36,7 @@ def test_inserts_in_every_region_reach_every_other_region(mesh: LocalCloud, pref
         table(mesh, region).put_item({**key(prefix, region), "origin": {"S": region}})
 
     # When the replicators drain
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then every region holds all three items, identical everywhere
     for region in MESH_REGIONS:
         assert len(scan_prefix(mesh, region, prefix)) == 3
@@ -48,16 +47,14 @@ def test_updates_replicate(mesh: LocalCloud, prefix: str) -> None:
     # Given an item replicated everywhere
     source = table(mesh, "eu-west-1")
     source.put_item({**key(prefix, "a"), "qty": {"N": "1"}})
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # When another region updates it through the helper
     table(mesh, "ap-southeast-2").update_item(
         key(prefix, "a"),
         "SET qty = :q, note = :n",
         expression_attribute_values={":q": {"N": "2"}, ":n": {"S": "x"}},
     )
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then every region has the update
     for region in MESH_REGIONS:
         item = raw_item(mesh, region, key(prefix, "a"))
@@ -69,12 +66,10 @@ def test_updates_replicate(mesh: LocalCloud, prefix: str) -> None:
 def test_helper_deletes_replicate_as_tombstones(mesh: LocalCloud, prefix: str) -> None:
     # Given an item replicated everywhere
     table(mesh, "us-east-1").put_item({**key(prefix, "gone"), "v": {"S": "1"}})
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # When a region deletes it through the helper
     table(mesh, "eu-west-1").delete_item(key(prefix, "gone"))
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then no region shows the item, and every region keeps the same tombstone
     for region in MESH_REGIONS:
         assert table(mesh, region).get_item(key(prefix, "gone")) is None
@@ -86,12 +81,10 @@ def test_helper_deletes_replicate_as_tombstones(mesh: LocalCloud, prefix: str) -
 def test_hard_deletes_become_replicated_tombstones(mesh: LocalCloud, prefix: str) -> None:
     # Given an item replicated everywhere
     table(mesh, "ap-southeast-2").put_item({**key(prefix, "hard"), "v": {"S": "1"}})
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # When an application deletes it with a plain DeleteItem (no helper)
     mesh.client("us-east-1").delete_item(TableName=TABLE, Key=key(prefix, "hard"))
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then the local replicator wrote a tombstone that replicated: the item is gone everywhere
     for region in MESH_REGIONS:
         assert table(mesh, region).get_item(key(prefix, "hard")) is None
@@ -103,8 +96,7 @@ def test_unstamped_inserts_are_adopted_and_replicated(mesh: LocalCloud, prefix: 
     mesh.client("eu-west-1").put_item(TableName=TABLE, Item={**key(prefix, "raw"), "v": {"S": "plain"}})
 
     # When the replicators drain
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then the item was stamped in place with its region and replicated with the same content
     for region in MESH_REGIONS:
         item = raw_item(mesh, region, key(prefix, "raw"))
@@ -124,8 +116,7 @@ def test_ttl_expiry_is_not_replicated(mesh: LocalCloud, prefix: str) -> None:
 
     # When every region's TTL sweeper expires its own copy and the replicators drain
     assert wait_for(lambda: all(ttl_skipped()[r] > before[r] for r in MESH_REGIONS), timeout=DRAIN_TIMEOUT)
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then every replicator skipped its TTL removal, and no region holds the item or a tombstone for it
     # (a replicated delete would have left tombstones)
     assert wait_for(
@@ -156,8 +147,7 @@ def test_conflicting_writes_converge_to_the_greatest_version(mesh: LocalCloud, p
         list(pool.map(write, MESH_REGIONS))
 
     # When the replicators drain
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then every region holds the greatest version of each key
     for region in MESH_REGIONS:
         put = raw_item(mesh, region, key(prefix, "put"))
@@ -175,8 +165,7 @@ def test_filters_keep_echoes_from_invoking_the_function(mesh: LocalCloud, prefix
     # When every region writes and everything replicates
     for region, n in itertools.product(MESH_REGIONS, range(5)):
         table(mesh, region).put_item({**key(prefix, f"{region}-{n}"), "n": {"N": str(n)}})
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(mesh, DRAIN_TIMEOUT)
     # Then every replicated write was filtered out before invocation: no function saw an echo
     filtered = sum(p.stats.records_filtered_out for p in mesh.stream_pollers) - filtered_before
     assert filtered >= 15 * 2
@@ -211,7 +200,7 @@ def test_an_unreachable_region_catches_up_and_the_others_are_unaffected(
         mesh.faults.heal(isolated)
 
     # Then the handoff queues drain and all three regions are identical, nothing lost
-    assert mesh.wait_drained(DRAIN_TIMEOUT * 2)
+    assert_drained(mesh, DRAIN_TIMEOUT * 2)
     for region in MESH_REGIONS:
         assert len(scan_prefix(mesh, region, prefix)) == 9
     assert differences(mesh, MESH_REGIONS, prefix) == []
@@ -226,12 +215,12 @@ def test_throttling_is_retried_and_nothing_is_lost(mesh: LocalCloud, prefix: str
         # When the other regions write
         for region, n in itertools.product(("us-east-1", "ap-southeast-2"), range(10)):
             table(mesh, region).put_item({**key(prefix, f"{region}-{n}"), "n": {"N": str(n)}})
-        assert mesh.wait_drained(DRAIN_TIMEOUT)
+        assert_drained(mesh, DRAIN_TIMEOUT)
     finally:
         mesh.faults.heal("eu-west-1")
 
     # Then the replicators retried (or handed off and replayed) and every region holds every write
-    assert mesh.wait_drained(DRAIN_TIMEOUT)
+    assert_drained(mesh, DRAIN_TIMEOUT)
     assert mesh.metrics.total(m.TARGET_WRITE_RETRIES) > retries_before
     for region in MESH_REGIONS:
         assert len(scan_prefix(mesh, region, prefix)) == 20

@@ -9,7 +9,7 @@ from ddbrep.local.cloud import LocalCloud
 from replicator.core import metrics_names as m
 from replicator.core.metadata import AttributeNames, is_tombstone, user_attributes
 from tests.local.conftest import ONE_WAY_REPLICAS, ONE_WAY_SOURCE
-from tests.local.support import TABLE, raw_item, scan_prefix, wait_for
+from tests.local.support import TABLE, assert_drained, raw_item, scan_prefix, wait_for
 
 NAMES = AttributeNames.with_prefix("rep_")
 DRAIN_TIMEOUT = 60.0
@@ -42,8 +42,7 @@ def test_inserts_updates_and_deletes_reach_every_replica(one_way: LocalCloud, pr
     source.delete_item(TableName=TABLE, Key=key(prefix, "c"))
 
     # When the replicator drains
-    assert one_way.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(one_way, DRAIN_TIMEOUT)
     # Then every replica shows exactly what the source shows; the delete is a tombstone there
     expected = visible(one_way, ONE_WAY_SOURCE, prefix)
     assert len(expected) == 2
@@ -61,8 +60,7 @@ def test_the_source_is_never_written_by_replication(one_way: LocalCloud, prefix:
     )
 
     # When replication drains
-    assert one_way.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(one_way, DRAIN_TIMEOUT)
     # Then the source item is left as written (not adopted), and nothing flowed back from the replica
     assert raw_item(one_way, ONE_WAY_SOURCE, key(prefix, "src")) == {**key(prefix, "src"), "v": {"S": "1"}}
     assert raw_item(one_way, ONE_WAY_SOURCE, key(prefix, "rep")) is None
@@ -78,8 +76,7 @@ def test_ttl_expiry_in_the_source_is_not_replicated(one_way: LocalCloud, prefix:
 
     # When the source's sweeper expires it, the replicator has handled the removal and drained
     assert wait_for(lambda: one_way.metrics.total(m.TTL_SKIPPED) > ttl_skipped, DRAIN_TIMEOUT)
-    assert one_way.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(one_way, DRAIN_TIMEOUT)
     # Then the removal was skipped, not replicated: each replica expires its own copy, and none holds
     # a tombstone for it
     regions = (ONE_WAY_SOURCE, *ONE_WAY_REPLICAS)
@@ -108,5 +105,5 @@ def test_an_unreachable_replica_catches_up_without_delaying_the_other(
         one_way.faults.heal(down)
 
     # And once the replica is back, it catches up from the handoff queue with nothing lost
-    assert one_way.wait_drained(DRAIN_TIMEOUT * 2)
+    assert_drained(one_way, DRAIN_TIMEOUT * 2)
     assert visible(one_way, down, prefix) == visible(one_way, ONE_WAY_SOURCE, prefix)

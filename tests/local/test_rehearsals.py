@@ -19,7 +19,7 @@ from ddbrep.local.alarms import ALARM, INSUFFICIENT_DATA, OK, read_notifications
 from ddbrep.local.cloud import LocalCloud
 from ddbrep.local.mapping import mapping_uuid
 from ddbrep.local.state import FUNCTIONS_DIR
-from tests.local.support import TABLE, comparable, raw_item, wait_for
+from tests.local.support import TABLE, assert_drained, comparable, raw_item, wait_for
 
 A, B, C = "us-east-1", "eu-west-1", "ap-southeast-2"
 
@@ -189,7 +189,7 @@ def discarded_batches(cloud: LocalCloud) -> set[str]:
 
 def test_rehearse_a_discarded_batch_and_its_redrive(mesh: LocalCloud, prefix: str, capsys):
     pk = f"{prefix}discarded"
-    assert mesh.wait_drained(60)
+    assert_drained(mesh, 60)
     before = discarded_batches(mesh)
     assert wait_state(mesh, DISCARDED_BATCHES_A, OK)
     seen = len(read_notifications(log_dir(mesh)))
@@ -254,7 +254,7 @@ def test_rehearse_a_target_table_that_disappears_and_the_handoff_redrive(
 
 def test_rehearse_verify_and_repair_while_a_replicator_is_stopped(mesh: LocalCloud, prefix: str, capsys):
     pk = f"{prefix}missed"
-    assert mesh.wait_drained(60)
+    assert_drained(mesh, 60)
     verify = [
         "verify",
         "--table",
@@ -286,7 +286,7 @@ def test_rehearse_verify_and_repair_while_a_replicator_is_stopped(mesh: LocalClo
     finally:
         fault(mesh, "resume", A)
     # And once resumed, the replicator's own delivery changes nothing (stale)
-    assert mesh.wait_drained(60)
+    assert_drained(mesh, 60)
     assert raw_item(mesh, B, key_of(pk))["body"] == {"S": "v1"}
 
 
@@ -294,7 +294,7 @@ def test_rehearse_a_backfill_of_data_written_while_replication_was_off(
     mesh: LocalCloud, prefix: str, capsys, tmp_path: Path
 ):
     keys = [key_of(f"{prefix}old-{i}") for i in range(12)]
-    assert mesh.wait_drained(60)
+    assert_drained(mesh, 60)
     try:
         # Given us-east-1's replicator stopped (local fault stop) and items written there meanwhile:
         # data the other regions never received, as before replication started
@@ -324,7 +324,7 @@ def test_rehearse_a_backfill_of_data_written_while_replication_was_off(
     # (the table holds other tests' items too: every copy already there is "unchanged", none failed)
     assert second["unchanged"] >= 2 * len(keys) and second["failed"] == 0
     # And once resumed, the replicator's own delivery changes nothing (the copies hold the same version)
-    assert mesh.wait_drained(60)
+    assert_drained(mesh, 60)
     assert all(raw_item(mesh, B, key)["body"] == raw_item(mesh, A, key)["body"] for key in keys)
 
 

@@ -23,7 +23,7 @@ from ddbrep.local.mapping import StreamPoller, StreamSource
 from ddbrep.local.streams import TTL_IDENTITY
 from ddbrep.local.templates import StreamMappingSpec, load_assembly
 from ddbrep.local.worker import Invocation
-from tests.local.support import TABLE, delivered_records, recorder_assembly, wait_for
+from tests.local.support import TABLE, assert_drained, delivered_records, recorder_assembly, wait_for
 
 REGION = "eu-west-1"
 SKIP_FILTER = {"dynamodb": {"NewImage": {"skip": {"S": [{"exists": False}]}}}}
@@ -85,7 +85,7 @@ def test_records_carry_the_real_region_event_version_and_whole_seconds(
     cloud.client(REGION).put_item(TableName=TABLE, Item=item(pk, v="1"))
 
     # When the mapping delivers it
-    assert cloud.wait_drained(30)
+    assert_drained(cloud, 30)
     (record,) = records_of(recorder_dir, pk)
 
     # Then the record is shaped as AWS delivers it
@@ -104,8 +104,7 @@ def test_a_write_that_changes_nothing_emits_no_record(cloud: LocalCloud, recorde
     client.put_item(TableName=TABLE, Item=item(pk, v="1"))
 
     # When the mapping delivers
-    assert cloud.wait_drained(30)
-
+    assert_drained(cloud, 30)
     # Then the function saw only the INSERT
     assert [r["eventName"] for r in records_of(recorder_dir, pk)] == ["INSERT"]
 
@@ -122,8 +121,7 @@ def test_update_item_creating_an_item_emits_one_insert(
     )
 
     # When the mapping delivers
-    assert cloud.wait_drained(30)
-
+    assert_drained(cloud, 30)
     # Then the function saw one INSERT with the full image
     (record,) = records_of(recorder_dir, pk)
     assert record["eventName"] == "INSERT"
@@ -329,8 +327,7 @@ def test_filtered_out_records_never_reach_the_function(
     client.put_item(TableName=TABLE, Item=item(pk, "kept"))
 
     # When the mapping delivers
-    assert cloud.wait_drained(30)
-
+    assert_drained(cloud, 30)
     # Then only the record that matched the filter was delivered
     assert [r["dynamodb"]["Keys"]["sk"]["S"] for r in records_of(recorder_dir, pk)] == ["kept"]
 
@@ -388,8 +385,7 @@ def test_function_errors_bisect_down_to_the_poison_record(
         ]
 
     documents = wait_for(poison_parked, timeout=30)
-    assert cloud.wait_drained(30)
-
+    assert_drained(cloud, 30)
     # Then the batch was split until the poison record was alone; it alone went to the destination,
     # and every other record was delivered
     (document,) = documents

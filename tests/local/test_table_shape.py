@@ -18,7 +18,7 @@ from ddbrep.local.cloud import LocalCloud
 from ddbrep.local.synth import app_context
 from replicator.core.metadata import AttributeNames, is_tombstone
 from tests.local.conftest import cloud_from, synthesize_in_background
-from tests.local.support import TABLE, raw_item
+from tests.local.support import TABLE, assert_drained, raw_item
 
 SOURCE, REPLICA = "us-east-1", "eu-west-1"
 NAMES = AttributeNames.with_prefix("rep_")
@@ -103,7 +103,7 @@ def test_a_replicas_index_holds_the_live_items_and_never_a_tombstone(shaped: Loc
     for n in range(3):
         writer.put_item(item(prefix, n, status))
     writer.delete_item({"pk": {"S": f"{prefix}1"}, "sk": {"S": "0"}})
-    assert cloud.wait_drained(60)
+    assert_drained(cloud, 60)
     # Then the replica's base table holds the tombstone of the deleted item
     tombstone = raw_item(cloud, REPLICA, {"pk": {"S": f"{prefix}1"}, "sk": {"S": "0"}})
     assert tombstone is not None and is_tombstone(tombstone, NAMES)

@@ -15,7 +15,7 @@ from ddbrep.local.cloud import LocalCloud
 from ddbrep.local.synth import app_context
 from replicator.core.metadata import AttributeNames, is_tombstone
 from tests.local.conftest import cloud_from, synthesize_in_background
-from tests.local.support import comparable, raw_item, scan_prefix, wait_for
+from tests.local.support import assert_drained, comparable, raw_item, scan_prefix, wait_for
 
 EAST, WEST = "us-east-1", "eu-west-1"
 REGIONS = (EAST, WEST)
@@ -110,10 +110,10 @@ def test_the_second_tables_index_never_holds_a_tombstone(cloud: LocalCloud, pref
     email = f"{prefix}gone@example.com"
     # Given a customer written in one region, then deleted
     writer.put_item({"pk": {"S": f"{prefix}c"}, "email": {"S": email}})
-    assert cloud.wait_drained(60)
+    assert_drained(cloud, 60)
     assert raw_item(cloud, WEST, {"pk": {"S": f"{prefix}c"}}, table=CUSTOMERS) is not None
     writer.delete_item({"pk": {"S": f"{prefix}c"}})
-    assert cloud.wait_drained(60)
+    assert_drained(cloud, 60)
     for region in REGIONS:
         # Then the base table of each region holds its tombstone
         tombstone = raw_item(cloud, region, {"pk": {"S": f"{prefix}c"}}, table=CUSTOMERS)

@@ -21,7 +21,7 @@ from ddbrep.local.cloud import LocalCloud
 from ddbrep.local.synth import app_context
 from replicator.core.metadata import AttributeNames, is_tombstone
 from tests.local.conftest import cloud_from, synthesize_in_background
-from tests.local.support import TABLE, every_type, raw_item, user_view
+from tests.local.support import TABLE, assert_drained, every_type, raw_item, user_view
 
 NAMES = AttributeNames.with_prefix("rep_")
 DRAIN_TIMEOUT = 60.0
@@ -100,8 +100,7 @@ def test_every_type_with_binary_keys_reaches_the_replicas_bytes_exact(
     gold_updated = {**gold, "blob": {"B": b"\xc0\xc1"}, "blobs": {"BS": [*gold["blobs"]["BS"], b"\xf5"]}}
 
     # When the replicator drains
-    assert binary_keys.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(binary_keys, DRAIN_TIMEOUT)
     # Then the source is left exactly as written (never written by replication)
     in_source = raw_item(binary_keys, SOURCE, key(key_prefix, b"gold"))
     assert in_source is not None and set(in_source) == set(gold_updated)
@@ -122,8 +121,7 @@ def test_the_filtered_replica_holds_the_matching_binary_item_bytes_exact(
     source.put_item(TableName=TABLE, Item=silver)
 
     # When the replicator drains
-    assert binary_keys.wait_drained(DRAIN_TIMEOUT)
-
+    assert_drained(binary_keys, DRAIN_TIMEOUT)
     # Then the filtered replica holds the matching item bytes-exact, binary keys included
     assert user_view(raw_item(binary_keys, FILTERED, key(key_prefix, b"gold"))) == user_view(gold)
     # and for the other one only a tombstone (its key's bytes, no content)

@@ -31,6 +31,7 @@ must be exactly the conflicts the streams show.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import threading
@@ -487,6 +488,9 @@ def test_soak(soak_cloud: LocalCloud, soak_settings: SoakSettings, tmp_path: Pat
     faults.injected["credentials expired"] = max(0, len(credentials.expirations) - 1)
     handed_off_to_down = cloud.metrics.total(m.HANDED_OFF, **{m.TARGET_REGION: DOWN})
     records = sum(len(r) for r in history.values())
+    if os.environ.get("SOAK_DUMP"):  # the streams and both conflict lists, for a look after the run
+        with open(os.environ["SOAK_DUMP"], "w") as dump:
+            json.dump({"history": history, "logged": logged, "expected": expected}, dump, default=str)
 
     print("\n".join(["faults:", *faults.notes]))
     print(f"operations done: {dict(work.done)}; writes took {writes_done:.0f} s; stream records {records}")
