@@ -28,6 +28,9 @@ class RegionStartError(RuntimeError):
     """A local region's server did not become healthy."""
 
 
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the ddbrep package
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -36,11 +39,9 @@ def free_port() -> int:
 
 
 def moto_server_command(port: int) -> list[str]:
-    """The moto server of this interpreter's environment, bound to loopback only."""
-    script = Path(sys.executable).with_name("moto_server")
-    if script.exists():
-        return [str(script), "-H", LOOPBACK, "-p", str(port)]
-    return [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
+    """The moto server of this interpreter's environment, bound to loopback only, with its stream
+    sequence race fixed (ddbrep/local/engine_server.py)."""
+    return [sys.executable, "-m", "ddbrep.local.engine_server", "-H", LOOPBACK, "-p", str(port)]
 
 
 def is_healthy(url: str, timeout: float = 0.5) -> bool:
@@ -119,6 +120,8 @@ def start_region(
         port = free_port()
         log = open(log_dir / f"moto-{name}.log", "ab") if log_dir else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, **DUMMY_CREDENTIALS, "MOTO_ACCOUNT_ID": account_id}
+        # the server module is ddbrep's own: importable however this process found ddbrep
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
         process = subprocess.Popen(
             moto_server_command(port),
             stdout=log,
