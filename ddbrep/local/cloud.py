@@ -144,7 +144,6 @@ class LocalCloud:
         self.sweepers: dict[str, TtlSweeper] = {}
         self._mappings: set[tuple[str, str]] = set()  # (stack, logical id) of the running mappings
         self._resolvers: dict[str, Resolver] = {}
-        self._mapping_uuids: dict[int, str] = {}  # id(stream poller) -> its EventSourceMappingUUID
         self.alarm_evaluator: local_alarms.AlarmEvaluator | None = None
         self._alarm_index: dict[tuple[str, str, str], list[metric_store.Sample]] = {}
         self._alarm_clients: dict[tuple[str, str], Any] = {}  # (region, "sqs" | "sns") -> the evaluator's
@@ -513,9 +512,7 @@ class LocalCloud:
             return SqsDestination(region.new_client("sqs"), resolver.refs[destination.logical_id])
         if destination.kind == "s3":
             return S3Destination(
-                region.new_client("s3"),
-                resolver.refs[destination.logical_id],
-                mapping_uuid(stack.region, stack.account, spec.logical_id),
+                region.new_client("s3"), resolver.refs[destination.logical_id], resolver.refs[spec.logical_id]
             )
         return None
 
@@ -580,10 +577,8 @@ class LocalCloud:
                     poll_interval=self.options.poll_interval,
                     whole_second_timestamps=self.options.whole_second_timestamps,
                     on_error=self.on_error,
+                    mapping_id=self._resolvers[stack.name].refs[mapping.logical_id],
                 )
-            )
-            self._mapping_uuids[id(self.stream_pollers[-1])] = mapping_uuid(
-                stack.region, stack.account, mapping.logical_id
             )
         for queue_mapping in stack.queue_mappings:
             if not queue_mapping.enabled or (stack.name, queue_mapping.logical_id) in self._mappings:
@@ -658,7 +653,7 @@ class LocalCloud:
             records,
             namespace=metric_store.LAMBDA_NAMESPACE,
             region=poller.source.region,
-            EventSourceMappingUUID=self._mapping_uuids.get(id(poller), poller.name),
+            EventSourceMappingUUID=poller.mapping_id or poller.name,
         )
 
     # --- alarms ------------------------------------------------------------------------------------------

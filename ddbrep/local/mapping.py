@@ -145,6 +145,7 @@ class StreamPoller:
         whole_second_timestamps: bool = True,
         clock: Callable[[], float] = time.time,
         on_error: ErrorListener | None = None,
+        mapping_id: str | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -156,6 +157,8 @@ class StreamPoller:
         self.whole_second_timestamps = whole_second_timestamps
         self.clock = clock
         self.on_error = on_error
+        # the mapping's EventSourceMappingUUID (its metrics' dimension); None: its name stands in
+        self.mapping_id = mapping_id
         self.stats = PollerStats()
         self._matches = _load_matcher() if spec.filters else None
         self._positions: dict[str, str | None] = {}  # shard -> last consumed sequence number

@@ -336,6 +336,7 @@ def mapping_paused(cloud: LocalCloud, region: str, *, skip: bool = True) -> Iter
             ttl=old.ttl,
             poll_interval=old.poll_interval,
             whole_second_timestamps=old.whole_second_timestamps,
+            mapping_id=old.mapping_id,
         )
         if not skip:
             # the stand-in has no pause: carry the checkpoint (its stream positions) over

@@ -91,8 +91,7 @@ def test_writes_to_both_tables_in_both_regions_converge(cloud: LocalCloud, prefi
         customers.put_item({"pk": {"S": f"{prefix}shared"}, "email": {"S": f"{prefix}shared@{region}"}})
         orders.delete_item({"pk": {"S": f"{prefix}{region}-0"}, "sk": {"S": "0"}})
         customers.delete_item({"pk": {"S": f"{prefix}{region}-1"}})
-    drained = cloud.wait_drained(90)
-    assert drained, drained
+    assert_drained(cloud, 90)
 
     # Then each table holds the same live items in both regions
     for table in (ORDERS, CUSTOMERS):
@@ -160,8 +159,7 @@ def test_each_tables_handoff_queue_and_drain_replay_its_writes_after_an_outage(
         cloud.faults.heal(WEST)
 
     # When the region is back, each table's drain replays its own queue into its own table
-    drained = cloud.wait_drained(120)
-    assert drained, drained
+    assert_drained(cloud, 120)
     assert raw_item(cloud, WEST, {"pk": {"S": f"{prefix}o"}, "sk": {"S": "0"}}) is not None
     assert raw_item(cloud, WEST, {"pk": {"S": f"{prefix}c"}}, table=CUSTOMERS) is not None
     assert raw_item(cloud, WEST, {"pk": {"S": f"{prefix}c"}, "sk": {"S": "0"}}) is None
