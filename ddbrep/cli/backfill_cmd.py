@@ -282,4 +282,10 @@ def summary(report: BackfillReport) -> str:
         )
     if report.budget_wait_seconds:
         lines.append(f"waited {report.budget_wait_seconds:.1f} s for the write budget")
+    if totals["overwrote"]:
+        lines.append(
+            f"of the writes, {totals['overwrote']} replaced a write made in the target region itself: "
+            "possible conflicts, which a backfill cannot tell from updates and does not log (their "
+            "keys and versions are under 'overwrites' in --json and the run file; docs/DESIGN.md)"
+        )
     return "\n".join(lines)

@@ -107,7 +107,7 @@ class BackfillReport:
         return all(s.done for s in self.segments)
 
     def to_json(self) -> dict[str, Any]:
-        names = ("scanned", "written", "stale", "unchanged", "filtered", "failed")
+        names = ("scanned", "written", "stale", "unchanged", "filtered", "failed", "overwrote")
         totals = {n: self.total(n) for n in names}
         return {
             "done": self.done,

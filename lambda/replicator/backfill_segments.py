@@ -25,9 +25,11 @@ from typing import Any, Protocol
 from replicator.adapters import with_retries
 from replicator.core import defaults
 from replicator.core.compare import compare
+from replicator.core.conflicts import overwrote_own_write
 from replicator.core.errors import ErrorKind, ReadFailed
 from replicator.core.metadata import (
     AttributeNames,
+    Version,
     WireItem,
     is_tombstone,
     mark_origin,
@@ -77,6 +79,10 @@ class SegmentState:
     filtered: int = 0  # target writes not needed: the item does not match the target's filter
     failed: int = 0  # target writes rejected for good (see failures)
     failures: tuple[Mapping[str, Any], ...] = ()
+    # of the writes applied: those that replaced a write made in the target region itself (possible
+    # conflicts the backfill cannot classify, core/conflicts.overwrote_own_write), and samples of them
+    overwrote: int = 0
+    overwrites: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +98,8 @@ class SegmentState:
             "filtered": self.filtered,
             "failed": self.failed,
             "failures": [dict(f) for f in self.failures],
+            "overwrote": self.overwrote,
+            "overwrites": [dict(o) for o in self.overwrites],
         }
 
     @classmethod
@@ -109,6 +117,8 @@ class SegmentState:
             filtered=int(doc.get("filtered", 0)),
             failed=int(doc.get("failed", 0)),
             failures=tuple(doc.get("failures", ())),
+            overwrote=int(doc.get("overwrote", 0)),
+            overwrites=tuple(doc.get("overwrites", ())),
         )
 
 
@@ -269,12 +279,23 @@ class SegmentWorker:
         """
         page = self._scan(state)
         counts = {"written": 0, "stale": 0, "unchanged": 0, "filtered": 0, "failed": 0}
-        failures = list(state.failures)
+        failures, overwrites, overwrote = list(state.failures), list(state.overwrites), 0
         for sdk_item in page.get("Items", []):
             item = from_sdk(sdk_item)  # a boto3 read: binary values back to event form, once
             for target in self.targets:
-                outcome, error = self._copy(item, target)
+                outcome, error, replaced = self._copy(item, target)
                 counts[outcome] += 1
+                if replaced is not None:
+                    overwrote += 1
+                    if len(overwrites) < MAX_FAILURE_SAMPLES:
+                        overwrites.append(
+                            {
+                                "target": target.region,
+                                "key": {k: item[k] for k in self.key_names},
+                                "replaced": replaced._asdict(),
+                                "by": version_of(item, self.names)._asdict(),
+                            }
+                        )
                 if outcome == "failed" and len(failures) < MAX_FAILURE_SAMPLES:
                     failures.append(
                         {
@@ -296,6 +317,8 @@ class SegmentWorker:
             filtered=state.filtered + counts["filtered"],
             failed=state.failed + counts["failed"],
             failures=tuple(failures),
+            overwrote=state.overwrote + overwrote,
+            overwrites=tuple(overwrites),
         )
 
     def _scan(self, state: SegmentState) -> Mapping[str, Any]:
@@ -320,26 +343,30 @@ class SegmentWorker:
             )
         return response
 
-    def _copy(self, item: WireItem, target: Target) -> tuple[str, str]:
+    def _copy(self, item: WireItem, target: Target) -> tuple[str, str, Version | None]:
+        """(outcome, error, the target's own write the copy replaced when it replaced one)."""
         write = backfill_write(item, target, self.key_names, self.names, self.source_region)
         if write is None:
-            return "filtered", ""
+            return "filtered", "", None
         if self.read_first and self._holds(target, write):
-            return "unchanged", ""  # a read (0.5 RCU) instead of a failed conditional put (1+ WCU)
+            return "unchanged", "", None  # a read (0.5 RCU) instead of a failed conditional put (1+ WCU)
         self.budget.acquire(target.region, write.item)
         result = self.target_ports.put_guarded(
             target,
             write.table,
             write.item,
             write.version,
+            return_replaced=True,  # a write made in the target that this copy replaced
             return_stored=True,  # "unchanged" or "stale"
         )
         if result.kind is None:
-            return "written", ""
+            replaced = version_of(result.replaced, self.names) if result.replaced else None
+            own = replaced if overwrote_own_write(write.version, replaced, target.region) else None
+            return "written", "", own
         if result.kind is ErrorKind.STALE:
-            return ("unchanged" if self._same(write, result.stored) else "stale"), ""
+            return ("unchanged" if self._same(write, result.stored) else "stale"), "", None
         if result.kind is ErrorKind.PERMANENT:
-            return "failed", result.error
+            return "failed", result.error, None
         raise BackfillError(f"writing to {target.table} in {target.region} failed: {result.error}")
 
     def _holds(self, target: Target, write: TargetWrite) -> bool:

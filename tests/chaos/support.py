@@ -429,9 +429,9 @@ def conflicts_in_history(history: Mapping[str, Sequence[Mapping[str, Any]]]) -> 
             pk = record["dynamodb"]["Keys"]["pk"]["S"]
             created = version_of(new, NAMES)
             base = version_of(old, NAMES) if old else LOWEST
-            created_over[(pk, created)] = base
+            created_over.setdefault((pk, created), base)
             sequence = pad_sequence(record["dynamodb"]["SequenceNumber"])
-            created_over[(pk, created._replace(seq=sequence))] = base
+            created_over.setdefault((pk, created._replace(seq=sequence)), base)
     found = []
     for region, records in history.items():
         for record in records:

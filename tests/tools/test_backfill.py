@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ddbrep.cli.backfill_cmd import summary
 from ddbrep.tools.aws import Connection, ToolError
 from ddbrep.tools.backfill import BackfillRun
 from replicator.backfill_segments import SegmentState, TokenBucket, WriteBudget
@@ -82,6 +83,33 @@ def test_backfill_never_overwrites_a_newer_version(conn: Connection, make_table:
     assert items["b"]["body"] == {"S": "new"}
     assert items["c"]["body"] == {"S": "live write"}
     assert (report.total("written"), report.total("stale")) == (1, 2)
+
+
+def test_a_copy_that_replaces_a_write_made_in_the_target_is_reported_as_a_possible_conflict(
+    conn: Connection, make_table: MakeTable, tmp_path: Path
+):
+    # Given a target holding a write of its own ("a", older than the source's) and a copy of another
+    # region's write ("b"), and a source whose versions of both are newer
+    source, target = make_table(SOURCE), make_table(TARGET)
+    put_items(
+        conn, SOURCE, source, [stamped("a", 300, SOURCE, body="s"), stamped("b", 300, SOURCE, body="s")]
+    )
+    put_items(conn, TARGET, target, [stamped("a", 200, TARGET, body="t"), stamped("b", 200, OTHER, body="o")])
+
+    # When the backfill runs
+    report = BackfillRun(conn, SOURCE, source, [Target(TARGET, target)], checkpoint_path=tmp_path / "c").run()
+
+    # Then both copies apply (last writer wins), and only the one that replaced the target's own write
+    # is reported, with both versions: the scan cannot know whether its writer had seen that write
+    assert (report.total("written"), report.total("overwrote")) == (2, 1)
+    (sample,) = [o for s in report.segments for o in s.overwrites]
+    assert sample == {
+        "target": TARGET,
+        "key": {"pk": {"S": "a"}},
+        "replaced": {"ts": 200, "region": TARGET, "seq": ""},
+        "by": {"ts": 300, "region": SOURCE, "seq": ""},
+    }
+    assert "1 replaced a write made in the target region itself" in summary(report)
 
 
 def test_backfill_copies_only_matching_items_to_a_filtered_target(

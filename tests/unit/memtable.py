@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from replicator.core.conditions import version_guard
 from replicator.core.errors import ErrorKind, WriteResult
-from replicator.core.metadata import AttributeNames, Version, version_of
+from replicator.core.metadata import AttributeNames, Version, supersedes, version_of
 from replicator.core.wire import from_sdk, to_sdk
 
 NAMES = AttributeNames()
@@ -29,7 +29,7 @@ NAMES = AttributeNames()
 
 def applies(stored: Mapping[str, Any] | None, version: Version) -> bool:
     """The protocol's guard in Python: the stored item (or none) is older than ``version``."""
-    return version_of(stored, NAMES) < version
+    return supersedes(version, version_of(stored, NAMES))
 
 
 def guard_version(request: Mapping[str, Any]) -> Version | None:

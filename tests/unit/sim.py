@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddbrep.client import ReplicatedTable
+from replicator.backfill_segments import backfill_write
 from replicator.core import metrics_names as m
-from replicator.core.conflicts import version_from_json
+from replicator.core.conflicts import overwrote_own_write, version_from_json
 from replicator.core.errors import ErrorKind, WriteResult
 from replicator.core.metadata import (
     LOWEST,
@@ -171,6 +172,8 @@ class Mesh:
         self.cursor = dict.fromkeys(regions, 0)
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.conflicts_lost = 0  # ConflictsLost of every batch and replay, all pairs
+        # (key, replaced, copy): every backfill copy that replaced a write made in its target region
+        self.backfill_overwrites: list[tuple[str, Version, Version]] = []
 
     def __enter__(self) -> Mesh:
         return self
@@ -210,6 +213,21 @@ class Mesh:
             outcome = self.replicators[region].process_batch(batch)
             assert_accounted(outcome, self.replicators[region].settings)
             self._count_conflicts(outcome)
+
+    def backfill_copy(self, source: str, target: str, key: WireItem) -> None:
+        """A backfill from ``source`` copies ``key``'s item to ``target``: the segment worker's write
+        (``backfill_write``, the guarded put) and its overwrite report (``overwrote_own_write``)."""
+        item = self.tables[source].get(key)
+        if item is None:
+            return
+        write = backfill_write(item, Target(region=target, table="orders"), ("pk",), NAMES, source)
+        if write is None:
+            return
+        result = self.tables[target].put_guarded(write.item, write.version, True)
+        replaced = version_of(result.replaced, NAMES) if result.replaced else None
+        if result.kind is None and overwrote_own_write(write.version, replaced, target):
+            assert replaced is not None
+            self.backfill_overwrites.append((json.dumps(dict(key), sort_keys=True), replaced, write.version))
 
     def _count_conflicts(self, outcome: BatchOutcome) -> None:
         self.conflicts_lost += sum(c[m.CONFLICTS_LOST] for c in outcome.pair_counts.values())
@@ -313,9 +331,9 @@ class Mesh:
                 old = record["dynamodb"].get("OldImage")
                 created = version_of(new, NAMES)
                 base = version_of(old, NAMES) if old else LOWEST
-                created_over[(key, created)] = base
+                created_over.setdefault((key, created), base)
                 sequence = pad_sequence(record["dynamodb"]["SequenceNumber"])
-                created_over[(key, created._replace(seq=sequence))] = base
+                created_over.setdefault((key, created._replace(seq=sequence)), base)
         found = []
         for region, table in self.tables.items():
             for record in table.stream:

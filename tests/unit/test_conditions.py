@@ -54,7 +54,9 @@ def expected_to_apply(stored: Any, incoming: Version) -> bool:
         return True
     if (incoming.ts, incoming.region) != (stored.ts, stored.region):
         return (incoming.ts, incoming.region) > (stored.ts, stored.region)
-    return bool(incoming.seq) and incoming.seq > stored.seq
+    # Same write time and region: only a later record of the same stream (both carry a seq) is newer;
+    # a copy with a seq is the same write as the writer's own version without one.
+    return bool(incoming.seq) and bool(stored.seq) and incoming.seq > stored.seq
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

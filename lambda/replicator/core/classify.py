@@ -218,7 +218,13 @@ def _classify_mesh_write(record: StreamRecord, ctx: Context) -> Decision:
             # An unstamped UpdateItem of a local item kept the old stamp: re-stamp it.
             version = _next_version(record, old_version, ctx.local_region)
             return Adopt(record.keys, stamp(new_image, version, names), version)
-    version = Version(new_version.ts, ctx.local_region, pad_sequence(record.sequence_number))
+    # A version this replicator stamped (an adoption, a local tombstone) keeps its sequence number, so
+    # every copy carries the very version its region stores: a copy written back into this region (a
+    # backfill or repair from another region) is then a duplicate there, not a newer version that
+    # would replicate again. A writer's own version has none: the record's orders it within its ts.
+    version = Version(
+        new_version.ts, ctx.local_region, new_version.seq or pad_sequence(record.sequence_number)
+    )
     return Replicate(record.keys, stamp(new_image, version, names), version, record.old_image)
 
 

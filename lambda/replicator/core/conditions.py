@@ -21,18 +21,19 @@ def version_guard(
     """(condition, attribute names, values): the stored item is older than ``version``.
 
     An item without metadata is the lowest version. An equal version is stale (a duplicate), except
-    that ``rep_seq`` orders two writes of one region that carry the same timestamp. ``tag`` names the
-    placeholders (``#<tag>ts``...) so the guard can join an application's own expression.
+    that ``rep_seq`` orders two writes of one region that carry the same timestamp. A stored item with
+    that timestamp and region but no ``rep_seq`` is the writer's own version as its region stores it
+    (or a copy of it made from there): a replicator's copy of it, which carries its stream record's
+    sequence number, is the same write and stale there, so a copy written back into its own region
+    never replaces the original (and never replicates again). ``tag`` names the placeholders
+    (``#<tag>ts``...) so the guard can join an application's own expression.
     """
     ts, region, seq = f"{tag}ts", f"{tag}reg", f"{tag}seq"
     condition = f"attribute_not_exists(#{ts}) OR #{ts} < :{ts} OR (#{ts} = :{ts} AND #{region} < :{region})"
     attribute_names = {f"#{ts}": names.ts, f"#{region}": names.region}
     values: dict[str, Any] = {f":{ts}": {"N": str(version.ts)}, f":{region}": {"S": version.region}}
     if version.seq:
-        condition += (
-            f" OR (#{ts} = :{ts} AND #{region} = :{region}"
-            f" AND (attribute_not_exists(#{seq}) OR #{seq} < :{seq}))"
-        )
+        condition += f" OR (#{ts} = :{ts} AND #{region} = :{region} AND #{seq} < :{seq})"
         attribute_names[f"#{seq}"] = names.seq
         values[f":{seq}"] = {"S": version.seq}
     return condition, attribute_names, values

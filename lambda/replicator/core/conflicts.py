@@ -46,6 +46,18 @@ def lost_conflict(write: Version, base: Version | None, replaced: Version | None
     return (base or LOWEST) < replaced
 
 
+def overwrote_own_write(write: Version, replaced: Version | None, target_region: str) -> bool:
+    """Did a copy at ``write`` (a backfill's) overwrite a write made in ``target_region`` itself?
+
+    Such a write may have lost a conflict, or been updated over: the copy comes from a scan, which
+    does not know the state its writer saw (its base), so the rule above cannot tell. The backfill
+    counts these apart (``overwrote``), as possible conflicts.
+    """
+    if replaced is None or replaced == LOWEST:
+        return False
+    return replaced.region == target_region and write.region != target_region
+
+
 @dataclass(frozen=True)
 class LostConflict:
     """One lost conflict, as the conflict log stores it (``losing_image`` only when configured)."""

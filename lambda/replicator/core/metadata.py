@@ -57,6 +57,18 @@ class Version(NamedTuple):
 LOWEST = Version(-1, "", "")
 
 
+def supersedes(incoming: Version, stored: Version) -> bool:
+    """Does the protocol's guard (core/conditions.version_guard) let ``incoming`` replace ``stored``?
+
+    The Version order, except at one point: a stored version without ``seq`` (a writer's own version,
+    as its region stores it) is not replaced by a copy of the same ``(ts, region)`` that carries one
+    (the replicator's copy of that very write): they are the same write.
+    """
+    if (incoming.ts, incoming.region) != (stored.ts, stored.region):
+        return (incoming.ts, incoming.region) > (stored.ts, stored.region)
+    return bool(incoming.seq) and bool(stored.seq) and incoming.seq > stored.seq
+
+
 class MetadataError(ValueError):
     """An item's metadata is unreadable (for example a non-numeric rep_ts)."""
 
