@@ -8,14 +8,30 @@ handed the second, with the same number, on every read (an AFTER_SEQUENCE_NUMBER
 "number + 1" by index): the local stream mapping re-read it for ever and never drained. Each region's
 server therefore runs here, with the numbering and the append made one step under a lock.
 
+It also answers one question SQS's API cannot but its CloudWatch metrics do: a queue's
+``ApproximateAgeOfOldestMessage`` (``GET /_ddbrep/sqs/age-of-oldest-message?account=A&region=R&queue=Q``),
+computed as SQS does for a standard queue, so the local alarms can evaluate the handoff queues' age
+alarm (ddbrep/local/cloud.py).
+
     python -m ddbrep.local.engine_server -H 127.0.0.1 -p PORT     (moto.server's arguments)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from urllib.parse import parse_qs
+
+AGE_PATH = "/_ddbrep/sqs/age-of-oldest-message"
+# SQS moves a message received this many times and not deleted to the back of a standard queue, and
+# ApproximateAgeOfOldestMessage then reports the next one below it: poison pills are left out "until
+# successfully processed" (docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
+# sqs-available-cloudwatch-metrics.html). The metric is reported only while such a message exists.
+AGE_RECEIVE_THRESHOLD = 3
 
 
 def serialize_stream_appends() -> None:
@@ -35,11 +51,49 @@ def serialize_stream_appends() -> None:
     StreamShard.add = add  # type: ignore[method-assign]
 
 
+def age_of_oldest_message(messages: Sequence[Any], now_ms: float) -> float | None:
+    """ApproximateAgeOfOldestMessage in seconds, as SQS reports it for a standard queue (see
+    AGE_RECEIVE_THRESHOLD), from moto's messages; None when SQS would report nothing."""
+    sent = [
+        m.sent_timestamp
+        for m in messages
+        if m.sent_timestamp is not None and m.approximate_receive_count < AGE_RECEIVE_THRESHOLD
+    ]
+    return max(0.0, (now_ms - min(sent)) / 1000) if sent else None
+
+
+class WithQueueAges:
+    """moto's WSGI application, answering AGE_PATH itself (JSON ``{"age_seconds": float | null}``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:  # moto.server sets and reads attributes (debug) on it
+        return getattr(self.app, name)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != AGE_PATH:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        from moto.sqs.models import sqs_backends
+
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        try:
+            queue = sqs_backends[query["account"]][query["region"]].queues[query["queue"]]
+        except KeyError as missing:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [json.dumps({"error": f"no such queue (or parameter): {missing}"}).encode()]
+        age = age_of_oldest_message(list(queue._messages), time.time() * 1000)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"age_seconds": age}).encode()]
+
+
 def main(argv: list[str]) -> None:
     serialize_stream_appends()
-    from moto.server import main as moto_main
+    import moto.server
 
-    moto_main(argv)
+    dispatcher = moto.server.DomainDispatcherApplication
+    moto.server.DomainDispatcherApplication = lambda *a, **k: WithQueueAges(dispatcher(*a, **k))  # type: ignore[assignment,misc]
+    moto.server.main(argv)
 
 
 if __name__ == "__main__":

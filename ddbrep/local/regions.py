@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from ddbrep.local.engine_server import AGE_PATH
 
 LOOPBACK = "127.0.0.1"
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs built here match the ones moto returns
@@ -86,6 +90,14 @@ class Region:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    def queue_age_of_oldest_message(self, account_id: str, queue_name: str) -> float | None:
+        """The queue's ApproximateAgeOfOldestMessage (seconds) as SQS's CloudWatch metric reports it, or
+        None when it reports nothing (engine_server.py: SQS's API has no such attribute)."""
+        query = urllib.parse.urlencode({"account": account_id, "region": self.name, "queue": queue_name})
+        with urllib.request.urlopen(f"{self.engine_url}{AGE_PATH}?{query}", timeout=5) as answer:
+            age = json.loads(answer.read())["age_seconds"]
+        return None if age is None else float(age)
 
     def client(self, service: str, *, engine: bool = True) -> Any:
         """A shared boto3 client of this region (the engine by default; the gateway with engine=False)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 from moto.dynamodb.models import table as moto_table
 
-from ddbrep.local.engine_server import serialize_stream_appends
+from ddbrep.local.engine_server import age_of_oldest_message, serialize_stream_appends
+from ddbrep.local.regions import ACCOUNT_ID, start_region, stop_region
 
 
 class SlowRecord:
@@ -58,3 +60,43 @@ def test_the_region_server_numbers_every_write_once_in_order(slow_records: None)
     assert len(numbers) == 320
     assert numbers == sorted(set(numbers))  # unique, increasing in stream order, none skipped
     assert numbers[-1] - numbers[0] == len(numbers) - 1
+
+
+# --- ApproximateAgeOfOldestMessage, as SQS reports it --------------------------------------------------
+
+
+def _message(sent_ms: float, receives: int) -> SimpleNamespace:
+    return SimpleNamespace(sent_timestamp=sent_ms, approximate_receive_count=receives)
+
+
+def test_the_age_is_the_oldest_message_not_yet_received_three_times() -> None:
+    # SQS moves a message received 3 times and not deleted to the back, and the metric reports the next
+    messages = [_message(1_000, 3), _message(5_000, 2), _message(9_000, 0)]
+    assert age_of_oldest_message(messages, now_ms=11_000) == 6.0
+    # only poison pills, or no message: SQS reports nothing
+    assert age_of_oldest_message([_message(1_000, 5)], now_ms=11_000) is None
+    assert age_of_oldest_message([], now_ms=11_000) is None
+
+
+@pytest.mark.local
+def test_the_region_server_answers_a_queues_age_of_oldest_message() -> None:
+    region = start_region("us-east-1")
+    try:
+        sqs = region.client("sqs")
+        url = sqs.create_queue(QueueName="handoff")["QueueUrl"]
+        assert region.queue_age_of_oldest_message(ACCOUNT_ID, "handoff") is None  # empty: no datapoint
+        sqs.send_message(QueueUrl=url, MessageBody="first")
+        time.sleep(1.1)
+        sqs.send_message(QueueUrl=url, MessageBody="second")
+        age = region.queue_age_of_oldest_message(ACCOUNT_ID, "handoff")
+        assert age is not None and 1.0 <= age < 30
+        # the first is received three times and never deleted (a write the drain cannot replay yet)
+        for _ in range(3):
+            received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=0)
+            assert received["Messages"][0]["Body"] == "first"
+        younger = region.queue_age_of_oldest_message(ACCOUNT_ID, "handoff")
+        assert younger is not None and younger < age - 0.5
+        with pytest.raises(urllib.error.HTTPError):
+            region.queue_age_of_oldest_message(ACCOUNT_ID, "no-such-queue")
+    finally:
+        stop_region(region)
