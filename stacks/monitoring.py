@@ -10,6 +10,7 @@ the function emits with, so the two cannot drift.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -231,6 +232,53 @@ class RegionAlarms(Construct):
                     )
                 },
             )
+        self.facade.monitor_custom(
+            metric_groups=[
+                CustomMetricGroup(
+                    title="handoffs waiting", metrics=[self._waiting_alarm(t) for t in self.plan.targets]
+                )
+            ],
+            alarm_friendly_name="handoffs",
+        )
+
+    def _waiting_alarm(self, target: TargetPlan) -> CustomMetricWithAlarm:
+        """Writes the drain keeps failing to replay: its target has not taken them for a while.
+
+        The age alarm above cannot tell it: SQS leaves a message received three times and not deleted out
+        of ApproximateAgeOfOldestMessage (docs.aws.amazon.com/AWSSimpleQueueService/latest/
+        SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html), and the drain's backoff receives each
+        waiting write a third time within about 3 minutes, so that alarm only sees writes the drain has
+        not received yet (a drain that is not running). Between its replays a waiting write is not
+        visible: a queue that has held one every minute of ``handoff_age_seconds`` has a write waiting
+        that long (one period may miss it, when a sample falls in the seconds it is visible).
+        """
+        periods = max(1, math.ceil(self.config.alarms.handoff_age_seconds / PERIOD.to_seconds()))
+        pair = f"{target.source_region}-to-{target.region}"
+        return CustomMetricWithAlarm(
+            metric=cloudwatch.Metric(
+                namespace="AWS/SQS",
+                metric_name="ApproximateNumberOfMessagesNotVisible",
+                dimensions_map={"QueueName": target.handoff_queue_name},
+                statistic="Minimum",
+                period=PERIOD,
+                label=f"{pair} handoffs waiting for a replay",
+            ),
+            alarm_friendly_name=f"handoff-waiting-{pair}",
+            add_alarm={
+                "Critical": CustomThreshold(
+                    threshold=0,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=periods + 1,
+                    datapoints_to_alarm=periods,
+                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    additional_description=(
+                        f"Writes handed off to {target.region} have waited for a replay for "
+                        f"{self.config.alarms.handoff_age_seconds} s: the target does not take them (see "
+                        "the messages' reason; docs/OPERATIONS.md, Handoff)"
+                    ),
+                )
+            },
+        )
 
     def _build_pair_alarms(self) -> None:
         metrics = ReplicationMetrics(self.config.function.metrics_namespace, self.plan.account)

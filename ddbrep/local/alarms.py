@@ -58,11 +58,14 @@ NOTIFICATIONS_FILE = "alarms.jsonl"
 STATES_FILE = "alarm-states.json"
 DEFAULT_EVALUATION_INTERVAL_SECONDS = 60.0  # CloudWatch evaluates an alarm every minute
 
-# The AWS metrics the shipped alarms watch that the stand-ins produce (ddbrep/local/cloud.py); see
-# docs/LOCAL.md for the one they cannot (AWS/SQS ApproximateAgeOfOldestMessage).
+# The AWS metrics the shipped alarms watch that the stand-ins produce (ddbrep/local/cloud.py).
 DISCARDED_TO_DESTINATION = "OnFailureDestinationDeliveredEventCount"
 DISCARDED_AND_LOST = "DroppedEventCount"
 SQS_VISIBLE = "ApproximateNumberOfMessagesVisible"
+SQS_NOT_VISIBLE = "ApproximateNumberOfMessagesNotVisible"
+SQS_AGE = "ApproximateAgeOfOldestMessage"  # as SQS reports it (ddbrep/local/engine_server.py)
+# each, the queue attribute that tells it (the age has none: the region's engine computes it)
+SQS_ATTRIBUTES = {SQS_VISIBLE: "ApproximateNumberOfMessages", SQS_NOT_VISIBLE: SQS_NOT_VISIBLE}
 
 _COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "GreaterThanThreshold": (lambda v, t: v > t, "greater than"),

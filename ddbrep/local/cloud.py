@@ -19,6 +19,7 @@ import math
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -688,36 +689,40 @@ class LocalCloud:
         self.alarm_evaluator.start()  # once assigned: its first round reads it (_sample_for_alarms)
 
     def _sample_for_alarms(self) -> None:
-        """Before each round: the AWS/SQS metrics the alarms watch that SQS can tell (the queue's
-        ApproximateNumberOfMessages, which CloudWatch reports as ApproximateNumberOfMessagesVisible), and
-        an index of every sample by (region, namespace, metric) for the round's queries."""
+        """Before each round: the AWS/SQS metrics the alarms watch (from the queue's attributes:
+        ApproximateNumberOfMessages, which CloudWatch reports as ApproximateNumberOfMessagesVisible, and
+        ApproximateNumberOfMessagesNotVisible; ApproximateAgeOfOldestMessage as the region's engine
+        computes it, none while SQS would report none), and an index of every sample by (region,
+        namespace, metric) for the round's queries."""
         evaluator = self.alarm_evaluator
         if evaluator is None:  # stopping
             return
         now = time.time()
         states = evaluator.states()
         queues = {
-            (alarm.region, dict(alarm.query.dimensions).get("QueueName", ""))
+            (alarm.region, alarm.query.metric_name, dict(alarm.query.dimensions).get("QueueName", ""))
             for state in states.values()
             if (alarm := state.alarm).query.namespace == metric_store.SQS_NAMESPACE
-            and alarm.query.metric_name == local_alarms.SQS_VISIBLE
+            and alarm.query.metric_name in (*local_alarms.SQS_ATTRIBUTES, local_alarms.SQS_AGE)
         }
-        for region, queue in sorted(queues):
+        for region, metric, queue in sorted(queues):
             state = self.regions.get(region)
             client = self._alarm_clients.get((region, "sqs"))
             if state is None or queue not in state.queue_urls or client is None:
                 continue  # a queue the runtime does not run: no datapoint (INSUFFICIENT_DATA or as treated)
-            attributes = client.get_queue_attributes(
-                QueueUrl=state.queue_urls[queue], AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
-            self.metrics.add(
-                local_alarms.SQS_VISIBLE,
-                float(attributes.get("ApproximateNumberOfMessages", 0)),
-                now,
-                namespace=metric_store.SQS_NAMESPACE,
-                region=region,
-                QueueName=queue,
-            )
+            url = state.queue_urls[queue]
+            value: float | None
+            if metric == local_alarms.SQS_AGE:
+                account = urllib.parse.urlparse(url).path.split("/")[1]  # moto's URLs: /<account>/<name>
+                value = state.region.queue_age_of_oldest_message(account, queue)
+            else:
+                attribute = local_alarms.SQS_ATTRIBUTES[metric]
+                attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=[attribute])
+                value = float(attributes["Attributes"].get(attribute, 0))
+            if value is not None:
+                self.metrics.add(
+                    metric, value, now, namespace=metric_store.SQS_NAMESPACE, region=region, QueueName=queue
+                )
         # what the longest alarm looks at (its N periods, and the one in progress): evaluated every round
         # over a long run, indexing every sample of the run would cost more each round
         window = max(

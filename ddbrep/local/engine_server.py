@@ -73,7 +73,7 @@ class WithQueueAges:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != AGE_PATH:
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
+            return self.app(environ, start_response)
         from moto.sqs.models import sqs_backends
 
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}

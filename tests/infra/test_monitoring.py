@@ -133,6 +133,15 @@ def test_every_source_region_has_its_alarms_with_default_thresholds(mesh3: Synth
         age = found[f"handoff-{target}-Queue-Message-Age-Max-Critical"]
         assert age["Threshold"] == defaults.HANDOFF_AGE_ALARM_SECONDS
         assert metric_of(age)["dimensions"] == {"QueueName": f"orders-handoff-{target}"}
+        waiting = found[f"handoffs-handoff-waiting-{pair}-Critical"]
+        assert metric_of(waiting) == {
+            "namespace": "AWS/SQS",
+            "name": "ApproximateNumberOfMessagesNotVisible",
+            "dimensions": {"QueueName": f"orders-handoff-{target}"},
+            "stat": "Minimum",
+        }
+        assert (waiting["Threshold"], waiting["EvaluationPeriods"], waiting["DatapointsToAlarm"]) == (0, 4, 3)
+        assert waiting["TreatMissingData"] == "notBreaching"
         dlq = found[f"handoff-{target}-DLQ-Queue-Message-Count-Max-Critical"]
         assert metric_of(dlq)["dimensions"] == {"QueueName": f"orders-handoff-{target}-dlq"}
         assert (
@@ -153,7 +162,7 @@ def test_every_source_region_has_its_alarms_with_default_thresholds(mesh3: Synth
     assert (future["Threshold"], future["EvaluationPeriods"], future["DatapointsToAlarm"]) == (0, 1, 1)
     assert future["ComparisonOperator"] == "GreaterThanThreshold"
     assert future["TreatMissingData"] == "notBreaching"
-    assert len(found) == 6 + 6 * (len(REGIONS) - 1)
+    assert len(found) == 6 + 7 * (len(REGIONS) - 1)
 
 
 def stream_mapping_id(synth: Synthesized, region: str) -> str:

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from ddbrep.cli import main
 from ddbrep.client import ReplicatedTable
+from ddbrep.local.alarms import ALARM, OK
 from ddbrep.local.cloud import LocalCloud, RuntimeOptions
 from ddbrep.local.faults import EXPIRED_TOKEN_MESSAGE, CredentialLedger, Proxy, access_denied_message
 from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
@@ -169,6 +170,8 @@ def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClo
         sts_session_seconds=SESSION_SECONDS,
         log_dir=Path(tmp_path_factory.mktemp("cross-account")),
         seed=7,
+        alarm_period_seconds=2,  # the runbook's alarm in seconds (tests/local/conftest.py)
+        alarm_interval_seconds=0.5,
     )
     with LocalCloud(assembly, options) as cloud:
         yield cloud
@@ -254,6 +257,9 @@ def test_rehearse_a_role_sts_refuses_and_the_drain_replaying_once_it_is_allowed(
         # And the handed-off write names the cause, as the runbook says
         reason = handoff_reason(cloud, key["pk"]["S"], timeout=20)
         assert reason == f"configuration: AccessDenied: {access_denied_message(role)}"
+        # And the pair's waiting alarm fires (the runbook's alarm for it: docs/OPERATIONS.md, Handoff)
+        waiting = alarm_named(cloud, WAITING)
+        assert wait_for(lambda: cloud.alarm_states()[waiting].state == ALARM, timeout=30)
     finally:
         # When the role is allowed again (local fault heal)
         assert main([*fault, "heal"]) == 0
@@ -262,3 +268,13 @@ def test_rehearse_a_role_sts_refuses_and_the_drain_replaying_once_it_is_allowed(
     assert comparable(raw_item(cloud, REGION, key)) == comparable(raw_item(cloud, "us-east-1", key))
     assert cloud.metrics.total(m.HANDOFF_REPLAYED, **pair) > replayed
     assert cloud.metrics.total(m.DEAD_LETTERED) == dead_lettered
+    # and the waiting alarm is back to OK
+    assert wait_for(lambda: cloud.alarm_states()[alarm_named(cloud, WAITING)].state == OK, timeout=30)
+
+
+WAITING = f"handoffs-handoff-waiting-us-east-1-to-{REGION}-Critical"
+
+
+def alarm_named(cloud: LocalCloud, suffix: str) -> str:
+    (name,) = (n for n in cloud.alarm_states() if n.endswith(suffix) and "us-east-1" in n)
+    return name
