@@ -54,7 +54,7 @@ def metric_sets(outcome: BatchOutcome, source_region: str) -> list[MetricSet]:
     sets = [
         MetricSet(
             {m.SOURCE_REGION: source_region, m.TARGET_REGION: target_region},
-            dict(outcome.pair_counts.get(target_region, {})),
+            m.emitted_pair_counts(outcome.pair_counts.get(target_region, {})),
             {m.REPLICATION_LATENCY: ("Milliseconds", outcome.latencies_ms.get(target_region, []))},
         )
         for target_region in sorted(set(outcome.pair_counts) | set(outcome.latencies_ms))

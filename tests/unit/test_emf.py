@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ddbrep.local.metric_store import parse_emf
+from ddbrep.local.metric_store import MetricsStore, parse_emf
 from replicator.emf import MetricSet, documents, pair_blobs
 
 SOURCE = {"SourceRegion": "us-east-1"}
@@ -119,3 +119,16 @@ def test_no_empty_values_and_nothing_to_report_prints_nothing() -> None:
     (doc,) = documents("NS", [MetricSet(EU, {"StaleSkipped": 0, "RecordsReplicated": 1})], 7)
     assert [m["Name"] for m in directives(doc)[0]["Metrics"]] == ["RecordsReplicated"]
     assert "StaleSkipped" not in doc
+
+
+def test_the_local_store_reads_the_writes_applied_as_the_latency_sample_count() -> None:
+    # Given a replicator document (2 writes applied, RecordsReplicated not emitted) and a drain's (1 replayed)
+    store = MetricsStore()
+    replicator = documents("NS", [MetricSet(EU, {"StaleSkipped": 1}, {LATENCY: ("Milliseconds", [5, 6])})], 7)
+    drain = documents("NS", [MetricSet(EU, {"HandoffReplayed": 1}, {LATENCY: ("Milliseconds", [900])})], 8)
+    store.on_output(
+        type("F", (), {"region": "us-east-1", "name": "f"})(), [json.dumps(d) for d in replicator + drain]
+    )
+    # Then applied = SampleCount (3), the replicator's share = that less HandoffReplayed (2)
+    assert store.applied(**EU) == 3 and store.records_replicated(**EU) == 2
+    assert store.series(LATENCY, 1.0, "count", **EU)[1] == [3.0]
