@@ -8,6 +8,9 @@ may hold several directives over its root members. What EMF does not allow decid
   metric reported both per source and per pair (DeadLettered) cannot share one;
 - at most 100 metrics per document, 100 values per metric, 30 dimensions per dimension set;
 - no metric without a value: zero counts and empty sample lists are left out.
+Numbers are written as short as they are exact enough: a sample to 0.1 of its unit (a latency to 0.1 ms,
+not the clock's 15 digits: a value is about 17 bytes otherwise, 6 this way), and a whole number without
+its ".0". At full batches the values are most of a document's bytes.
 Powertools' ``add_metric`` is not used here: it formats its whole value list on every call, which
 made one latency value per write cost half the handler's CPU, and it prints one dimension set per
 document. The format is the one the local runtime parses (ddbrep/local/metric_store.py).
@@ -23,6 +26,12 @@ from dataclasses import dataclass, field
 MAX_VALUES_PER_METRIC = 100
 MAX_METRICS_PER_DOCUMENT = 100
 MAX_DIMENSIONS_PER_SET = 30
+SAMPLE_DECIMALS = 1  # 0.1 ms for a latency: far below what the alarms and percentiles resolve
+
+
+def _number(value: float) -> float:
+    """The value as JSON writes it shortest: 3 rather than 3.0."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 @dataclass(frozen=True)
@@ -49,11 +58,11 @@ def _parts(metric_set: MetricSet) -> Iterator[_Part]:
     for chunk in range(chunks):
         metrics: dict[str, tuple[str, float | list[float]]] = {}
         if chunk == 0:
-            metrics.update({name: ("Count", float(v)) for name, v in metric_set.counts.items() if v})
+            metrics.update({name: ("Count", _number(v)) for name, v in metric_set.counts.items() if v})
         for name, (unit, values) in samples.items():
             part = values[chunk * MAX_VALUES_PER_METRIC : (chunk + 1) * MAX_VALUES_PER_METRIC]
             if part:
-                metrics[name] = (unit, [float(v) for v in part])
+                metrics[name] = (unit, [_number(round(float(v), SAMPLE_DECIMALS)) for v in part])
         names = list(metrics)
         for start in range(0, len(names), MAX_METRICS_PER_DOCUMENT):
             yield _Part(

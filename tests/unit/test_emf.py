@@ -121,6 +121,19 @@ def test_no_empty_values_and_nothing_to_report_prints_nothing() -> None:
     assert "StaleSkipped" not in doc
 
 
+def test_numbers_are_written_as_short_as_they_are_exact_enough() -> None:
+    # Given a latency the clock measured to 15 digits, and a count
+    (doc,) = documents(
+        "NS",
+        [MetricSet(EU, {"StaleSkipped": 2}, {LATENCY: ("Milliseconds", [152.33412109375, 87.96, 40.0])})],
+        7,
+    )
+    text = json.dumps(doc, separators=(",", ":"))
+    # Then each sample keeps 0.1 ms, and whole numbers lose their ".0" (every log byte is billed)
+    assert '"ReplicationLatency":[152.3,88,40]' in text
+    assert '"StaleSkipped":2,' in text or text.endswith('"StaleSkipped":2}')
+
+
 def test_the_local_store_reads_the_writes_applied_as_the_latency_sample_count() -> None:
     # Given a replicator document (2 writes applied, RecordsReplicated not emitted) and a drain's (1 replayed)
     store = MetricsStore()
