@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ddbrep.tools.prices import Prices
+from replicator.core import metrics_names as m
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIGURES_PATH = REPO_ROOT / "ddbrep" / "bench" / "cost_figures.json"
@@ -29,9 +30,14 @@ WRITE_UNIT_BYTES = 1024
 # Lambda polls a DynamoDB stream shard about four times a second: with no batching window, records that
 # arrive within one poll interval share an invocation.
 STREAM_POLL_SECONDS = 0.25
-# Lambda's own START, END and REPORT lines per invocation (not printed by the local runtime): about this
-# many bytes in Lambda's text log format (request id, durations, memory). Estimated from the format.
-PLATFORM_LOG_BYTES = 260
+# Lambda's own START, END and REPORT lines per invocation in its text log format, at the default system
+# log level INFO: about this many bytes (request id, durations, memory), estimated from the format. Only
+# figures measured before the functions set the system log level WARN (stacks/runtime.py) add them:
+# "By default, Lambda sets the system log level to INFO. With this setting, Lambda automatically sends
+# "start" and "report" log messages to CloudWatch", and at WARN it sends only the platform's warnings
+# (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html). With WARN the
+# measured log bytes are the whole of it: the local runtime drops the platform lines as Lambda does.
+TEXT_PLATFORM_LOG_BYTES = 260
 # A handoff queue is long-polled by its SQS event source mapping while idle. Assumed: 5 receives of
 # 20 s in flight per queue (Lambda's initial SQS pollers); not measured locally.
 IDLE_RECEIVES_PER_QUEUE_MONTH = 5 * SECONDS_PER_MONTH / 20
@@ -135,6 +141,14 @@ class Figures:
     extra_invocations_per_unstamped: float
     date: str = ""
     latency_ms: float = 0.0
+    # The replicator's system log level when measured. Figures files from before it was recorded were
+    # measured at INFO, with the local runtime's short START / END / REPORT lines in the log bytes.
+    system_log_level: str = "INFO"
+
+    @property
+    def platform_log_bytes(self) -> float:
+        """Lambda's platform lines per invocation on top of the measured log bytes (see above)."""
+        return 0.0 if self.system_log_level == "WARN" else float(TEXT_PLATFORM_LOG_BYTES)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Figures:
@@ -163,6 +177,7 @@ class Figures:
             ),
             date=str(doc.get("date", "")),
             latency_ms=float(doc.get("injected_cross_region_latency_ms", 0.0)),
+            system_log_level=str(doc.get("system_log_level", "INFO")).upper(),
         )
 
 
@@ -304,7 +319,7 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
             figures.high.log_bytes_per_invocation.at(targets),
             fraction,
         )
-        add("logs (EMF + platform lines)", invocations * (log_bytes + PLATFORM_LOG_BYTES) / GIB, "GB")
+        add("logs (EMF + platform lines)", invocations * (log_bytes + figures.platform_log_bytes) / GIB, "GB")
         full_bytes = figures.transfer_overhead_bytes + stamped_bytes
         transfer = per_target * (
             (targets - filtered) * full_bytes
@@ -313,8 +328,17 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
         add("inter-region transfer", transfer / GIB, "GB")
         add("handoff queues (idle polling)", targets * IDLE_RECEIVES_PER_QUEUE_MONTH, "requests")
         add("S3 (dead letters, oversized handoffs)", 0.0, "PUT")
-        metric_streams += 1 + (workload.unstamped_share > 0) + (workload.hot_share > 0)
-        metric_streams += targets * (2 + (workload.hot_share > 0)) + 2 * filtered * (passing < 1)
+        # A custom metric is billed for the hours it receives data ("prorated by the hour and metered
+        # only when you send metrics to CloudWatch": https://aws.amazon.com/cloudwatch/pricing/), and a
+        # count is emitted only when it is not zero: only the always-on metrics of a healthy month and
+        # those the workload keeps busy are counted, each as a whole metric-month. Per source:
+        # RecordsReceived, and RecordsAdopted / RecordsCoalesced if some writes are unstamped / hot;
+        # per pair: ReplicationLatency, StaleSkipped with hot keys, FilteredOut and TombstonesWritten
+        # where a partial filter turns writes into tombstones.
+        metric_streams += len(m.ALWAYS_ON_SOURCE_METRICS)
+        metric_streams += (workload.unstamped_share > 0) + (workload.hot_share > 0)
+        metric_streams += targets * (len(m.ALWAYS_ON_PAIR_METRICS) + (workload.hot_share > 0))
+        metric_streams += 2 * filtered * (passing < 1)
     add("custom metrics", float(metric_streams), "metric-months")
 
     price = {
@@ -350,6 +374,10 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
         f"Lambda {deployment.architecture}, {deployment.memory_mb} MB; durations measured locally with "
         f"{figures.latency_ms:.0f} ms per cross-region request",
         f"items carry {figures.metadata_bytes} bytes of replication metadata here; global tables none",
+        "Lambda's START / END / REPORT lines: none (system log level WARN)"
+        if figures.platform_log_bytes == 0
+        else f"Lambda's START / END / REPORT lines: {figures.platform_log_bytes:.0f} bytes per invocation "
+        f"(figures measured at system log level {figures.system_log_level})",
         "storage, reads, alarms and the dashboard are the same or fixed and left out",
     )
     return Estimate(writes * len(deployment.sources), min(rpi_seen), product, global_tables, notes)
