@@ -21,6 +21,7 @@ from typing import Any
 
 from ddbrep.tools.prices import Prices
 from replicator.core import metrics_names as m
+from replicator.emf import MAX_VALUES_PER_METRIC
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIGURES_PATH = REPO_ROOT / "ddbrep" / "bench" / "cost_figures.json"
@@ -86,6 +87,7 @@ class Deployment:
     sources: tuple[Source, ...]
     memory_mb: int
     architecture: str
+    metrics_flush_seconds: int = 0  # function.metrics_flush_seconds (replicator/emf.py MetricsBuffer)
 
     @property
     def pairs(self) -> int:
@@ -105,7 +107,13 @@ def deployment_from_config(config: Any, architecture: str) -> Deployment:
         for plan in config.regions
         if plan.is_source
     )
-    return Deployment(config.region_names, sources, config.function.memory_mb, architecture)
+    return Deployment(
+        config.region_names,
+        sources,
+        config.function.memory_mb,
+        architecture,
+        config.function.metrics_flush_seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -249,6 +257,25 @@ def records_per_invocation(source: Source, writes_per_second: float) -> float:
     return min(float(source.batch_size), max(1.0, writes_per_second * wait))
 
 
+def metrics_merged(flush_seconds: float, writes_per_second: float, rpi: float) -> float:
+    """Invocations whose metrics share one flush of a warm environment (1: every invocation prints)."""
+    if flush_seconds <= 0:
+        return 1.0
+    invocations_per_second = writes_per_second / rpi
+    return max(1.0, min(invocations_per_second * flush_seconds, MAX_VALUES_PER_METRIC / rpi))
+
+
+def _log_bytes(figures: Figures, targets: int, records: float) -> float:
+    """One invocation's log bytes when it carries this many records: linear through the measurements."""
+    span = figures.high.records_per_invocation - figures.low.records_per_invocation
+    fraction = max(0.0, (records - figures.low.records_per_invocation) / span) if span > 0 else 0.0
+    return _between(
+        figures.low.log_bytes_per_invocation.at(targets),
+        figures.high.log_bytes_per_invocation.at(targets),
+        fraction,
+    )
+
+
 def _between(low: float, high: float, fraction: float) -> float:
     return low + (high - low) * fraction
 
@@ -314,11 +341,14 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
             / 1000.0
         )
         add("Lambda duration", invocations * duration_s * deployment.memory_mb / 1024, "GB-s")
-        log_bytes = _between(
-            figures.low.log_bytes_per_invocation.at(targets),
-            figures.high.log_bytes_per_invocation.at(targets),
-            fraction,
-        )
+
+        log_bytes = _log_bytes(figures, targets, rpi)
+        # With metrics_flush_seconds a warm environment prints the metrics of the invocations of one
+        # interval together (one environment per shard), at most a document's 100 values per metric: as
+        # one invocation of that many records would, shared by them.
+        merged = metrics_merged(deployment.metrics_flush_seconds, workload.writes_per_second, rpi)
+        if merged > 1.0:
+            log_bytes = _log_bytes(figures, targets, rpi * merged) / merged
         add("logs (EMF + platform lines)", invocations * (log_bytes + figures.platform_log_bytes) / GIB, "GB")
         full_bytes = figures.transfer_overhead_bytes + stamped_bytes
         transfer = per_target * (
@@ -366,11 +396,20 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
         Line("replicated writes (every region, the source included)", gt_units, "rWRU", gt_units * rwru),
         Line("inter-region transfer", gt_transfer, "GB", gt_transfer * prices.inter_region_transfer_per_gb),
     )
+    merged_low = metrics_merged(deployment.metrics_flush_seconds, workload.writes_per_second, min(rpi_seen))
     notes = (
         f"records per invocation {min(rpi_seen):.1f}"
         + (f"-{max(rpi_seen):.1f}" if max(rpi_seen) != min(rpi_seen) else "")
         + f" (figures measured at {figures.low.records_per_invocation:.1f} and "
         f"{figures.high.records_per_invocation:.1f}, linear in between and beyond)",
+        *(
+            (
+                f"metrics printed at most every {deployment.metrics_flush_seconds} s per environment: "
+                f"{merged_low:.1f} invocations per document",
+            )
+            if deployment.metrics_flush_seconds
+            else ()
+        ),
         f"Lambda {deployment.architecture}, {deployment.memory_mb} MB; durations measured locally with "
         f"{figures.latency_ms:.0f} ms per cross-region request",
         f"items carry {figures.metadata_bytes} bytes of replication metadata here; global tables none",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 MAX_VALUES_PER_METRIC = 100
@@ -142,3 +142,71 @@ def print_documents(namespace: str, metric_sets: Sequence[MetricSet]) -> int:
     for doc in docs:
         print(json.dumps(doc, separators=(",", ":")))
     return len(docs)
+
+
+class MetricsBuffer:
+    """An execution environment's metrics, printed at most every ``flush_seconds`` (0: every invocation).
+
+    Lambda reuses a warm environment for the next invocations, so one document can carry several
+    invocations' metrics: counts are summed, samples appended, per dimension set. Each invocation
+    flushes first what waited ``flush_seconds`` or more (stamped with the time of the last invocation
+    it holds), and everything at once when any of ``urgent`` is non-zero in this invocation (the
+    failures and conflicts the alarms watch) or a metric holds a full document's values (100). The
+    trade-off: the last interval's metrics wait for the next invocation, and are lost if Lambda
+    reclaims the environment before one comes.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        flush_seconds: float = 0.0,
+        urgent: Collection[str] = (),
+        clock: Callable[[], float] = time.time,
+        printer: Callable[[str], None] = print,
+    ) -> None:
+        self.namespace = namespace
+        self.flush_seconds = flush_seconds
+        self.urgent = frozenset(urgent)
+        self.clock = clock
+        self.printer = printer
+        self._counts: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
+        self._samples: dict[tuple[tuple[str, str], ...], dict[str, tuple[str, list[float]]]] = {}
+        self._first = 0.0
+        self._last = 0.0
+
+    def publish(self, metric_sets: Sequence[MetricSet]) -> int:
+        """Buffer one invocation's metrics; print what is due. How many documents were printed."""
+        now = self.clock()
+        if self.flush_seconds <= 0:
+            return self._print(documents(self.namespace, metric_sets, int(now * 1000)))
+        printed = 0
+        if self._counts and now - self._first >= self.flush_seconds:
+            printed += self.flush()
+        for metric_set in metric_sets:
+            key = tuple(metric_set.dimensions.items())
+            counts = self._counts.setdefault(key, {})
+            for name, value in metric_set.counts.items():
+                counts[name] = counts.get(name, 0.0) + value
+            samples = self._samples.setdefault(key, {})
+            for name, (unit, values) in metric_set.samples.items():
+                samples.setdefault(name, (unit, []))[1].extend(values)
+        if not self._first:
+            self._first = now
+        self._last = now
+        urgent = any(v for s in metric_sets for n, v in s.counts.items() if n in self.urgent)
+        full = any(len(v) >= MAX_VALUES_PER_METRIC for s in self._samples.values() for _, v in s.values())
+        if urgent or full:
+            printed += self.flush()
+        return printed
+
+    def flush(self) -> int:
+        """Print everything buffered, stamped with the last invocation's time."""
+        sets = [MetricSet(dict(key), self._counts[key], self._samples.get(key, {})) for key in self._counts]
+        stamp = int(self._last * 1000)
+        self._counts, self._samples, self._first = {}, {}, 0.0
+        return self._print(documents(self.namespace, sets, stamp))
+
+    def _print(self, docs: Sequence[Mapping[str, object]]) -> int:
+        for doc in docs:
+            self.printer(json.dumps(doc, separators=(",", ":")))
+        return len(docs)

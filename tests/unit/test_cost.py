@@ -204,6 +204,29 @@ def test_the_model_counts_the_metric_streams_the_bench_measured() -> None:
     assert metrics.quantity == measured["metric_streams"]
 
 
+def test_a_flush_interval_shares_one_document_among_an_intervals_invocations() -> None:
+    # Given 1 write/s per region, one record per invocation, metrics printed at most every 10 s
+    every = estimate(mesh(window=0), Workload(1.0), FIGURES, DEFAULT_PRICES)
+    est = estimate(replace(mesh(window=0), metrics_flush_seconds=10), Workload(1.0), FIGURES, DEFAULT_PRICES)
+    invocations = 2 * SECONDS_PER_MONTH
+    # Then 10 invocations print as one of 10 records would (linear 1 -> 100 records: 200 + 400 bytes at
+    # 1 record, 1000 + 2000 at 100), shared by the 10; nothing else changes
+    at_ten = 600 + (3000 - 600) * (10 - 1) / 99
+    assert lines(est)["logs (EMF + platform lines)"] == pytest.approx(
+        invocations * (at_ten / 10 + 260) / GIB * 0.50
+    )
+    assert lines(every)["logs (EMF + platform lines)"] == pytest.approx(
+        invocations * (600 + 260) / GIB * 0.50
+    )
+    assert {k: v for k, v in lines(est).items() if not k.startswith("logs")} == {
+        k: v for k, v in lines(every).items() if not k.startswith("logs")
+    }
+    assert any("at most every 10 s" in note for note in est.notes)
+    # And a document holds at most 100 values per metric: full batches share nothing
+    assert cost.metrics_merged(10, 1000.0, 100.0) == 1.0
+    assert cost.metrics_merged(0, 1.0, 1.0) == 1.0 and cost.metrics_merged(60, 1.0, 1.0) == 60.0
+
+
 def test_workload_shares_are_checked() -> None:
     with pytest.raises(CostInputError, match="hot_share"):
         estimate(mesh(), Workload(1.0, hot_share=1.5), FIGURES, DEFAULT_PRICES)

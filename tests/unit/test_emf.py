@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ddbrep.local.metric_store import MetricsStore, parse_emf
-from replicator.emf import MetricSet, documents, pair_blobs
+from replicator.emf import MetricsBuffer, MetricSet, documents, pair_blobs
 
 SOURCE = {"SourceRegion": "us-east-1"}
 EU = {"SourceRegion": "us-east-1", "TargetRegion": "eu-west-1"}
@@ -145,3 +145,64 @@ def test_the_local_store_reads_the_writes_applied_as_the_latency_sample_count() 
     # Then applied = SampleCount (3), the replicator's share = that less HandoffReplayed (2)
     assert store.applied(**EU) == 3 and store.records_replicated(**EU) == 2
     assert store.series(LATENCY, 1.0, "count", **EU)[1] == [3.0]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def buffered(flush_seconds: float) -> tuple[MetricsBuffer, Clock, list[dict[str, Any]]]:
+    clock, printed = Clock(), []
+    buffer = MetricsBuffer(
+        "NS", flush_seconds, {"DeadLettered"}, clock, lambda line: printed.append(json.loads(line))
+    )
+    return buffer, clock, printed
+
+
+def invocation(latency: float, **counts: float) -> list[MetricSet]:
+    return [
+        MetricSet(EU, counts, {LATENCY: ("Milliseconds", [latency])}),
+        MetricSet(SOURCE, {"RecordsReceived": 1}),
+    ]
+
+
+def test_without_a_flush_interval_every_invocation_prints_its_metrics() -> None:
+    buffer, _, printed = buffered(0)
+    assert buffer.publish(invocation(5.0)) == 1 and buffer.publish(invocation(6.0)) == 1
+    assert [doc[LATENCY] for doc in printed] == [[5], [6]]
+
+
+def test_a_warm_environment_prints_an_interval_of_invocations_in_one_document() -> None:
+    # Given a 10 s flush interval and three invocations within it
+    buffer, clock, printed = buffered(10)
+    for at, latency in ((100.0, 5.0), (103.0, 6.0), (106.0, 7.0)):
+        clock.now = at
+        assert buffer.publish(invocation(latency, StaleSkipped=1)) == 0  # nothing printed yet
+    # When the next invocation comes after the interval
+    clock.now = 111.0
+    assert buffer.publish(invocation(8.0)) == 1
+    # Then one document holds the three, counts summed, stamped with the last one's time; the fourth waits
+    (doc,) = printed
+    assert doc[LATENCY] == [5, 6, 7] and doc["StaleSkipped"] == 3 and doc["RecordsReceived"] == 3
+    assert doc["_aws"]["Timestamp"] == 106_000
+    assert buffer.flush() == 1 and printed[-1][LATENCY] == [8]
+
+
+def test_a_failure_prints_at_once_with_what_waited() -> None:
+    # Given a buffered invocation; When the next one dead-letters a record (an alarm watches DeadLettered)
+    buffer, clock, printed = buffered(60)
+    buffer.publish(invocation(5.0))
+    clock.now = 101.0
+    assert buffer.publish(invocation(6.0, DeadLettered=1)) == 1
+    # Then both are printed now, not at the end of the interval
+    assert printed[0][LATENCY] == [5, 6] and printed[0]["DeadLettered"] == 1
+
+
+def test_a_full_document_of_values_is_printed_at_once() -> None:
+    buffer, _, printed = buffered(60)
+    assert buffer.publish([MetricSet(EU, {}, {LATENCY: ("Milliseconds", [1.0] * 99)})]) == 0
+    assert buffer.publish(invocation(2.0)) == 1 and len(printed[0][LATENCY]) == 100

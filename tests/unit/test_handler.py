@@ -261,3 +261,23 @@ def test_an_invocation_prints_one_metric_document_per_target_and_no_other_line(
     ]
     assert len(source_sets) == 1
     assert {m["Name"] for m in source_sets[0]["Metrics"]} >= {"RecordsReceived", "EchoSkipped", "TtlSkipped"}
+
+
+def test_with_a_flush_interval_a_warm_replicator_prints_two_invocations_as_one(
+    aws: dict, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given function.metrics_flush_seconds: 60 (REP_METRICS_FLUSH_SECONDS)
+    monkeypatch.setenv("REP_METRICS_FLUSH_SECONDS", "60")
+    handler = load_function("replicator.handler")
+    event = load_event("mesh_batch.json")
+    # When a warm environment runs a batch, then the same batch again (all stale: no failure)
+    handler.lambda_handler(event, Context())
+    assert emf_lines(capsys.readouterr().out) == []  # held for the interval
+    handler.lambda_handler(copy.deepcopy(event), Context())
+    assert emf_lines(capsys.readouterr().out) == []
+    # Then the flush prints both invocations' metrics in one document per target
+    handler.metrics.flush()
+    lines = emf_lines(capsys.readouterr().out)
+    assert sorted(line["TargetRegion"] for line in lines) == sorted([EU, AP])
+    assert metric_total(lines, "StaleSkipped", SourceRegion=LOCAL, TargetRegion=EU) == 2  # the 2nd batch
+    assert metric_total(lines, "RecordsReceived", SourceRegion=LOCAL) == 2 * len(event["Records"])

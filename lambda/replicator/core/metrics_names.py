@@ -104,6 +104,23 @@ SOURCE_METRICS = (
 ALWAYS_ON_PAIR_METRICS = (REPLICATION_LATENCY,)
 ALWAYS_ON_SOURCE_METRICS = (RECORDS_RECEIVED,)
 
+# With function.metrics_flush_seconds, an invocation reporting any of these prints its environment's
+# buffered metrics at once (replicator/emf.py MetricsBuffer): the failures, conflicts and dead letters
+# the alarms and the runbook watch are never delayed.
+FLUSH_AT_ONCE = frozenset(
+    {
+        DEAD_LETTERED,
+        HANDOFF_FAILED,
+        HANDED_OFF,
+        CONFLICTS_LOST,
+        CONFLICTS_NOT_LOGGED,
+        FUTURE_VERSIONS_REJECTED,
+        MALFORMED_RECORDS,
+        LOCAL_WRITE_REJECTED,
+        LOCAL_WRITE_FAILED,
+    }
+)
+
 
 def emitted_pair_counts(counts: Mapping[str, float]) -> dict[str, float]:
     """A pair's counts as emitted: without the ones ReplicationLatency's SampleCount gives."""
