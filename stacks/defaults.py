@@ -162,6 +162,10 @@ MAX_RECORD_AGE_RANGE = (60, 604_800)
 FUNCTION_MEMORY_MB = 256
 FUNCTION_TIMEOUT_SECONDS = 60
 MAX_WORKERS = 16
+# function.metrics_flush_seconds: 0 prints every invocation's metrics (replicator/emf.py MetricsBuffer);
+# at most 60 s, so a buffered latency is never later than one minute, a fifth of an alarm period.
+METRICS_FLUSH_SECONDS = 0
+METRICS_FLUSH_SECONDS_MAX = 60
 LOG_RETENTION_DAYS = 30
 # The retention periods CloudWatch Logs accepts (days -> aws_logs.RetentionDays member).
 LOG_RETENTION_CHOICES = {

@@ -46,6 +46,10 @@ PERIOD = Duration.minutes(defaults.ALARM_PERIOD_MINUTES)
 # names, so a metric added to the function appears on the dashboard without a change here.
 PAIR_COUNTS = tuple(m for m in names.PAIR_METRICS if m != names.REPLICATION_LATENCY)
 LATENCY_STATISTICS = ("p50", "p90", "p99")
+# The writes applied to each target (replicator and drain) per period: ReplicationLatency carries one
+# value per applied write, so its SampleCount is that throughput, and RecordsReplicated (the same
+# number less HandoffReplayed) is not emitted, saving a metric billed every hour for every pair.
+APPLIED_STATISTIC = "SampleCount"
 
 # Lambda's event source mapping metrics (namespace AWS/Lambda, dimension EventSourceMappingUUID), emitted
 # only when the mapping's MetricsConfig includes EventCount (stacks/replicator.py turns it on). From
@@ -437,6 +441,12 @@ class ReplicationDashboard(Construct):
             )
             for statistic in LATENCY_STATISTICS
         ]
+        groups.append(
+            CustomMetricGroup(
+                title="Writes applied (replicator + drain): SampleCount of ReplicationLatency",
+                metrics=[self.metrics.pair(names.REPLICATION_LATENCY, t, APPLIED_STATISTIC) for t in targets],
+            )
+        )
         groups += [
             CustomMetricGroup(title=metric_name, metrics=[self.metrics.pair(metric_name, t) for t in targets])
             for metric_name in PAIR_COUNTS

@@ -80,5 +80,25 @@ class FunctionRuntime(Construct):
             environment=dict(environment),
             role=role,
             log_group=log_group,
+            # Lambda's advanced logging controls. Every log byte is billed (CloudWatch Logs ingestion),
+            # and the platform's START / END / REPORT lines (about 260 bytes per invocation in the text
+            # format) cost as much as the metrics at one record per invocation. The system log level
+            # filters those: "By default, Lambda sets the system log level to INFO. With this setting,
+            # Lambda automatically sends "start" and "report" log messages to CloudWatch"; at WARN (the
+            # least detail) only the platform's warnings are sent
+            # (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html).
+            # Log-level filtering needs the JSON log format. What the function prints stays as printed:
+            # "if your function outputs logs using Python print statements, Lambda can only send log
+            # outputs to CloudWatch Logs in plain text format"
+            # (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html), so the EMF documents
+            # (replicator/emf.py) are neither wrapped nor lengthened, and CloudWatch still extracts them.
+            # A printed JSON line without a "level" key counts as INFO for the application log level
+            # (same log-level page): it must stay at INFO, or the EMF documents would be dropped.
+            # Lambda's own metrics (Duration, Errors, Throttles, IteratorAge) do not come from the
+            # REPORT lines and are unchanged; what is lost is the per-invocation REPORT in the log
+            # stream (billed duration, max memory used): set SystemLogLevel to INFO to see it again.
+            logging_format=lambda_.LoggingFormat.JSON,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
         )
         return function

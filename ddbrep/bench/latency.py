@@ -124,7 +124,7 @@ def _run_once(
             window_seconds=window,
             filters=filters,
             pairs=tuple(pairs),
-            replicated_writes=int(cloud.metrics.total(m.RECORDS_REPLICATED)),
+            replicated_writes=cloud.metrics.records_replicated(),
             echo_invocations=int(cloud.metrics.total(metric_store.ECHO_INVOCATIONS)),
             invocations=int(sum(p.stats.invocations for p in cloud.stream_pollers)),
             seconds=time.monotonic() - started,

@@ -455,6 +455,8 @@ class LocalCloud:
             timeout_seconds=float(spec.timeout_seconds),
             memory_mb=spec.memory_mb,
             account=stack.account,
+            log_format=spec.log_format,
+            system_log_level=spec.system_log_level,
         )
 
     def _localize(self, value: str) -> str:

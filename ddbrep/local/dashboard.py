@@ -41,9 +41,7 @@ def summarize(store: emf.MetricsStore, pairs: Sequence[tuple[str, str]] | None =
             PairSummary(
                 source=source,
                 target=target,
-                records=int(
-                    store.total(m.RECORDS_REPLICATED, **dims) + store.total(m.HANDOFF_REPLAYED, **dims)
-                ),
+                records=store.applied(**dims),  # replicator and drain: ReplicationLatency's SampleCount
                 p50_ms=emf.percentile(latencies, 50),
                 p99_ms=emf.percentile(latencies, 99),
                 stale=int(store.total(m.STALE_SKIPPED, **dims)),
@@ -89,7 +87,7 @@ def render_png(store: emf.MetricsStore, path: Path, bucket_seconds: float = 2.0,
         pair = f"{source}→{target}"
         plot(axes[0][0], m.REPLICATION_LATENCY, "p50", f"{pair} p50", **dims)
         plot(axes[0][0], m.REPLICATION_LATENCY, "p99", f"{pair} p99", **dims)
-        plot(axes[0][1], m.RECORDS_REPLICATED, "sum", pair, **dims)
+        plot(axes[0][1], m.REPLICATION_LATENCY, "count", pair, **dims)  # one value per applied write
         plot(axes[1][0], m.STALE_SKIPPED, "sum", pair, **dims)
         plot(axes[1][1], m.HANDED_OFF, "sum", f"{pair} handed off", **dims)
         plot(axes[1][1], m.DEAD_LETTERED, "sum", f"{pair} dead-lettered", **dims)

@@ -166,6 +166,19 @@ class MetricsStore:
     def values(self, name: str, **dimensions: str) -> list[float]:
         return [s.value for s in self.select(name, **dimensions)]
 
+    def sample_count(self, name: str, **dimensions: str) -> int:
+        """CloudWatch's SampleCount over the whole run: how many values were reported."""
+        return len(self.select(name, **dimensions))
+
+    def applied(self, **dimensions: str) -> int:
+        """Writes applied to targets (replicator and drain): ReplicationLatency's SampleCount, one value
+        per applied write (RecordsReplicated is not emitted: replicator/core/metrics_names.py)."""
+        return self.sample_count(m.REPLICATION_LATENCY, **dimensions)
+
+    def records_replicated(self, **dimensions: str) -> int:
+        """The replicator's applied writes (the engine's RecordsReplicated): applied less HandoffReplayed."""
+        return self.applied(**dimensions) - int(self.total(m.HANDOFF_REPLAYED, **dimensions))
+
     def pairs(self) -> list[tuple[str, str]]:
         """Every (source, target) region pair some metric was reported for."""
         with self._lock:
@@ -196,6 +209,8 @@ def _statistic(values: Iterable[float], statistic: str) -> float:
         return max(data)
     if statistic == "avg":
         return sum(data) / len(data)
+    if statistic == "count":
+        return float(len(data))
     if statistic.startswith("p"):
         return percentile(data, float(statistic[1:]))
     raise ValueError(f"unknown statistic {statistic!r}")

@@ -69,6 +69,8 @@ class FunctionSpec:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     memory_mb: int = DEFAULT_MEMORY_MB
     asset_path: str | None = None  # the code directory in the cloud assembly, when CDK recorded it
+    log_format: str = "Text"  # LoggingConfig.LogFormat
+    system_log_level: str = "INFO"  # LoggingConfig.SystemLogLevel (JSON format only; INFO by default)
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,7 @@ def _function(
     if not handler:
         raise TemplateError(f"function {logical_id} has no Handler (container images are not simulated)")
     name = props.get("FunctionName") or generated_name(stack, logical_id, 64)
+    logging_config = props.get("LoggingConfig") or {}
     return FunctionSpec(
         logical_id=logical_id,
         name=_literal(name, f"{logical_id}.FunctionName"),
@@ -388,6 +391,8 @@ def _function(
         timeout_seconds=int(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
         memory_mb=int(props.get("MemorySize", DEFAULT_MEMORY_MB)),
         asset_path=(resource.get("Metadata") or {}).get(ASSET_PATH_METADATA),
+        log_format=str(logging_config.get("LogFormat", "Text")),
+        system_log_level=str(logging_config.get("SystemLogLevel", "INFO")),
     )
 
 

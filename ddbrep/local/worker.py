@@ -45,6 +45,10 @@ class FunctionConfig:
     timeout_seconds: float = 3.0
     memory_mb: int = 128
     account: str = "123456789012"
+    # The function's LoggingConfig (Lambda's advanced logging controls): "Text" or "JSON", and the level
+    # of the platform's own lines Lambda sends to CloudWatch Logs ("DEBUG", "INFO" or "WARN").
+    log_format: str = "Text"
+    system_log_level: str = "INFO"
 
     @property
     def arn(self) -> str:
@@ -95,26 +99,57 @@ class LambdaContext:
 
 
 def lambda_log_lines(
-    request_id: str, lines: Sequence[str], ok: bool, payload: Any, started: float
+    request_id: str,
+    lines: Sequence[str],
+    ok: bool,
+    payload: Any,
+    started: float,
+    log_format: str = "Text",
+    system_log_level: str = "INFO",
 ) -> list[str]:
-    """What CloudWatch Logs shows for one invocation: START, the function's own lines, the error Lambda
-    logs for a failed invocation (type, message, stack trace), END and REPORT."""
-    out = [f"START RequestId: {request_id} Version: $LATEST", *lines]
+    """What CloudWatch Logs shows for one invocation: the platform's start line, the function's own
+    lines (as printed: Lambda does not wrap what Python prints, in either log format), the error Lambda
+    logs for a failed invocation (type, message, stack trace), and the platform's end and report lines.
+
+    The platform lines are INFO-level system logs: at the system log level WARN (JSON log format only)
+    Lambda does not send them (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html),
+    and neither does this. In the JSON format they are JSON objects (``platform.start``,
+    ``platform.report``) and the error is one JSON object at level ERROR."""
+    as_json = log_format.upper() == "JSON"
+    platform = not (as_json and system_log_level.upper() == "WARN")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out: list[str] = []
+    if platform:
+        if as_json:
+            start = {"requestId": request_id, "version": "$LATEST"}
+            out.append(json.dumps({"time": now, "type": "platform.start", "record": start}))
+        else:
+            out.append(f"START RequestId: {request_id} Version: $LATEST")
+    out.extend(lines)
     if not ok and isinstance(payload, Mapping):
+        error = {
+            "errorType": payload.get("errorType", ""),
+            "errorMessage": payload.get("errorMessage", ""),
+            "requestId": request_id,
+            "stackTrace": payload.get("stackTrace", []),
+        }
         out.append(
-            "[ERROR] "
-            + json.dumps(
-                {
-                    "errorType": payload.get("errorType", ""),
-                    "errorMessage": payload.get("errorMessage", ""),
-                    "requestId": request_id,
-                    "stackTrace": payload.get("stackTrace", []),
-                }
-            )
+            json.dumps({"timestamp": now, "level": "ERROR", **error})
+            if as_json
+            else "[ERROR] " + json.dumps(error)
         )
-    duration = (time.monotonic() - started) * 1000
-    out.append(f"END RequestId: {request_id}")
-    out.append(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms")
+    if platform:
+        duration = (time.monotonic() - started) * 1000
+        if as_json:
+            report = {
+                "requestId": request_id,
+                "status": "success" if ok else "error",
+                "metrics": {"durationMs": round(duration, 2)},
+            }
+            out.append(json.dumps({"time": now, "type": "platform.report", "record": report}))
+        else:
+            out.append(f"END RequestId: {request_id}")
+            out.append(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms")
     return out
 
 
@@ -325,7 +360,7 @@ class FunctionWorker:
                     "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
                     "exit status 1 (staged by `local fault break`)",
                 }
-                self._emit(lambda_log_lines(request_id, [], False, error, started))
+                self._emit(self._log_lines(request_id, [], False, error, started))
                 return Invocation(request_id, False, error)
             try:
                 cold = self._ensure_started()
@@ -344,22 +379,30 @@ class FunctionWorker:
                     self.errors += 1
                     message = f"Task timed out after {self.config.timeout_seconds:.2f} seconds"
                     error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
-                    self._emit(lambda_log_lines(request_id, [], False, error, started))
+                    self._emit(self._log_lines(request_id, [], False, error, started))
                     return Invocation(request_id, False, error)
                 status, payload, lines = self._conn.recv()
             except (EOFError, OSError, BrokenPipeError) as err:
                 self._kill()
                 self.errors += 1
                 error = {"errorType": "Runtime.ExitError", "errorMessage": repr(err)}
-                self._emit(lambda_log_lines(request_id, [], False, error, started))
+                self._emit(self._log_lines(request_id, [], False, error, started))
                 return Invocation(request_id, False, error)
             ok = status == "ok"
-            self._emit(lambda_log_lines(request_id, lines, ok, payload, started))
+            self._emit(self._log_lines(request_id, lines, ok, payload, started))
             if not ok:
                 self.errors += 1
             return Invocation(
                 request_id, ok, payload, tuple(lines), (time.monotonic() - started) * 1000, cold
             )
+
+    def _log_lines(
+        self, request_id: str, lines: Sequence[str], ok: bool, payload: Any, started: float
+    ) -> list[str]:
+        config = self.config
+        return lambda_log_lines(
+            request_id, lines, ok, payload, started, config.log_format, config.system_log_level
+        )
 
     def _emit(self, lines: Sequence[str]) -> None:
         if lines and self.on_output is not None:

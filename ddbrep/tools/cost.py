@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ddbrep.tools.prices import Prices
+from replicator.core import metrics_names as m
+from replicator.emf import MAX_VALUES_PER_METRIC
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIGURES_PATH = REPO_ROOT / "ddbrep" / "bench" / "cost_figures.json"
@@ -29,9 +31,14 @@ WRITE_UNIT_BYTES = 1024
 # Lambda polls a DynamoDB stream shard about four times a second: with no batching window, records that
 # arrive within one poll interval share an invocation.
 STREAM_POLL_SECONDS = 0.25
-# Lambda's own START, END and REPORT lines per invocation (not printed by the local runtime): about this
-# many bytes in Lambda's text log format (request id, durations, memory). Estimated from the format.
-PLATFORM_LOG_BYTES = 260
+# Lambda's own START, END and REPORT lines per invocation in its text log format, at the default system
+# log level INFO: about this many bytes (request id, durations, memory), estimated from the format. Only
+# figures measured before the functions set the system log level WARN (stacks/runtime.py) add them:
+# "By default, Lambda sets the system log level to INFO. With this setting, Lambda automatically sends
+# "start" and "report" log messages to CloudWatch", and at WARN it sends only the platform's warnings
+# (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html). With WARN the
+# measured log bytes are the whole of it: the local runtime drops the platform lines as Lambda does.
+TEXT_PLATFORM_LOG_BYTES = 260
 # A handoff queue is long-polled by its SQS event source mapping while idle. Assumed: 5 receives of
 # 20 s in flight per queue (Lambda's initial SQS pollers); not measured locally.
 IDLE_RECEIVES_PER_QUEUE_MONTH = 5 * SECONDS_PER_MONTH / 20
@@ -80,6 +87,7 @@ class Deployment:
     sources: tuple[Source, ...]
     memory_mb: int
     architecture: str
+    metrics_flush_seconds: int = 0  # function.metrics_flush_seconds (replicator/emf.py MetricsBuffer)
 
     @property
     def pairs(self) -> int:
@@ -99,7 +107,13 @@ def deployment_from_config(config: Any, architecture: str) -> Deployment:
         for plan in config.regions
         if plan.is_source
     )
-    return Deployment(config.region_names, sources, config.function.memory_mb, architecture)
+    return Deployment(
+        config.region_names,
+        sources,
+        config.function.memory_mb,
+        architecture,
+        config.function.metrics_flush_seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,14 @@ class Figures:
     extra_invocations_per_unstamped: float
     date: str = ""
     latency_ms: float = 0.0
+    # The replicator's system log level when measured. Figures files from before it was recorded were
+    # measured at INFO, with the local runtime's short START / END / REPORT lines in the log bytes.
+    system_log_level: str = "INFO"
+
+    @property
+    def platform_log_bytes(self) -> float:
+        """Lambda's platform lines per invocation on top of the measured log bytes (see above)."""
+        return 0.0 if self.system_log_level == "WARN" else float(TEXT_PLATFORM_LOG_BYTES)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Figures:
@@ -163,6 +185,7 @@ class Figures:
             ),
             date=str(doc.get("date", "")),
             latency_ms=float(doc.get("injected_cross_region_latency_ms", 0.0)),
+            system_log_level=str(doc.get("system_log_level", "INFO")).upper(),
         )
 
 
@@ -234,6 +257,25 @@ def records_per_invocation(source: Source, writes_per_second: float) -> float:
     return min(float(source.batch_size), max(1.0, writes_per_second * wait))
 
 
+def metrics_merged(flush_seconds: float, writes_per_second: float, rpi: float) -> float:
+    """Invocations whose metrics share one flush of a warm environment (1: every invocation prints)."""
+    if flush_seconds <= 0:
+        return 1.0
+    invocations_per_second = writes_per_second / rpi
+    return max(1.0, min(invocations_per_second * flush_seconds, MAX_VALUES_PER_METRIC / rpi))
+
+
+def _log_bytes(figures: Figures, targets: int, records: float) -> float:
+    """One invocation's log bytes when it carries this many records: linear through the measurements."""
+    span = figures.high.records_per_invocation - figures.low.records_per_invocation
+    fraction = max(0.0, (records - figures.low.records_per_invocation) / span) if span > 0 else 0.0
+    return _between(
+        figures.low.log_bytes_per_invocation.at(targets),
+        figures.high.log_bytes_per_invocation.at(targets),
+        fraction,
+    )
+
+
 def _between(low: float, high: float, fraction: float) -> float:
     return low + (high - low) * fraction
 
@@ -299,12 +341,15 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
             / 1000.0
         )
         add("Lambda duration", invocations * duration_s * deployment.memory_mb / 1024, "GB-s")
-        log_bytes = _between(
-            figures.low.log_bytes_per_invocation.at(targets),
-            figures.high.log_bytes_per_invocation.at(targets),
-            fraction,
-        )
-        add("logs (EMF + platform lines)", invocations * (log_bytes + PLATFORM_LOG_BYTES) / GIB, "GB")
+
+        log_bytes = _log_bytes(figures, targets, rpi)
+        # With metrics_flush_seconds a warm environment prints the metrics of the invocations of one
+        # interval together (one environment per shard), at most a document's 100 values per metric: as
+        # one invocation of that many records would, shared by them.
+        merged = metrics_merged(deployment.metrics_flush_seconds, workload.writes_per_second, rpi)
+        if merged > 1.0:
+            log_bytes = _log_bytes(figures, targets, rpi * merged) / merged
+        add("logs (EMF + platform lines)", invocations * (log_bytes + figures.platform_log_bytes) / GIB, "GB")
         full_bytes = figures.transfer_overhead_bytes + stamped_bytes
         transfer = per_target * (
             (targets - filtered) * full_bytes
@@ -313,8 +358,17 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
         add("inter-region transfer", transfer / GIB, "GB")
         add("handoff queues (idle polling)", targets * IDLE_RECEIVES_PER_QUEUE_MONTH, "requests")
         add("S3 (dead letters, oversized handoffs)", 0.0, "PUT")
-        metric_streams += 1 + (workload.unstamped_share > 0) + (workload.hot_share > 0)
-        metric_streams += targets * (2 + (workload.hot_share > 0)) + 2 * filtered * (passing < 1)
+        # A custom metric is billed for the hours it receives data ("prorated by the hour and metered
+        # only when you send metrics to CloudWatch": https://aws.amazon.com/cloudwatch/pricing/), and a
+        # count is emitted only when it is not zero: only the always-on metrics of a healthy month and
+        # those the workload keeps busy are counted, each as a whole metric-month. Per source:
+        # RecordsReceived, and RecordsAdopted / RecordsCoalesced if some writes are unstamped / hot;
+        # per pair: ReplicationLatency, StaleSkipped with hot keys, FilteredOut and TombstonesWritten
+        # where a partial filter turns writes into tombstones.
+        metric_streams += len(m.ALWAYS_ON_SOURCE_METRICS)
+        metric_streams += (workload.unstamped_share > 0) + (workload.hot_share > 0)
+        metric_streams += targets * (len(m.ALWAYS_ON_PAIR_METRICS) + (workload.hot_share > 0))
+        metric_streams += 2 * filtered * (passing < 1)
     add("custom metrics", float(metric_streams), "metric-months")
 
     price = {
@@ -342,14 +396,27 @@ def estimate(deployment: Deployment, workload: Workload, figures: Figures, price
         Line("replicated writes (every region, the source included)", gt_units, "rWRU", gt_units * rwru),
         Line("inter-region transfer", gt_transfer, "GB", gt_transfer * prices.inter_region_transfer_per_gb),
     )
+    merged_low = metrics_merged(deployment.metrics_flush_seconds, workload.writes_per_second, min(rpi_seen))
     notes = (
         f"records per invocation {min(rpi_seen):.1f}"
         + (f"-{max(rpi_seen):.1f}" if max(rpi_seen) != min(rpi_seen) else "")
         + f" (figures measured at {figures.low.records_per_invocation:.1f} and "
         f"{figures.high.records_per_invocation:.1f}, linear in between and beyond)",
+        *(
+            (
+                f"metrics printed at most every {deployment.metrics_flush_seconds} s per environment: "
+                f"{merged_low:.1f} invocations per document",
+            )
+            if deployment.metrics_flush_seconds
+            else ()
+        ),
         f"Lambda {deployment.architecture}, {deployment.memory_mb} MB; durations measured locally with "
         f"{figures.latency_ms:.0f} ms per cross-region request",
         f"items carry {figures.metadata_bytes} bytes of replication metadata here; global tables none",
+        "Lambda's START / END / REPORT lines: none (system log level WARN)"
+        if figures.platform_log_bytes == 0
+        else f"Lambda's START / END / REPORT lines: {figures.platform_log_bytes:.0f} bytes per invocation "
+        f"(figures measured at system log level {figures.system_log_level})",
         "storage, reads, alarms and the dashboard are the same or fixed and left out",
     )
     return Estimate(writes * len(deployment.sources), min(rpi_seen), product, global_tables, notes)

@@ -20,13 +20,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from replicator.adapters import AwsPorts
 from replicator.core import metrics_names as m
-from replicator.emf import MetricSet, print_documents
+from replicator.emf import MetricsBuffer, MetricSet
 from replicator.engine import BatchOutcome, Replicator, sequence_number_of
 from replicator.settings import Settings
 
 settings = Settings.from_env()
 logger = Logger(service="ddb-replicator")
 replicator = Replicator(settings, AwsPorts(settings))
+metrics = MetricsBuffer(settings.namespace, settings.metrics_flush_seconds, m.FLUSH_AT_ONCE)
 
 
 class RecordNotReplicated(Exception):
@@ -54,7 +55,7 @@ def metric_sets(outcome: BatchOutcome, source_region: str) -> list[MetricSet]:
     sets = [
         MetricSet(
             {m.SOURCE_REGION: source_region, m.TARGET_REGION: target_region},
-            dict(outcome.pair_counts.get(target_region, {})),
+            m.emitted_pair_counts(outcome.pair_counts.get(target_region, {})),
             {m.REPLICATION_LATENCY: ("Milliseconds", outcome.latencies_ms.get(target_region, []))},
         )
         for target_region in sorted(set(outcome.pair_counts) | set(outcome.latencies_ms))
@@ -64,7 +65,7 @@ def metric_sets(outcome: BatchOutcome, source_region: str) -> list[MetricSet]:
 
 
 def emit_metrics(outcome: BatchOutcome) -> None:
-    print_documents(settings.namespace, metric_sets(outcome, settings.local_region))
+    metrics.publish(metric_sets(outcome, settings.local_region))
 
 
 @logger.inject_lambda_context

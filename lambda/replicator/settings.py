@@ -20,6 +20,7 @@ template, so what runs locally is what would be deployed.
 | REP_RETRY_BASE_DELAY_MS | first backoff delay, doubled each retry, full jitter | 50 (core/defaults) |
 | REP_CONFLICT_LOG_MAX_RECORDS | lost conflicts logged per invocation (the rest counted) | 10 |
 | REP_CONFLICT_LOG_IMAGES | ``true``: the log keeps each losing item's full image (user data) | ``false`` |
+| REP_METRICS_FLUSH_SECONDS | replicator: print a warm environment's metrics this often (emf) | 0 (always) |
 | REP_ENDPOINT_URLS | JSON ``{region: url}``; local runs only (AWS: unset) | ``{}`` |
 | REP_DRAIN_TARGET_REGION | drain function only: the target whose handoff queue it replays | unset |
 | REP_OBJECT_KEY_TABLE | 2nd+ table of a deployment: its objects go under ``<kind>/tables/<table>/`` | unset |
@@ -81,6 +82,7 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     conflict_log_max_records: int = defaults.CONFLICT_LOG_MAX_RECORDS
     conflict_log_images: bool = False
+    metrics_flush_seconds: int = 0
     # Set for the 2nd+ tables of a deployment, which share the bucket (core/defaults.object_prefix).
     object_key_table: str | None = None
 
@@ -206,5 +208,6 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             env, "REP_CONFLICT_LOG_MAX_RECORDS", defaults.CONFLICT_LOG_MAX_RECORDS, minimum=0
         ),
         conflict_log_images=_bool(env, "REP_CONFLICT_LOG_IMAGES"),
+        metrics_flush_seconds=_int(env, "REP_METRICS_FLUSH_SECONDS", 0, minimum=0),
         object_key_table=env.get("REP_OBJECT_KEY_TABLE") or None,
     )

@@ -162,6 +162,7 @@ FUNCTION_KEYS = {
     "drain_max_concurrency": "",
     "conflict_log_max_records": "",
     "conflict_log_images": "",
+    "metrics_flush_seconds": "",
 }
 BACKFILL_KEYS = {
     "enabled": "",

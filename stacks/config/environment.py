@@ -53,6 +53,12 @@ def replicator_environment(config: ReplicationConfig, plan: RegionPlan) -> dict[
         "REP_CONFLICT_LOG_MAX_RECORDS": str(config.function.conflict_log_max_records),
         "REP_CONFLICT_LOG_IMAGES": "true" if config.function.conflict_log_images else "false",
         "POWERTOOLS_METRICS_NAMESPACE": config.function.metrics_namespace,
+        # Only when set: a deployment at the default keeps its environment (and template).
+        **(
+            {"REP_METRICS_FLUSH_SECONDS": str(config.function.metrics_flush_seconds)}
+            if config.function.metrics_flush_seconds
+            else {}
+        ),
         # Only the 2nd+ tables: the first keeps a one-table deployment's environment (and template).
         **({"REP_OBJECT_KEY_TABLE": plan.object_key_table} if plan.object_key_table else {}),
     }

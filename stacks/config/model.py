@@ -112,6 +112,8 @@ class FunctionSettings:
     # The conflict log (README, Conflicts): entries per invocation, and whether they keep losing images.
     conflict_log_max_records: int = defaults.CONFLICT_LOG_MAX_RECORDS
     conflict_log_images: bool = False
+    # Print a warm replicator's metrics at most this often (0: every invocation; replicator/emf.py).
+    metrics_flush_seconds: int = defaults.METRICS_FLUSH_SECONDS
 
 
 @dataclass(frozen=True)

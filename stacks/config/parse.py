@@ -665,6 +665,9 @@ def _function(block: Block) -> FunctionSettings:
             "conflict_log_max_records", defaults.CONFLICT_LOG_MAX_RECORDS, 0, 1000
         ),
         conflict_log_images=block.boolean("conflict_log_images", False),
+        metrics_flush_seconds=block.integer(
+            "metrics_flush_seconds", defaults.METRICS_FLUSH_SECONDS, 0, defaults.METRICS_FLUSH_SECONDS_MAX
+        ),
     )
 
 

@@ -62,9 +62,24 @@ def test_dashboard_shows_latency_percentiles_for_every_pair(mesh3: Synthesized) 
         for source in REGIONS
         for target in REGIONS
         if source != target
-        for stat in ("p50", "p90", "p99")
+        for stat in ("p50", "p90", "p99", "SampleCount")
     }
     assert shown == expected
+
+
+def test_dashboard_shows_the_writes_applied_to_every_pair_as_the_latency_sample_count(
+    mesh3: Synthesized,
+) -> None:
+    # Given the mesh's dashboard (RecordsReplicated is not emitted: replicator/core/metrics_names.py)
+    shown = dashboard_metrics(mesh3, "us-east-1")
+    applied = {
+        (m[3], m[5], m[-1]["region"])
+        for m in shown
+        if m[:2] == [defaults.METRICS_NAMESPACE, names.REPLICATION_LATENCY] and m[-1]["stat"] == "SampleCount"
+    }
+    # Then one graph has a line per ordered pair, read in the source region, and none reads the count
+    assert applied == {(s, t, s) for s in REGIONS for t in REGIONS if s != t}
+    assert not [m for m in shown if m[1] == names.RECORDS_REPLICATED]
 
 
 def test_dashboard_shows_conflicts_lost_and_not_logged_for_every_pair(mesh3: Synthesized) -> None:

@@ -6,6 +6,12 @@ the code, which changes with any code change and only updates the functions in p
 ``<asset>``. A failure means the one-table templates changed: every live deployment would see that
 change on its next deploy. If it is intended (and replaces no retained table or bucket), write the new
 digests here, and say in the change why existing deployments may take it.
+
+Changed on purpose since that release (each an in-place update, no replacement):
+- every function's LoggingConfig (JSON log format, system log level WARN: stacks/runtime.py), which
+  stops Lambda's billed START / END / REPORT lines; the EMF documents are printed as before.
+- the dashboard (in its region's stack): the writes applied per pair are the SampleCount of
+  ReplicationLatency, since RecordsReplicated is no longer emitted (replicator/core/metrics_names.py).
 """
 
 from __future__ import annotations
@@ -22,16 +28,16 @@ pytestmark = pytest.mark.infra
 
 DIGESTS = {
     "mesh3": {
-        "us-east-1": "cd42a620a93a8e6f67ee21c25ad987458909a9a80e29f9ee10169f86919286ce",
-        "eu-west-1": "46bc7e323352263942e62f83a255ab6293f46fb32446949f775242bd35053b7f",
-        "ap-southeast-2": "e264478cb097ee54262ba0cc18c606ae279858ae9d3375129dea347499e1fb84",
+        "us-east-1": "7927932ba1a058cad8796bcc814cd7568665c07b2681cacf7a24e1c2557d2a92",
+        "eu-west-1": "0069676d973549b493529edfdad6477cb46d6f11956960ca1f421dd0f0e3aeb8",
+        "ap-southeast-2": "311ad9330d19e4618a1d2e9d11d1af40e18eae63cb49fd7691f69f53bcb17aa8",
     },
     "mesh2": {
-        "us-west-2": "1e657bece7487e99787bc9d393638dfa420907dca00092ee905e9716ffd5c0b6",
-        "eu-west-1": "6d417953fca35e84e8b2e48a5fa5de5b156c2f818853e93f09d24970df1619a2",
+        "us-west-2": "41458b0dc5827b028e2ee4ec8a932612a0389320902142512848aca31405e49d",
+        "eu-west-1": "8fd57fbcee95f81f990ed5b60918765203660dfac51831ba8dc88da6c09bfe04",
     },
     "one_way": {
-        "us-east-1": "18709e770d39be8e276c263e5aa0f297b01e9ee109e4d915fb600ed26b49da2d",
+        "us-east-1": "6dfd982faf9600ad3d48e787408590d7413ed67693a5d18daeb47869ad4e2fb6",
         "eu-central-1": "2279f85c792c951c1c9bd982d7bf3c60fd68c286757170d2a8e99c63438fa486",
         "ap-northeast-1": "2676acee2a3f88531b0e5ba2b57a8269bb533e5f5b085c1eb69ce55e17c939c3",
     },

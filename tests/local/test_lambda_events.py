@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ddbrep.local import templates
 from ddbrep.local.limits import MAX_SYNC_PAYLOAD_BYTES
 from ddbrep.local.mapping import S3Destination, StreamPoller, StreamSource, s3_failure_key
 from ddbrep.local.sqs_source import QueueSource, split_under_payload_limit, to_sqs_record
@@ -244,6 +245,57 @@ def test_the_function_log_carries_its_lines_and_the_error_as_cloudwatch_shows_th
     assert any("recorder.py" in frame for frame in error["stackTrace"])
     assert logged[-2] == f"END RequestId: {invocation.request_id}"
     assert logged[-1].startswith(f"REPORT RequestId: {invocation.request_id}\tDuration: ")
+
+
+def test_at_the_system_log_level_warn_the_log_holds_no_platform_lines(tmp_path: Path) -> None:
+    # Given a function configured as the stacks configure theirs: JSON log format, system log level WARN
+    config = FunctionConfig(
+        name="recorder-warn",
+        region=REGION,
+        handler="recorder.lambda_handler",
+        environment={"RECORD_FILE": str(tmp_path / "events.jsonl")},
+        code_paths=[str(RECORDER_DIR)],
+        timeout_seconds=10,
+        log_format="JSON",
+        system_log_level="WARN",
+    )
+    logged: list[str] = []
+    worker = FunctionWorker(config, on_output=lambda _config, lines: logged.extend(lines))
+    try:
+        ok = worker.invoke(
+            {"Records": [to_lambda_record(sdk_record(1), region=REGION, stream_arn=STREAM_ARN).event]}
+        )
+        failed = worker.invoke(
+            {
+                "Records": [
+                    to_lambda_record(
+                        sdk_record(2, {"fail": {"S": "raise"}}), region=REGION, stream_arn=STREAM_ARN
+                    ).event
+                ]
+            }
+        )
+    finally:
+        worker.stop()
+    # Then Lambda's INFO-level START / END / REPORT lines are not sent; the error still is, as JSON
+    assert ok.ok and not failed.ok
+    assert not [line for line in logged if line.startswith(("START", "END", "REPORT")) or "platform." in line]
+    (error_line,) = logged
+    error = json.loads(error_line)
+    assert error["level"] == "ERROR" and error["errorType"] == "RuntimeError"
+    assert error["requestId"] == failed.request_id
+
+
+def test_the_template_logging_config_reaches_the_function_config() -> None:
+    # Given a function resource with Lambda's advanced logging controls set
+    props = {
+        "Handler": "m.h",
+        "FunctionName": "f",
+        "LoggingConfig": {"LogFormat": "JSON", "SystemLogLevel": "WARN", "LogGroup": "/aws/lambda/f"},
+    }
+    # When the template reader reads it, then the sandbox will drop the platform lines as Lambda does
+    spec = templates._function("S", "Fn", props, {})
+    assert (spec.log_format, spec.system_log_level) == ("JSON", "WARN")
+    assert (templates._function("S", "Fn", {"Handler": "m.h"}, {}).system_log_level) == "INFO"
 
 
 def test_the_handler_receives_parsed_json(recorder: tuple[FunctionWorker, Path]) -> None:

@@ -442,3 +442,19 @@ def test_dead_letters_expiring_before_their_tombstones_names_the_key() -> None:
 def test_drain_concurrency_outside_what_lambda_allows_names_the_key(value: int) -> None:
     message = error_of(mesh(function={"drain_max_concurrency": value}))
     assert "replication.function.drain_max_concurrency" in message
+
+
+def test_metrics_flush_seconds_reaches_the_replicator_only_when_set() -> None:
+    from replicator.settings import parse_settings
+
+    # Given the default: the environment (and so the template) of a deployment made before the knob
+    default = load_config(mesh())
+    assert "REP_METRICS_FLUSH_SECONDS" not in replicator_environment(default, default.region("us-east-1"))
+    # When set, the replicator reads it back
+    config = load_config(mesh(function={"metrics_flush_seconds": 30}))
+    plan = config.region("us-east-1")
+    assert parse_settings(replicator_environment(config, plan)).metrics_flush_seconds == 30
+    # And a buffered latency is never held longer than a minute (a fifth of an alarm period)
+    assert "replication.function.metrics_flush_seconds" in error_of(
+        mesh(function={"metrics_flush_seconds": 61})
+    )

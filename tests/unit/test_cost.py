@@ -71,7 +71,8 @@ def test_a_two_region_mesh_at_full_batches_hand_checked() -> None:
     # 1500 bytes of request/response around each 580-byte item, $0.02 per GB
     assert usd["inter-region transfer"] == pytest.approx(2 * writes * 2080 / GIB * 0.02)  # $20.36
     assert usd["handoff queues (idle polling)"] == pytest.approx(2 * 5 * SECONDS_PER_MONTH / 20 * 0.40e-6)
-    assert usd["custom metrics"] == pytest.approx(6 * 0.30)  # per source 1, per pair 2
+    # per source RecordsReceived, per pair ReplicationLatency: the metrics a healthy month sends every hour
+    assert usd["custom metrics"] == pytest.approx(4 * 0.30)
     assert usd["S3 (dead letters, oversized handoffs)"] == 0
     # Global tables: an rWRU in both regions for each write, and the item sent once across
     gt = {line.name: line.usd for line in est.global_tables}
@@ -159,6 +160,71 @@ def test_five_regions_use_the_per_target_figures() -> None:
     duration = next(line for line in est.product if line.name == "Lambda duration")
     assert duration.quantity == pytest.approx(writes / 100 * (100 + 50 * 4) / 1000)  # 4 targets each
     assert est.global_tables[0].quantity == pytest.approx(writes * 5)
+
+
+def test_figures_measured_at_the_system_log_level_warn_add_no_platform_lines() -> None:
+    # Given figures measured with the functions' system log level WARN (stacks/runtime.py)
+    warn = replace(FIGURES, system_log_level="WARN")
+    info = lines(estimate(mesh(), Workload(100.0), FIGURES, DEFAULT_PRICES))
+    est = estimate(mesh(), Workload(100.0), warn, DEFAULT_PRICES)
+    invocations = 2 * 100 * SECONDS_PER_MONTH / 100
+    # Then the logs are the measured bytes alone (1000 + 2000 per invocation), without the 260 platform bytes
+    assert lines(est)["logs (EMF + platform lines)"] == pytest.approx(invocations * 3000 / GIB * 0.50)
+    assert info["logs (EMF + platform lines)"] == pytest.approx(invocations * 3260 / GIB * 0.50)
+    assert any("none (system log level WARN)" in note for note in est.notes)
+
+
+def test_the_figures_file_says_at_which_system_log_level_it_was_measured() -> None:
+    document = json.loads(cost.FIGURES_PATH.read_text())
+    assert Figures.from_document(document).system_log_level == document.get("system_log_level", "INFO")
+    assert Figures.from_document({**document, "system_log_level": "warn"}).platform_log_bytes == 0
+    older = {k: v for k, v in document.items() if k != "system_log_level"}
+    assert Figures.from_document(older).platform_log_bytes == cost.TEXT_PLATFORM_LOG_BYTES
+
+
+def test_only_the_metrics_a_month_keeps_busy_are_billed() -> None:
+    # Given a healthy 2-region mesh: per source RecordsReceived, per pair ReplicationLatency (the writes
+    # applied are its SampleCount; every failure count is emitted only when non-zero)
+    healthy = lines(estimate(mesh(), Workload(1.0), FIGURES, DEFAULT_PRICES))
+    assert healthy["custom metrics"] == pytest.approx((2 + 2) * 0.30)
+    # When writes are hot and some unstamped: RecordsCoalesced and RecordsAdopted per source, StaleSkipped
+    # per pair are sent every hour too
+    busy = lines(estimate(mesh(), Workload(1.0, hot_share=0.4, unstamped_share=0.1), FIGURES, DEFAULT_PRICES))
+    assert busy["custom metrics"] == pytest.approx((2 * 3 + 2 * 2) * 0.30)
+
+
+def test_the_model_counts_the_metric_streams_the_bench_measured() -> None:
+    # Given the checked-in measurements of a healthy 3-region mesh (`bench cost` counts every
+    # (name, dimensions) stream the functions sent)
+    document = json.loads(cost.FIGURES_PATH.read_text())
+    (measured,) = [s for s in document["scenarios"] if s["scenario"] == "mesh-3 low"]
+    est = estimate(mesh(regions=3, window=0), Workload(1.0), FIGURES, DEFAULT_PRICES)
+    (metrics,) = [line for line in est.product if line.name == "custom metrics"]
+    # Then the model bills exactly those
+    assert metrics.quantity == measured["metric_streams"]
+
+
+def test_a_flush_interval_shares_one_document_among_an_intervals_invocations() -> None:
+    # Given 1 write/s per region, one record per invocation, metrics printed at most every 10 s
+    every = estimate(mesh(window=0), Workload(1.0), FIGURES, DEFAULT_PRICES)
+    est = estimate(replace(mesh(window=0), metrics_flush_seconds=10), Workload(1.0), FIGURES, DEFAULT_PRICES)
+    invocations = 2 * SECONDS_PER_MONTH
+    # Then 10 invocations print as one of 10 records would (linear 1 -> 100 records: 200 + 400 bytes at
+    # 1 record, 1000 + 2000 at 100), shared by the 10; nothing else changes
+    at_ten = 600 + (3000 - 600) * (10 - 1) / 99
+    assert lines(est)["logs (EMF + platform lines)"] == pytest.approx(
+        invocations * (at_ten / 10 + 260) / GIB * 0.50
+    )
+    assert lines(every)["logs (EMF + platform lines)"] == pytest.approx(
+        invocations * (600 + 260) / GIB * 0.50
+    )
+    assert {k: v for k, v in lines(est).items() if not k.startswith("logs")} == {
+        k: v for k, v in lines(every).items() if not k.startswith("logs")
+    }
+    assert any("at most every 10 s" in note for note in est.notes)
+    # And a document holds at most 100 values per metric: full batches share nothing
+    assert cost.metrics_merged(10, 1000.0, 100.0) == 1.0
+    assert cost.metrics_merged(0, 1.0, 1.0) == 1.0 and cost.metrics_merged(60, 1.0, 1.0) == 60.0
 
 
 def test_workload_shares_are_checked() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ddbrep.local.metric_store import parse_emf
-from replicator.emf import MetricSet, documents, pair_blobs
+from ddbrep.local.metric_store import MetricsStore, parse_emf
+from replicator.emf import MetricsBuffer, MetricSet, documents, pair_blobs
 
 SOURCE = {"SourceRegion": "us-east-1"}
 EU = {"SourceRegion": "us-east-1", "TargetRegion": "eu-west-1"}
@@ -119,3 +119,90 @@ def test_no_empty_values_and_nothing_to_report_prints_nothing() -> None:
     (doc,) = documents("NS", [MetricSet(EU, {"StaleSkipped": 0, "RecordsReplicated": 1})], 7)
     assert [m["Name"] for m in directives(doc)[0]["Metrics"]] == ["RecordsReplicated"]
     assert "StaleSkipped" not in doc
+
+
+def test_numbers_are_written_as_short_as_they_are_exact_enough() -> None:
+    # Given a latency the clock measured to 15 digits, and a count
+    (doc,) = documents(
+        "NS",
+        [MetricSet(EU, {"StaleSkipped": 2}, {LATENCY: ("Milliseconds", [152.33412109375, 87.96, 40.0])})],
+        7,
+    )
+    text = json.dumps(doc, separators=(",", ":"))
+    # Then each sample keeps 0.1 ms, and whole numbers lose their ".0" (every log byte is billed)
+    assert '"ReplicationLatency":[152.3,88,40]' in text
+    assert '"StaleSkipped":2,' in text or text.endswith('"StaleSkipped":2}')
+
+
+def test_the_local_store_reads_the_writes_applied_as_the_latency_sample_count() -> None:
+    # Given a replicator document (2 writes applied, RecordsReplicated not emitted) and a drain's (1 replayed)
+    store = MetricsStore()
+    replicator = documents("NS", [MetricSet(EU, {"StaleSkipped": 1}, {LATENCY: ("Milliseconds", [5, 6])})], 7)
+    drain = documents("NS", [MetricSet(EU, {"HandoffReplayed": 1}, {LATENCY: ("Milliseconds", [900])})], 8)
+    store.on_output(
+        type("F", (), {"region": "us-east-1", "name": "f"})(), [json.dumps(d) for d in replicator + drain]
+    )
+    # Then applied = SampleCount (3), the replicator's share = that less HandoffReplayed (2)
+    assert store.applied(**EU) == 3 and store.records_replicated(**EU) == 2
+    assert store.series(LATENCY, 1.0, "count", **EU)[1] == [3.0]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def buffered(flush_seconds: float) -> tuple[MetricsBuffer, Clock, list[dict[str, Any]]]:
+    clock, printed = Clock(), []
+    buffer = MetricsBuffer(
+        "NS", flush_seconds, {"DeadLettered"}, clock, lambda line: printed.append(json.loads(line))
+    )
+    return buffer, clock, printed
+
+
+def invocation(latency: float, **counts: float) -> list[MetricSet]:
+    return [
+        MetricSet(EU, counts, {LATENCY: ("Milliseconds", [latency])}),
+        MetricSet(SOURCE, {"RecordsReceived": 1}),
+    ]
+
+
+def test_without_a_flush_interval_every_invocation_prints_its_metrics() -> None:
+    buffer, _, printed = buffered(0)
+    assert buffer.publish(invocation(5.0)) == 1 and buffer.publish(invocation(6.0)) == 1
+    assert [doc[LATENCY] for doc in printed] == [[5], [6]]
+
+
+def test_a_warm_environment_prints_an_interval_of_invocations_in_one_document() -> None:
+    # Given a 10 s flush interval and three invocations within it
+    buffer, clock, printed = buffered(10)
+    for at, latency in ((100.0, 5.0), (103.0, 6.0), (106.0, 7.0)):
+        clock.now = at
+        assert buffer.publish(invocation(latency, StaleSkipped=1)) == 0  # nothing printed yet
+    # When the next invocation comes after the interval
+    clock.now = 111.0
+    assert buffer.publish(invocation(8.0)) == 1
+    # Then one document holds the three, counts summed, stamped with the last one's time; the fourth waits
+    (doc,) = printed
+    assert doc[LATENCY] == [5, 6, 7] and doc["StaleSkipped"] == 3 and doc["RecordsReceived"] == 3
+    assert doc["_aws"]["Timestamp"] == 106_000
+    assert buffer.flush() == 1 and printed[-1][LATENCY] == [8]
+
+
+def test_a_failure_prints_at_once_with_what_waited() -> None:
+    # Given a buffered invocation; When the next one dead-letters a record (an alarm watches DeadLettered)
+    buffer, clock, printed = buffered(60)
+    buffer.publish(invocation(5.0))
+    clock.now = 101.0
+    assert buffer.publish(invocation(6.0, DeadLettered=1)) == 1
+    # Then both are printed now, not at the end of the interval
+    assert printed[0][LATENCY] == [5, 6] and printed[0]["DeadLettered"] == 1
+
+
+def test_a_full_document_of_values_is_printed_at_once() -> None:
+    buffer, _, printed = buffered(60)
+    assert buffer.publish([MetricSet(EU, {}, {LATENCY: ("Milliseconds", [1.0] * 99)})]) == 0
+    assert buffer.publish(invocation(2.0)) == 1 and len(printed[0][LATENCY]) == 100

@@ -1,12 +1,13 @@
 """The metric names and dimensions the functions emit (EMF). The dashboard and alarms use these.
 
-Per region pair (dimensions ``SourceRegion``, ``TargetRegion``): ReplicationLatency (Milliseconds),
-RecordsReplicated, StaleSkipped, TombstonesWritten, HandedOff, HandoffReplayed, HandoffReplayFailed,
-DeadLettered, TargetWriteRetries, FilteredOut (a change the target's item filter excludes, sent as a
-tombstone), HandoffFailed, ConflictsLost (an applied write overwrote a concurrent write of the
-target region: core/conflicts.py; one of the RecordsReplicated or HandoffReplayed writes, not another
-outcome), ConflictsNotLogged (of those, the ones past the conflict log's per-invocation bound, or whose
-log object could not be written: counted only).
+Per region pair (dimensions ``SourceRegion``, ``TargetRegion``): ReplicationLatency (Milliseconds, one
+value per write applied to the target, by the replicator or by the drain), StaleSkipped,
+TombstonesWritten, HandedOff, HandoffReplayed, HandoffReplayFailed, DeadLettered, TargetWriteRetries,
+FilteredOut (a change the target's item filter excludes, sent as a tombstone), HandoffFailed,
+ConflictsLost (an applied write overwrote a concurrent write of the target region: core/conflicts.py;
+one of the RecordsReplicated or HandoffReplayed writes, not another outcome), ConflictsNotLogged (of
+those, the ones past the conflict log's per-invocation bound, or whose log object could not be written:
+counted only).
 Per source (dimension ``SourceRegion``): EchoSkipped, TtlSkipped, TombstoneExpirySkipped,
 NoChangeSkipped, RecordsAdopted, LocalTombstonesWritten, MalformedRecords, RecordsReceived,
 LocalWriteSuperseded (an adoption or local tombstone found the item already changed again),
@@ -19,7 +20,16 @@ DeadLettered is per pair for a target's write, and per source for a record of th
 
 Every record of a batch ends in exactly one of these (invariant 4, checked by the model tests).
 No ``service`` dimension is emitted.
+
+RecordsReplicated (the replicator's writes applied to a target) is counted by the engine but not
+emitted: it is the SampleCount of the pair's ReplicationLatency (one value per applied write) less the
+pair's HandoffReplayed (the drain's applied writes, which also report their latency). CloudWatch bills a
+custom metric for the hours it receives data, and that count was one of the few always-on ones: a
+metric for every pair all month. The others are emitted only when non-zero (failures, conflicts, dead
+letters, stale writes) and cost next to nothing in a healthy month.
 """
+
+from collections.abc import Mapping
 
 SOURCE_REGION = "SourceRegion"
 TARGET_REGION = "TargetRegion"
@@ -38,9 +48,11 @@ FILTERED_OUT = "FilteredOut"
 CONFLICTS_LOST = "ConflictsLost"
 CONFLICTS_NOT_LOGGED = "ConflictsNotLogged"
 
+# Counted per pair, not emitted: derived from ReplicationLatency's SampleCount (see above).
+DERIVED_PAIR_COUNTS = frozenset({RECORDS_REPLICATED})
+# What the functions emit per pair.
 PAIR_METRICS = (
     REPLICATION_LATENCY,
-    RECORDS_REPLICATED,
     STALE_SKIPPED,
     TOMBSTONES_WRITTEN,
     HANDED_OFF,
@@ -84,3 +96,32 @@ SOURCE_METRICS = (
     RECORDS_COALESCED,
     FUTURE_VERSIONS_REJECTED,
 )
+
+
+# Emitted by every invocation that applies or receives anything: in a healthy month these are the
+# metrics billed every hour (the cost model counts them: ddbrep/tools/cost.py). Every other metric is
+# emitted only when non-zero.
+ALWAYS_ON_PAIR_METRICS = (REPLICATION_LATENCY,)
+ALWAYS_ON_SOURCE_METRICS = (RECORDS_RECEIVED,)
+
+# With function.metrics_flush_seconds, an invocation reporting any of these prints its environment's
+# buffered metrics at once (replicator/emf.py MetricsBuffer): the failures, conflicts and dead letters
+# the alarms and the runbook watch are never delayed.
+FLUSH_AT_ONCE = frozenset(
+    {
+        DEAD_LETTERED,
+        HANDOFF_FAILED,
+        HANDED_OFF,
+        CONFLICTS_LOST,
+        CONFLICTS_NOT_LOGGED,
+        FUTURE_VERSIONS_REJECTED,
+        MALFORMED_RECORDS,
+        LOCAL_WRITE_REJECTED,
+        LOCAL_WRITE_FAILED,
+    }
+)
+
+
+def emitted_pair_counts(counts: Mapping[str, float]) -> dict[str, float]:
+    """A pair's counts as emitted: without the ones ReplicationLatency's SampleCount gives."""
+    return {name: value for name, value in counts.items() if name not in DERIVED_PAIR_COUNTS}
