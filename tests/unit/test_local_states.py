@@ -494,3 +494,26 @@ def test_the_loader_refuses_what_it_does_not_implement_naming_the_state_and_fiel
 def test_the_backfill_shape_loads() -> None:
     workflow = load_definition(json.dumps(definition()))
     assert workflow.resources() == [FUNCTION]
+
+
+# --- the template's resource ----------------------------------------------------------------------------
+
+
+def test_the_template_reader_keeps_a_standard_machine_and_refuses_other_forms() -> None:
+    from ddbrep.local.templates import TemplateError, parse_stack
+
+    def stack(**props: Any) -> Any:
+        resource = {"Type": "AWS::StepFunctions::StateMachine", "Properties": props}
+        return parse_stack("S", "us-east-1", "111111111111", {"Resources": {"M": resource}})
+
+    definition_string = {"Fn::Join": ["", ['{"StartAt": ...', {"Fn::GetAtt": ["F", "Arn"]}, "}"]]}
+    [machine] = stack(DefinitionString=definition_string, StateMachineName="orders-backfill").state_machines
+    assert machine.name == "orders-backfill" and machine.definition == definition_string
+    for props, message in (
+        ({"DefinitionString": "{}", "StateMachineType": "EXPRESS"}, "StateMachineType EXPRESS"),
+        ({"Definition": {}}, "Definition is not implemented"),
+        ({"DefinitionString": "{}", "DefinitionSubstitutions": {}}, "DefinitionSubstitutions"),
+    ):
+        with pytest.raises(TemplateError) as refused:
+            stack(**props)
+        assert message in str(refused.value) and "S/M" in str(refused.value)
