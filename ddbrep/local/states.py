@@ -706,7 +706,7 @@ class StepFunctions:
             if e.stopped is not None:
                 answer["stopDate"] = _iso(e.stopped)
             if status == SUCCEEDED:
-                answer["output"] = json.dumps(e.run.output)
+                answer["output"] = json.dumps(e.run.output, separators=(",", ":"))
                 answer["outputDetails"] = {"included": True}
             if status == FAILED:
                 answer["error"], answer["cause"] = e.run.error, e.run.cause
