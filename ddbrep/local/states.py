@@ -76,6 +76,10 @@ INTRINSIC_FAILURE = "States.IntrinsicFailure"
 _LAMBDA_ARN = re.compile(r"arn:aws:lambda:([a-z0-9-]+):(\d{12}):function:([A-Za-z0-9_-]+)")
 _PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_-]*)*")
 _CONTEXT_PATHS = ("$$.Map.Item.Value", "$$.Map.Item.Index")
+# Names (StartExecution): 1-80 characters, no white space, brackets, wildcards, special or control characters
+_NAME = r"[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}"
+_MACHINE_ARN = re.compile(rf"arn:aws:states:[a-z0-9-]+:\d{{12}}:stateMachine:{_NAME}")
+_EXECUTION_ARN = re.compile(rf"arn:aws:states:[a-z0-9-]+:\d{{12}}:execution:{_NAME}:{_NAME}")
 _ARRAY_RANGE = re.compile(r"States\.ArrayRange\(\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\)")
 
 
@@ -648,6 +652,10 @@ class StepFunctions:
     def start_execution(
         self, state_machine_arn: str, input_text: str = "{}", name: str | None = None
     ) -> dict[str, Any]:
+        if not _MACHINE_ARN.fullmatch(state_machine_arn):
+            raise ApiError(
+                "InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {state_machine_arn}'"
+            )
         workflow = self.machines.get(state_machine_arn)
         if workflow is None:
             raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{state_machine_arn}'")
@@ -659,6 +667,8 @@ class StepFunctions:
             ) from None
         if len(input_text.encode("utf-8")) > PAYLOAD_LIMIT_BYTES:
             raise ApiError("InvalidExecutionInput", f"the input is over {PAYLOAD_LIMIT_BYTES} bytes")
+        if name is not None and not re.fullmatch(_NAME, name):
+            raise ApiError("InvalidName", f"Invalid Name: '{name}'")
         name = name or str(uuid.uuid4())
         arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
         with self._lock:
@@ -755,6 +765,8 @@ class StepFunctions:
                 execution.thread.join(5)
 
     def _execution(self, arn: str) -> Execution:
+        if not _EXECUTION_ARN.fullmatch(arn):
+            raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {arn}'")
         execution = self.executions.get(arn)
         if execution is None:
             raise ApiError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")

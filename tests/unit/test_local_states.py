@@ -325,6 +325,49 @@ def test_start_execution_refuses_what_step_functions_refuses() -> None:
     with pytest.raises(ApiError) as again:
         sfn.start_execution(MACHINE, "{}", name=name)
     assert again.value.code == "ExecutionAlreadyExists"
+    for call, code in (
+        (lambda: sfn.start_execution("orders-backfill"), "InvalidArn"),
+        (lambda: sfn.describe_execution(MACHINE), "InvalidArn"),  # a state machine's, not an execution's
+        (lambda: sfn.start_execution(MACHINE, "{}", name="a b"), "InvalidName"),
+    ):
+        with pytest.raises(ApiError) as refused:
+            call()
+        assert refused.value.code == code
+
+
+def test_a_named_execution_is_idempotent_while_it_runs_with_the_same_input() -> None:
+    release = threading.Event()
+
+    def invoke(_resource: str, event: Any) -> Any:
+        release.wait(5)
+        return {**event, "done": True, "position": {"written": 0}}
+
+    sfn = service(invoke, definition(segments=1))
+    first = sfn.start_execution(MACHINE, "{}", name="run-1")
+    assert sfn.start_execution(MACHINE, "{}", name="run-1") == first
+    with pytest.raises(ApiError):
+        sfn.start_execution(MACHINE, '{"other": 1}', name="run-1")
+    release.set()
+    assert sfn.wait(first["executionArn"], 10)["status"] == SUCCEEDED
+
+
+def test_the_control_channel_answers_with_the_api_json_or_its_error() -> None:
+    from types import SimpleNamespace
+
+    from ddbrep.local.control import ControlError, apply
+
+    cloud: Any = SimpleNamespace(states=service(FakeBackfill(pages=1)), region_names=["us-east-1"])
+    started = json.loads(
+        apply(cloud, {"fault": "start-execution", "state_machine_arn": MACHINE, "input": "{}"})
+    )
+    cloud.states.wait(started["executionArn"], 10)
+    described = json.loads(
+        apply(cloud, {"fault": "describe-execution", "execution_arn": started["executionArn"]})
+    )
+    assert described["status"] == SUCCEEDED
+    with pytest.raises(ControlError) as refused:
+        apply(cloud, {"fault": "redrive-execution", "execution_arn": started["executionArn"]})
+    assert str(refused.value).startswith("An error occurred (ExecutionNotRedrivable): ")
 
 
 def test_retry_waits_are_capped_by_the_time_compression() -> None:
