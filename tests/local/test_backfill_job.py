@@ -30,6 +30,7 @@ from tests.local.support import TABLE
 
 SOURCE, REPLICA = "us-east-1", "eu-west-1"
 SEGMENTS = 3
+ITEMS = 12  # per write: about four per segment
 MACHINE = f"arn:aws:states:{SOURCE}:111111111111:stateMachine:{TABLE}-backfill"
 
 
@@ -79,7 +80,7 @@ def watch(
         described = states(cloud, capsys, "describe-execution", "--execution-arn", arn)
         if described["status"] != "RUNNING" or time.monotonic() > deadline:
             return described
-        time.sleep(0.3)
+        time.sleep(0.2)
 
 
 def verify(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> int:
@@ -119,11 +120,10 @@ def test_the_job_and_its_function_are_deployed_from_the_template(cloud: LocalClo
 def test_rehearse_the_backfill_job_then_a_failed_segment_and_its_redrive(
     cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    started = time.monotonic()
     # Given data the replica never received (the source's replicator stopped while it was written)
     fault(cloud, "stop", SOURCE)
-    write(cloud, "old-", 30)
-    assert verify(cloud, capsys) == 1
+    write(cloud, "old-", ITEMS)
+    assert cloud.client(REPLICA).scan(TableName=TABLE, Select="COUNT")["Count"] == 0
 
     # When the operator starts the job (runbook: Backfill as an AWS job) and watches it
     arn = states(cloud, capsys, "start-execution", "--state-machine-arn", MACHINE, "--input", "{}")[
@@ -134,13 +134,13 @@ def test_rehearse_the_backfill_job_then_a_failed_segment_and_its_redrive(
     assert described["status"] == "SUCCEEDED", described
     output = json.loads(described["output"])
     assert [s["segment"] for s in output] == list(range(SEGMENTS))
-    assert sum(s["scanned"] for s in output) == 30 and sum(s["written"] for s in output) == 30
+    assert sum(s["scanned"] for s in output) == ITEMS and sum(s["written"] for s in output) == ITEMS
     # (two segments at a time: two sandboxes of the function, as Lambda runs concurrent invocations)
     assert cloud.task_sandboxes(SOURCE, f"{TABLE}-backfill") == 2
     assert verify(cloud, capsys) == 0
 
     # Given more data, and the replica's table gone for the other regions (a target outage)
-    write(cloud, "new-", 30)
+    write(cloud, "new-", ITEMS)
     fault(cloud, "hide-table", REPLICA, TABLE, "--seconds", "300")
     try:
         arn = states(cloud, capsys, "start-execution", "--state-machine-arn", MACHINE)["executionArn"]
@@ -165,4 +165,3 @@ def test_rehearse_the_backfill_job_then_a_failed_segment_and_its_redrive(
     assert after == [runs if status == "SUCCEEDED" else runs + 1 for status, runs in before]
     assert verify(cloud, capsys) == 0
     fault(cloud, "resume", SOURCE)
-    assert time.monotonic() - started < 60
