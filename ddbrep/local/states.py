@@ -453,8 +453,11 @@ class MapRun:
 
 
 class Interpreter:
-    """Runs workflows: states in order, retries, Map Runs, aborts. ``wait(seconds)`` sleeps (returns
-    early, True, when ``stopping`` is set)."""
+    """Runs workflows: states in order, retries, Map Runs, aborts.
+
+    A retry wait ends early when its run is aborted (its Map Run failed, or ``stop``); ``wait(seconds)``
+    replaces it (tests: a fake that records the delays and returns at once, False: not aborted).
+    """
 
     def __init__(
         self,
@@ -465,8 +468,23 @@ class Interpreter:
     ) -> None:
         self.invoke = invoke
         self.stopping = threading.Event()
-        self.wait = wait or self.stopping.wait
+        self.wait = wait
         self.max_retry_interval = max_retry_interval
+        self._aborts: set[threading.Event] = set()  # of the Map Runs in progress
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Abort every run in progress."""
+        self.stopping.set()
+        with self._lock:
+            for event in self._aborts:
+                event.set()
+
+    def _pause(self, seconds: float, abort: threading.Event | None) -> bool:
+        """Sleep a retry interval; True when the run was aborted meanwhile."""
+        if self.wait is not None:
+            return self.wait(seconds) or self.stopping.is_set() or (abort is not None and abort.is_set())
+        return (abort or self.stopping).wait(seconds) or self.stopping.is_set()
 
     def run(self, workflow: Workflow, run: Run, abort: threading.Event | None = None) -> Run:
         """Run (or continue) ``run`` to its end: SUCCEEDED, FAILED or ABORTED."""
@@ -523,7 +541,7 @@ class Interpreter:
                 delay = state.retry[index].delay(retries[index])
                 if self.max_retry_interval is not None:
                     delay = min(delay, self.max_retry_interval)
-                if self.wait(delay) or (abort is not None and abort.is_set()):
+                if self._pause(delay, abort):
                     raise _Aborted() from None
                 continue
             if abort is not None and abort.is_set():
@@ -580,7 +598,11 @@ class Interpreter:
         todo = [c for c in map_run.children if c.status != SUCCEEDED]
         if not todo:
             return
-        abort = threading.Event()  # the Map Run failed: stop the others
+        abort = threading.Event()  # the Map Run failed (or the runtime stops): stop the others
+        with self._lock:
+            self._aborts.add(abort)
+            if self.stopping.is_set():
+                abort.set()
         workers = state.max_concurrency or len(todo)
 
         def child(run: Run) -> None:
@@ -590,11 +612,15 @@ class Interpreter:
             if run.status == FAILED:
                 abort.set()
 
-        with ThreadPoolExecutor(
-            max_workers=min(workers, len(todo)), thread_name_prefix=f"map-{state.name}"
-        ) as pool:
-            for future in [pool.submit(child, c) for c in todo]:
-                future.result()
+        try:
+            with ThreadPoolExecutor(
+                max_workers=min(workers, len(todo)), thread_name_prefix=f"map-{state.name}"
+            ) as pool:
+                for future in [pool.submit(child, c) for c in todo]:
+                    future.result()
+        finally:
+            with self._lock:
+                self._aborts.discard(abort)
 
 
 class _Aborted(Exception):
@@ -759,7 +785,7 @@ class StepFunctions:
 
     def stop(self) -> None:
         """Abort every running execution (the runtime stops) and wait briefly for their threads."""
-        self.interpreter.stopping.set()
+        self.interpreter.stop()
         for execution in list(self.executions.values()):
             if execution.thread is not None:
                 execution.thread.join(5)

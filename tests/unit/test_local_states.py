@@ -246,6 +246,41 @@ def test_a_failed_segment_aborts_the_running_ones_and_starts_no_more() -> None:
     }  # fmt: skip
 
 
+def _transient_definition() -> dict[str, Any]:
+    defn = definition(segments=2, max_concurrency=2)
+    copy_pages = defn["States"]["EachSegment"]["ItemProcessor"]["States"]["CopyPages"]
+    copy_pages["Retry"] = [{"ErrorEquals": ["Transient"], "IntervalSeconds": 30, "MaxAttempts": 6}]
+    return defn
+
+
+def _segment_1_waits_segment_0_fails(resource: str, event: Any) -> Any:
+    if event["segment"] == 1:
+        raise StatesError("Transient", "{}")  # retried in 30 s
+    time.sleep(0.2)
+    raise StatesError("Fatal", "{}")  # no retrier: the Map Run fails
+
+
+def test_a_child_waiting_to_retry_is_aborted_at_once_when_the_map_run_fails() -> None:
+    sfn = service(_segment_1_waits_segment_0_fails, _transient_definition())
+    arn = sfn.start_execution(MACHINE)["executionArn"]
+    described = sfn.wait(arn, 5)
+    assert described["status"] == FAILED  # not 30 s later
+    assert [c.status for c in sfn.child_runs(arn, "EachSegment")] == [FAILED, ABORTED]
+
+
+def test_stopping_the_service_aborts_the_executions_in_their_retry_waits() -> None:
+    def always_transient(_resource: str, _event: Any) -> Any:
+        raise StatesError("Transient", "{}")
+
+    sfn = service(always_transient, _transient_definition())
+    arn = sfn.start_execution(MACHINE)["executionArn"]
+    time.sleep(0.2)
+    began = time.monotonic()
+    sfn.stop()
+    assert time.monotonic() - began < 2
+    assert sfn.describe_execution(arn)["status"] == ABORTED
+
+
 # --- redrive ---------------------------------------------------------------------------------------------
 
 
