@@ -595,3 +595,48 @@ def test_the_template_reader_keeps_a_standard_machine_and_refuses_other_forms() 
         with pytest.raises(TemplateError) as refused:
             stack(**props)
         assert message in str(refused.value) and "S/M" in str(refused.value)
+
+
+def test_the_cloud_loads_a_stacks_machine_only_when_its_tasks_invoke_functions_it_runs() -> None:
+    from pathlib import Path
+
+    from ddbrep.local.cloud import LocalCloud, LocalFunction
+    from ddbrep.local.templates import (
+        Assembly,
+        FunctionSpec,
+        Resolver,
+        StackSpec,
+        StateMachineSpec,
+        TemplateError,
+    )
+
+    def cloud_with(defn: dict[str, Any], function: str) -> LocalCloud:
+        # as CDK synthesizes it: the definition's text joined around the function's Fn::GetAtt
+        before, after = json.dumps(defn).split(FUNCTION)
+        text = {"Fn::Join": ["", [before, {"Fn::GetAtt": ["Fn", "Arn"]}, after]]}
+        spec = StateMachineSpec(logical_id="M", name="orders-backfill", definition=text)
+        stack = StackSpec("S", "us-east-1", "111111111111", resources={}, state_machines=(spec,))
+        cloud = LocalCloud(Assembly(Path("."), (stack,)))
+        resolver = Resolver(stack)
+        resolver.attributes[("Fn", "Arn")] = f"arn:aws:lambda:us-east-1:111111111111:function:{function}"
+        cloud._resolvers["S"] = resolver
+        fspec = FunctionSpec(logical_id="Fn", name=function, handler="h.h", environment={})
+        cloud.functions[("us-east-1", "Fn")] = LocalFunction(stack, fspec, worker=None)  # type: ignore[arg-type]
+        return cloud
+
+    running = cloud_with(definition(), "orders-backfill")
+    running._start_state_machines()
+    assert (
+        running.state_machines_in("us-east-1") == [MACHINE] and running.state_machines_in("eu-west-1") == []
+    )
+    # a Task naming a function the cloud does not run, or a definition the interpreter does not implement
+    elsewhere = cloud_with(definition(), "orders-backfill")
+    elsewhere.functions.clear()
+    with pytest.raises(
+        TemplateError, match=r"its Task invokes .* which is not a function of the local cloud"
+    ):
+        elsewhere._start_state_machines()
+    unimplemented = definition()
+    unimplemented["States"]["ListSegments"]["ResultPath"] = "$.x"
+    with pytest.raises(DefinitionError, match=r"state machine orders-backfill \(S\): state ListSegments"):
+        cloud_with(unimplemented, "orders-backfill")._start_state_machines()
