@@ -256,7 +256,10 @@ class LocalCloud:
             if self.alarm_evaluator is not None:
                 self.alarm_evaluator.stop()
                 self.alarm_evaluator = None
-            self.states.stop()  # running executions are aborted
+            self.states.interpreter.stop()  # running executions are aborted...
+            for pool in self._pools.values():
+                pool.terminate()  # ...their invocations in flight end now...
+            self.states.stop()  # ...and their threads finish
             for pool in self._pools.values():
                 pool.stop()
             self._pools = {}

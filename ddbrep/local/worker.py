@@ -378,6 +378,14 @@ class FunctionWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
 
+    def terminate(self) -> None:
+        """Kill the sandbox's process now, even in the middle of an invocation (the runtime stops): that
+        invocation ends as a crash (``Runtime.ExitError``) and cleans up under its lock."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)  # by PID: this sandbox's process only
+
     def reconfigure(self, config: FunctionConfig) -> None:
         """A function configuration update (a deploy), as Lambda applies one: an invocation in flight
         finishes with the old configuration, the next one starts a new sandbox with ``config``."""
@@ -438,6 +446,14 @@ class FunctionPool:
         finally:
             with self._lock:
                 self._idle.append(worker)
+
+    def terminate(self) -> None:
+        """Kill every sandbox of the pool at once, the primary too (the runtime stops: a long invocation
+        in flight, a backfill page loop of up to 14 minutes, must not hold it up)."""
+        with self._lock:
+            workers = [self.primary, *self._extra]
+        for worker in workers:
+            worker.terminate()
 
     def stop(self) -> None:
         """Stop the sandboxes this pool started (the primary belongs to the runtime)."""

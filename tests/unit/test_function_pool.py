@@ -27,7 +27,7 @@ class FakeWorker:
     def __init__(self, config: FunctionConfig, on_output: Any = None) -> None:
         self.config, self.failing_until = config, 0.0
         self.seen: list[tuple[FunctionConfig, float]] = []
-        self.stopped = False
+        self.stopped = self.terminated = False
         FakeWorker.created.append(self)
 
     def invoke(self, event: Any) -> Invocation:
@@ -41,6 +41,9 @@ class FakeWorker:
 
     def stop(self) -> None:
         self.stopped = True
+
+    def terminate(self) -> None:
+        self.terminated = True
 
 
 @pytest.fixture
@@ -67,6 +70,8 @@ def test_one_sandbox_per_invocation_in_flight_reused_once_idle(fake_workers: typ
     assert pool.size == 3  # three in flight at once: three sandboxes
     pool.invoke({"n": 9})
     assert pool.size == 3  # idle ones are reused
+    pool.terminate()  # the runtime stops: every sandbox killed at once, the primary's too
+    assert all(w.terminated for w in fake_workers.created)
     pool.stop()
     assert [w.stopped for w in fake_workers.created] == [False, True, True]  # the primary is the runtime's
 
@@ -90,3 +95,27 @@ def test_every_sandbox_follows_the_functions_configuration_and_faults(fake_worke
     pool._idle = [extra]  # the extra sandbox is the idle one
     pool.invoke({})
     assert extra.seen[-1] == (updated, 123.0)
+
+
+def test_terminate_ends_an_invocation_in_flight_as_a_crash(tmp_path: Any) -> None:
+    import time
+
+    from ddbrep.local.worker import FunctionWorker
+
+    (tmp_path / "slow.py").write_text("import time\n\ndef handler(event, context):\n    time.sleep(60)\n")
+    config = dataclasses.replace(
+        CONFIG, handler="slow.handler", code_paths=[str(tmp_path)], timeout_seconds=120
+    )
+    sandbox = FunctionWorker(config)
+    sandbox.start()
+    outcome: list[Invocation] = []
+    invoking = threading.Thread(target=lambda: outcome.append(sandbox.invoke({})))
+    invoking.start()
+    time.sleep(0.5)
+    began = time.monotonic()
+    sandbox.terminate()
+    invoking.join(10)
+    sandbox.stop()
+    assert time.monotonic() - began < 5
+    [invocation] = outcome
+    assert not invocation.ok and invocation.payload["errorType"] == "Runtime.ExitError"
