@@ -640,3 +640,19 @@ def test_the_cloud_loads_a_stacks_machine_only_when_its_tasks_invoke_functions_i
     unimplemented["States"]["ListSegments"]["ResultPath"] = "$.x"
     with pytest.raises(DefinitionError, match=r"state machine orders-backfill \(S\): state ListSegments"):
         cloud_with(unimplemented, "orders-backfill")._start_state_machines()
+
+
+def test_a_running_cloud_refuses_a_deploy_that_changes_or_removes_a_state_machine() -> None:
+    from pathlib import Path
+
+    from ddbrep.local.templates import Assembly, StackSpec, StateMachineSpec, update_problems
+
+    def assembly(*machines: StateMachineSpec) -> Assembly:
+        stack = StackSpec("S", "us-east-1", "111111111111", resources={}, state_machines=machines)
+        return Assembly(Path("."), (stack,))
+
+    machine = StateMachineSpec("M", "orders-backfill", json.dumps(definition(segments=3)))
+    assert update_problems(assembly(machine), assembly(machine)) == []
+    changed = StateMachineSpec("M", "orders-backfill", json.dumps(definition(segments=4)))
+    assert update_problems(assembly(machine), assembly(changed)) == ["S: M is changed"]
+    assert update_problems(assembly(machine), assembly()) == ["S: M is removed"]
