@@ -34,9 +34,10 @@ def _configs() -> dict[str, Callable[[], dict[str, Any] | None]]:
 
 def _started_at_import() -> dict[str, Future[Path]]:
     """The modules that start their own synthesis when imported (their futures, waited for here)."""
-    from tests.local import test_table_shape, test_tables, test_types_binary_keys
+    from tests.local import test_backfill_job, test_table_shape, test_tables, test_types_binary_keys
 
     return {
+        "backfill job": test_backfill_job._synth,
         "table shape": test_table_shape._synth,
         "binary keys": test_types_binary_keys._synth,
         "two tables": test_tables._synth,

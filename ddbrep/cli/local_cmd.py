@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ddbrep.cli import alarms_cmd, fault_cmd
+from ddbrep.cli import alarms_cmd, fault_cmd, states_cmd
 from ddbrep.cli.common import EXIT_OK
 from ddbrep.install import require_extra
 from ddbrep.local.state import FUNCTIONS_DIR
@@ -20,6 +20,7 @@ def startup_lines(
     functions: Mapping[str, Sequence[str]],
     log_dir: Path | None,
     latency_ms: float,
+    state_machines: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """What `local up` prints once running: the endpoints to use (the gateways; the moto servers
     behind them are internal) and how the operator tools reach the functions."""
@@ -41,6 +42,12 @@ def startup_lines(
             "deny-role|stop|resume|heal ... (docs/LOCAL.md)"
         )
         lines.append(f"Alarms: python -m ddbrep local alarms --log-dir {log_dir} (states, notifications)")
+        machines = [arn for region in endpoints for arn in (state_machines or {}).get(region, ())]
+        for arn in machines:
+            lines.append(
+                f"State machine {arn}: python -m ddbrep local states --log-dir {log_dir} start-execution "
+                f"--state-machine-arn {arn} --input '{{}}' (docs/LOCAL.md)"
+            )
         lines.append(
             "Add a region: add it to cdk.json, then python -m ddbrep add-region REGION --table <table> "
             f"--deploy --local-state {log_dir} (docs/OPERATIONS.md)"
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         max_visibility_timeout=args.max_visibility_timeout,
         alarm_period_seconds=args.alarm_period,
         sts_session_seconds=args.sts_session_seconds,
+        max_retry_interval=args.max_retry_interval,
         log_dir=args.log_dir,
     )
 
@@ -85,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             cloud.start(step=lambda message: status.update(message))
         endpoints = {name: cloud.region(name).endpoint_url for name in cloud.region_names}
         functions = {name: [f.spec.name for f in cloud.functions_in(name)] for name in cloud.region_names}
-        for line in startup_lines(endpoints, functions, args.log_dir, args.latency_ms):
+        machines = {name: cloud.state_machines_in(name) for name in cloud.region_names}
+        for line in startup_lines(endpoints, functions, args.log_dir, args.latency_ms, machines):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while deadline is None or time.monotonic() < deadline:
@@ -104,7 +113,7 @@ def register(subparsers: Any) -> None:
     local = subparsers.add_parser(
         "local", help="simulated AWS regions on loopback", description="Simulated regions."
     )
-    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="{up,fault,alarms}")
+    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="{up,fault,alarms,states}")
     up = local_sub.add_parser(
         "up",
         help="start the regions and replicators of the synthesized app and keep them running",
@@ -139,6 +148,13 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="assumed-role credentials expire this long after AssumeRole (compressed time; default: 1 h)",
     )
+    up.add_argument(
+        "--max-retry-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="cap every Retry wait of the state machines (compressed time; default: as deployed)",
+    )
     up.add_argument("--log-dir", type=Path, default=Path("out/local"), help="server and function logs")
     up.add_argument(
         "--duration", type=float, default=3600.0, help="stop after this many seconds (0: until Ctrl-C)"
@@ -146,3 +162,4 @@ def register(subparsers: Any) -> None:
     up.set_defaults(func=run)
     fault_cmd.register(local_sub)
     alarms_cmd.register(local_sub)
+    states_cmd.register(local_sub)

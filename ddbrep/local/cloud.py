@@ -3,7 +3,8 @@
 ``LocalCloud(assembly, options)`` starts one moto server per region, a gateway per region and a
 latency/fault proxy per region pair, creates every bucket, queue and table of every stack, starts a
 sandbox per function, and runs the event source mappings (stream and SQS stand-ins) and a TTL sweeper
-per region, and evaluates the stacks' CloudWatch alarms (ddbrep/local/alarms.py). Used as a context
+per region, evaluates the stacks' CloudWatch alarms (ddbrep/local/alarms.py) and runs their state
+machines (``cloud.states``, ddbrep/local/states.py: the deployed backfill job). Used as a context
 manager, it stops everything it started, by PID, on exit, Ctrl-C or a failing test.
 ``deploy(assembly)`` applies a newer synthesis of the app to the running cloud, as ``cdk deploy --all``
 updates the stacks (a region added to cdk.json).
@@ -29,6 +30,7 @@ from typing import Any
 from ddbrep.local import alarms as local_alarms
 from ddbrep.local import metric_store
 from ddbrep.local import state as local_state
+from ddbrep.local import states as local_states
 from ddbrep.local.control import ControlWatcher
 from ddbrep.local.faults import DEFAULT_LATENCY_MS, CredentialLedger, FaultPlan, Proxy
 from ddbrep.local.limits import SQS_MESSAGE_BYTES_STRICT
@@ -56,7 +58,7 @@ from ddbrep.local.templates import (
     update_problems,
 )
 from ddbrep.local.ttl import DEFAULT_SWEEP_INTERVAL_SECONDS, TtlSweeper, TtlTable
-from ddbrep.local.worker import FunctionConfig, FunctionWorker, Invocation
+from ddbrep.local.worker import FunctionConfig, FunctionPool, FunctionWorker, Invocation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_ROOT = REPO_ROOT / "lambda"
@@ -96,6 +98,10 @@ class RuntimeOptions:
     # How often every alarm is evaluated (CloudWatch: every minute). None: every minute, or every alarm
     # period when alarm_period_seconds is shorter.
     alarm_interval_seconds: float | None = None
+    # Local time compression: every Retry wait of the state machines (the backfill job: 30 s, doubling,
+    # 6 times) is at most this many seconds, so that a segment exhausts its retries in seconds. None: as
+    # deployed.
+    max_retry_interval: float | None = None
 
 
 @dataclass
@@ -152,6 +158,12 @@ class LocalCloud:
         self._lock = threading.Lock()
         self._deploy_lock = threading.Lock()
         self.control: ControlWatcher | None = None
+        # The stacks' state machines (their definitions are loaded once the functions run)
+        self.states: local_states.StepFunctions = local_states.StepFunctions(
+            {}, self._invoke_task, max_retry_interval=self.options.max_retry_interval
+        )
+        self._pools: dict[tuple[str, str], FunctionPool] = {}  # (region, function name): Task invocations
+        self._pools_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -224,6 +236,8 @@ class LocalCloud:
                 self._create_resources(state, stack)
         report("starting functions")
         updated = self._start_functions()
+        report("loading state machines")
+        self._start_state_machines()
         report("starting event source mappings and TTL sweepers")
         self._start_mappings()
         report("starting the alarm evaluator")
@@ -243,6 +257,13 @@ class LocalCloud:
             if self.alarm_evaluator is not None:
                 self.alarm_evaluator.stop()
                 self.alarm_evaluator = None
+            self.states.interpreter.stop()  # running executions are aborted...
+            for pool in self._pools.values():
+                pool.terminate()  # ...their invocations in flight end now...
+            self.states.stop()  # ...and their threads finish
+            for pool in self._pools.values():
+                pool.stop()
+            self._pools = {}
             pollers: list[Any] = [*self.stream_pollers, *self.queue_pollers]
             self.stream_pollers, self.queue_pollers = [], []
             self._mappings = set()
@@ -362,6 +383,11 @@ class LocalCloud:
                     stack.name, logical_id, 256
                 )
                 resolver.refs[logical_id] = f"arn:aws:sns:{stack.region}:{stack.account}:{topic}"
+        for machine in stack.state_machines:  # Ref: the state machine's ARN
+            arn = self.state_machine_arn(stack, machine.name)
+            resolver.refs[machine.logical_id] = arn
+            resolver.attributes[(machine.logical_id, "Arn")] = arn
+            resolver.attributes[(machine.logical_id, "Name")] = machine.name
         for function in stack.functions:
             resolver.refs[function.logical_id] = function.name
             resolver.attributes[(function.logical_id, "Arn")] = (
@@ -377,6 +403,10 @@ class LocalCloud:
             resolver.attributes.setdefault(
                 (logical_id, "Arn"), f"arn:aws:{kind}:{stack.region}:{stack.account}:{logical_id}"
             )
+
+    @staticmethod
+    def state_machine_arn(stack: StackSpec, name: str) -> str:
+        return f"arn:aws:states:{stack.region}:{stack.account}:stateMachine:{name}"
 
     @staticmethod
     def _queue_arn(stack: StackSpec, name: str) -> str:
@@ -504,6 +534,57 @@ class LocalCloud:
             with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
                 list(pool.map(lambda w: w.start(), workers))
         return updated
+
+    # --- state machines ------------------------------------------------------------------------------
+
+    def _start_state_machines(self) -> None:
+        """Load every state machine that is not loaded yet: its definition resolved like any template
+        value, then checked by the interpreter (DefinitionError, a TemplateError, for what it does not
+        implement); each Task's function must be one the runtime runs in the machine's region."""
+        for stack in self.assembly.stacks:
+            for spec in stack.state_machines:
+                arn = self.state_machine_arn(stack, spec.name)
+                if arn in self.states.machines:
+                    continue
+                text = self._resolvers[stack.name].resolve(spec.definition)
+                workflow = local_states.load_definition(text, f"state machine {spec.name} ({stack.name})")
+                running = {(f.stack.region, f.spec.name) for f in self.functions.values()}
+                for resource in workflow.resources():
+                    region, account, name = local_states.function_of(resource)
+                    if account != stack.account or (region, name) not in running:
+                        raise TemplateError(
+                            f"state machine {spec.name} ({stack.name}): its Task invokes {resource}, "
+                            "which is not a function of the local cloud"
+                        )
+                self.states.add(arn, workflow)
+
+    def state_machines_in(self, region: str) -> list[str]:
+        """The ARNs of the state machines of ``region``."""
+        return sorted(arn for arn in self.states.machines if arn.split(":")[3] == region)
+
+    def task_sandboxes(self, region: str, function: str) -> int:
+        """How many sandboxes the state machines' Tasks have used for ``function`` (one per concurrent
+        invocation, as Lambda runs them; 0: never invoked by a Task)."""
+        with self._pools_lock:
+            pool = self._pools.get((region, function))
+            return 0 if pool is None else pool.size
+
+    def _invoke_task(self, resource: str, payload: Any) -> Any:
+        """A Task's invocation of a function (Lambda's synchronous Invoke): its result, or StatesError
+        for a function error. Concurrent invocations (a Map's children) run in sandboxes of their own."""
+        region, _account, name = local_states.function_of(resource)
+        with self._pools_lock:
+            pool = self._pools.get((region, name))
+            if pool is None:
+                function = next(
+                    f for (r, _), f in self.functions.items() if r == region and f.spec.name == name
+                )
+                pool = self._pools[(region, name)] = FunctionPool(function.worker, self.metrics.on_output)
+        invocation = pool.invoke(payload)
+        self._add_invocation(name, region, invocation, time.time())
+        if not invocation.ok:
+            raise local_states.function_error(invocation.payload)
+        return invocation.payload
 
     def _destination(self, stack: StackSpec, spec: Any) -> FailureDestination | None:
         destination = spec.on_failure

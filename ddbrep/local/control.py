@@ -22,6 +22,10 @@ The faults are the situations of docs/OPERATIONS.md, to rehearse them (docs/LOCA
 - ``heal [REGION]``: undo the network faults (isolation, throttling, hidden tables), broken functions
   and denied roles (any heal: a role is denied by every region).
 
+Three requests are the Step Functions API of the runbook's deployed backfill job (ddbrep/local/states.py):
+``start-execution``, ``describe-execution`` and ``redrive-execution`` (``local states``, answered with
+the API's JSON).
+
 One request is not a fault: ``deploy`` applies a newer synthesized assembly (its directory) to the
 running cloud, as ``cdk deploy --all`` updates the stacks (``LocalCloud.deploy``; ``add-region
 --deploy --local-state`` sends it).
@@ -190,6 +194,22 @@ def _deploy(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
     return f"deployed {c['assembly']}: " + ("; ".join(changes) or "no change")
 
 
+def _states(
+    call: Callable[[LocalCloud, Mapping[str, Any]], Any],
+) -> Callable[[LocalCloud, Mapping[str, Any]], str]:
+    """A Step Functions call: its answer as JSON text; its refusal (ApiError) as the API names it."""
+
+    def handle(cloud: LocalCloud, c: Mapping[str, Any]) -> str:
+        from ddbrep.local.states import ApiError
+
+        try:
+            return json.dumps(call(cloud, c), indent=4)
+        except ApiError as err:
+            raise ControlError(f"An error occurred ({err.code}): {err.message}") from None
+
+    return handle
+
+
 _HANDLERS: dict[str, Callable[[LocalCloud, Mapping[str, Any]], str]] = {
     "isolate": _isolate,
     "throttle": _throttle,
@@ -201,6 +221,13 @@ _HANDLERS: dict[str, Callable[[LocalCloud, Mapping[str, Any]], str]] = {
     "oversize": _oversize,
     "break": _break,
     "deploy": _deploy,
+    "start-execution": _states(
+        lambda cloud, c: cloud.states.start_execution(
+            c["state_machine_arn"], c.get("input", "{}"), c.get("name")
+        )
+    ),
+    "describe-execution": _states(lambda cloud, c: cloud.states.describe_execution(c["execution_arn"])),
+    "redrive-execution": _states(lambda cloud, c: cloud.states.redrive_execution(c["execution_arn"])),
 }
 
 

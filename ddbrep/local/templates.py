@@ -1,11 +1,11 @@
 """Read the synthesized cloud assembly (cdk.out): what each region's stack would deploy.
 
 Only the resources the local runtime simulates are read: DynamoDB tables, SQS queues, S3 buckets,
-Lambda functions and their event source mappings, and CloudWatch metric alarms (evaluated by
-ddbrep/local/alarms.py). Property names and defaults follow the
-CloudFormation reference, so a value absent from the template behaves as it would in AWS.
-CloudFormation intrinsics (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select) are resolved against the
-local names of the resources once they exist (see ``Resolver``).
+Lambda functions and their event source mappings, CloudWatch metric alarms (evaluated by
+ddbrep/local/alarms.py) and Step Functions state machines (interpreted by ddbrep/local/states.py).
+Property names and defaults follow the CloudFormation reference, so a value absent from the template
+behaves as it would in AWS. CloudFormation intrinsics (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select)
+are resolved against the local names of the resources once they exist (see ``Resolver``).
 """
 
 from __future__ import annotations
@@ -159,6 +159,16 @@ class AlarmSpec:
 
 
 @dataclass(frozen=True)
+class StateMachineSpec:
+    """An AWS::StepFunctions::StateMachine: a Standard state machine and its definition, as in the
+    template (``DefinitionString`` may hold intrinsics: a Task's function ARN is a ``Fn::GetAtt``)."""
+
+    logical_id: str
+    name: str
+    definition: Any
+
+
+@dataclass(frozen=True)
 class StackSpec:
     """One region's stack, as the simulation needs it."""
 
@@ -173,6 +183,7 @@ class StackSpec:
     stream_mappings: tuple[StreamMappingSpec, ...] = ()
     queue_mappings: tuple[QueueMappingSpec, ...] = ()
     alarms: tuple[AlarmSpec, ...] = ()
+    state_machines: tuple[StateMachineSpec, ...] = ()
 
     def function(self, logical_id: str) -> FunctionSpec:
         return _by_id(self.functions, logical_id, self.name)
@@ -213,7 +224,7 @@ def update_problems(deployed: Assembly, update: Assembly) -> list[str]:
         if new is None:
             problems.append(f"stack {old.name} is removed")
             continue
-        for kind in ("tables", "queues", "buckets", "stream_mappings", "queue_mappings"):
+        for kind in ("tables", "queues", "buckets", "stream_mappings", "queue_mappings", "state_machines"):
             now = {spec.logical_id: spec for spec in getattr(new, kind)}
             for spec in getattr(old, kind):
                 if spec.logical_id not in now:
@@ -285,6 +296,7 @@ def parse_stack(name: str, region: str, account: str, template: Mapping[str, Any
     stream_mappings: list[StreamMappingSpec] = []
     queue_mappings: list[QueueMappingSpec] = []
     alarms: list[AlarmSpec] = []
+    machines: list[StateMachineSpec] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type", "")
         props = resource.get("Properties", {}) or {}
@@ -298,6 +310,8 @@ def parse_stack(name: str, region: str, account: str, template: Mapping[str, Any
                 queue_mappings.append(mapping)
         elif kind == "AWS::CloudWatch::Alarm":
             alarms.append(_alarm(name, logical_id, props))
+        elif kind == "AWS::StepFunctions::StateMachine":
+            machines.append(_state_machine(name, logical_id, props))
     return StackSpec(
         name=name,
         region=region,
@@ -310,6 +324,7 @@ def parse_stack(name: str, region: str, account: str, template: Mapping[str, Any
         stream_mappings=tuple(stream_mappings),
         queue_mappings=tuple(queue_mappings),
         alarms=tuple(alarms),
+        state_machines=tuple(machines),
     )
 
 
@@ -393,6 +408,37 @@ def _function(
         asset_path=(resource.get("Metadata") or {}).get(ASSET_PATH_METADATA),
         log_format=str(logging_config.get("LogFormat", "Text")),
         system_log_level=str(logging_config.get("SystemLogLevel", "INFO")),
+    )
+
+
+_STATE_MACHINE_PROPERTIES = {
+    "DefinitionString",
+    "RoleArn",
+    "StateMachineName",
+    "StateMachineType",
+    "LoggingConfiguration",  # logs are not kept locally (docs/LOCAL.md)
+    "TracingConfiguration",
+    "Tags",
+}
+
+
+def _state_machine(stack: str, logical_id: str, props: Mapping[str, Any]) -> StateMachineSpec:
+    """A Standard state machine given by ``DefinitionString``; TemplateError for any other form (an
+    Express machine, a definition object, one in S3, substitutions) the runtime does not implement."""
+    what = f"state machine {stack}/{logical_id}"
+    for key in props:
+        if key not in _STATE_MACHINE_PROPERTIES:
+            raise TemplateError(f"{what}: {key} is not implemented locally")
+    if "DefinitionString" not in props:
+        raise TemplateError(f"{what}: no DefinitionString")
+    kind = props.get("StateMachineType", "STANDARD")
+    if kind != "STANDARD":
+        raise TemplateError(f"{what}: StateMachineType {kind} is not implemented locally (STANDARD is)")
+    name = props.get("StateMachineName") or generated_name(stack, logical_id, 80)
+    return StateMachineSpec(
+        logical_id=logical_id,
+        name=str(_literal(name, f"{logical_id}.StateMachineName")),
+        definition=props["DefinitionString"],
     )
 
 

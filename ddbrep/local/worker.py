@@ -421,6 +421,14 @@ class FunctionWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
 
+    def terminate(self) -> None:
+        """Kill the sandbox's process now, even in the middle of an invocation (the runtime stops): that
+        invocation ends as a crash (``Runtime.ExitError``) and cleans up under its lock."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)  # by PID: this sandbox's process only
+
     def reconfigure(self, config: FunctionConfig) -> None:
         """A function configuration update (a deploy), as Lambda applies one: an invocation in flight
         finishes with the old configuration, the next one starts a new sandbox with ``config``."""
@@ -440,6 +448,63 @@ class FunctionWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=2)
         self._kill()
+
+
+class FunctionPool:
+    """Concurrent invocations of one function, as Lambda serves them: each invocation in flight has a
+    sandbox of its own (an execution environment), reused once idle, started when none is (a cold start).
+
+    ``primary`` is the function's own worker: faults (``failing_until``) and configuration updates apply
+    to it, and the other sandboxes follow it. A stand-in that invokes one batch at a time (the stream and
+    SQS mappings) uses the worker directly; a state machine's Map invokes many at once, through a pool.
+    """
+
+    def __init__(
+        self,
+        primary: FunctionWorker,
+        on_output: Callable[[FunctionConfig, Sequence[str]], None] | None = None,
+    ) -> None:
+        self.primary, self.on_output = primary, on_output
+        self._idle = [primary]
+        self._extra: list[FunctionWorker] = []
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self._extra)
+
+    def invoke(self, event: Any) -> Invocation:
+        with self._lock:
+            if self._idle:
+                worker = self._idle.pop()
+            else:
+                worker = FunctionWorker(self.primary.config, on_output=self.on_output)
+                self._extra.append(worker)
+        try:
+            if worker is not self.primary:
+                if worker.config != self.primary.config:
+                    worker.reconfigure(self.primary.config)
+                worker.failing_until = self.primary.failing_until
+            return worker.invoke(event)
+        finally:
+            with self._lock:
+                self._idle.append(worker)
+
+    def terminate(self) -> None:
+        """Kill every sandbox of the pool at once, the primary too (the runtime stops: a long invocation
+        in flight, a backfill page loop of up to 14 minutes, must not hold it up)."""
+        with self._lock:
+            workers = [self.primary, *self._extra]
+        for worker in workers:
+            worker.terminate()
+
+    def stop(self) -> None:
+        """Stop the sandboxes this pool started (the primary belongs to the runtime)."""
+        with self._lock:
+            extra, self._extra = self._extra, []
+            self._idle = [self.primary]
+        for worker in extra:
+            worker.stop()
 
 
 if __name__ == "__main__":

@@ -150,3 +150,21 @@ def _arns(value: Any) -> list[str]:
 
     values = value if isinstance(value, list) else [value]
     return [v if isinstance(v, str) else "".join(text(p) for p in v["Fn::Join"][1]) for v in values]
+
+
+def test_the_local_interpreter_loads_the_synthesized_definition(template: dict[str, Any]):
+    """ddbrep/local/states.py refuses any state, field or intrinsic it does not implement: the definition
+    CDK synthesizes for the job must be one it runs (a change to the job that it does not implement fails
+    here, not in a rehearsal)."""
+    from ddbrep.local.states import load_definition
+    from ddbrep.local.templates import Resolver, StackSpec
+
+    [machine] = resources(template, "AWS::StepFunctions::StateMachine")
+    [function_id] = [k for k, r in template["Resources"].items() if r is backfill_function(template)]
+    resolver = Resolver(StackSpec(name="BackfillTest", region=REGION, account=ACCOUNT, resources={}))
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:orders-backfill"
+    resolver.attributes[(function_id, "Arn")] = arn
+    workflow = load_definition(resolver.resolve(machine["Properties"]["DefinitionString"]))
+    assert workflow.resources() == [arn]
+    copy_pages = workflow.states["EachSegment"].processor.states["CopyPages"]  # type: ignore[union-attr]
+    assert copy_pages.retry[-1].errors == ("States.TaskFailed",) and copy_pages.retry[-1].max_attempts == 6

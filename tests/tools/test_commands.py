@@ -180,3 +180,19 @@ def test_local_up_prints_the_gateway_endpoints_and_how_to_reach_the_functions() 
         "python -m ddbrep redrive --function orders-replicator --region us-east-1 --local-state out/local"
     )
     assert not any("engine" in line for line in lines)
+
+
+def test_local_up_prints_each_state_machine_with_the_command_that_starts_it() -> None:
+    from pathlib import Path
+
+    from ddbrep.cli.local_cmd import startup_lines
+
+    arn = "arn:aws:states:us-east-1:111111111111:stateMachine:orders-backfill"
+    endpoints = {"us-east-1": "http://127.0.0.1:4001", "eu-west-1": "http://127.0.0.1:4002"}
+    functions = {"us-east-1": ["orders-replicator", "orders-backfill"], "eu-west-1": ["orders-replicator"]}
+    lines = startup_lines(endpoints, functions, Path("out/local"), 70.0, {"us-east-1": [arn]})
+    assert (
+        f"State machine {arn}: python -m ddbrep local states --log-dir out/local start-execution "
+        f"--state-machine-arn {arn} --input '{{}}' (docs/LOCAL.md)"
+    ) in lines
+    assert not any("State machine" in line for line in startup_lines(endpoints, functions, Path("x"), 70.0))
