@@ -1,4 +1,4 @@
-"""The engine of one simulated region: moto's server, with its stream sequence race fixed.
+"""The engine of one simulated region: moto's server, with its two write races fixed.
 
 moto's ``StreamShard.add`` numbers a stream record ``len(items) + starting_sequence_number`` and then
 appends it, with no lock, while the server handles requests on many threads. Two writes to one table
@@ -6,7 +6,9 @@ at the same moment can take the same sequence number (measured: one duplicate in
 threads). DynamoDB never does that, and a stream reader positioned after the first of the two is
 handed the second, with the same number, on every read (an AFTER_SEQUENCE_NUMBER iterator starts at
 "number + 1" by index): the local stream mapping re-read it for ever and never drained. Each region's
-server therefore runs here, with the numbering and the append made one step under a lock.
+server therefore runs here, with the numbering and the append made one step under a lock, and with
+every item write made one step too (``serialize_item_writes``: DynamoDB's conditional writes are
+atomic per item, moto's are not).
 
 It also answers one question SQS's API cannot but its CloudWatch metrics do: a queue's
 ``ApproximateAgeOfOldestMessage`` (``GET /_ddbrep/sqs/age-of-oldest-message?account=A&region=R&queue=Q``),
@@ -51,6 +53,48 @@ def serialize_stream_appends() -> None:
     StreamShard.add = add  # type: ignore[method-assign]
 
 
+# moto's handlers of the writes that read an item and then replace it (a condition, ReturnValues,
+# an update expression) with no lock.
+ITEM_WRITES = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "transact_write_items",
+    "execute_statement",
+    "execute_transaction",
+    "batch_execute_statement",
+)
+
+
+def serialize_item_writes() -> None:
+    """Make each DynamoDB write one step, as DynamoDB makes a conditional write atomic per item.
+
+    moto reads the stored item (for ReturnValues=ALL_OLD and for the condition), checks the condition
+    and stores the new item in separate steps, on whichever request thread. Two conditional puts of one
+    key at the same moment could then both pass against the same stored version and both answer it as
+    the item they replaced: the later one's condition was never evaluated against the earlier one's
+    write (measured in the 10,000-operation soak: a write logged as lost twice, to two winners, one of
+    which had replaced the other). One lock per region's server serializes every item write (reads
+    are not affected); moto spends its time in Python under the GIL anyway.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.put_item, "serialized", False):
+        return
+    lock = threading.RLock()
+    for name in ITEM_WRITES:
+        original = getattr(DynamoHandler, name)
+
+        def write(self: Any, _original: Any = original) -> Any:
+            with lock:
+                return _original(self)
+
+        write.serialized = True  # type: ignore[attr-defined]
+        write.__name__ = name
+        setattr(DynamoHandler, name, write)
+
+
 def age_of_oldest_message(messages: Sequence[Any], now_ms: float) -> float | None:
     """ApproximateAgeOfOldestMessage in seconds, as SQS reports it for a standard queue (see
     AGE_RECEIVE_THRESHOLD), from moto's messages; None when SQS would report nothing."""
@@ -89,6 +133,7 @@ class WithQueueAges:
 
 def main(argv: list[str]) -> None:
     serialize_stream_appends()
+    serialize_item_writes()
     import moto.server
 
     dispatcher = moto.server.DomainDispatcherApplication

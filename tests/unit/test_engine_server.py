@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from moto.dynamodb.models import table as moto_table
 
-from ddbrep.local.engine_server import age_of_oldest_message, serialize_stream_appends
+from ddbrep.local.engine_server import age_of_oldest_message, serialize_item_writes, serialize_stream_appends
 from ddbrep.local.regions import ACCOUNT_ID, start_region, stop_region
 
 
@@ -100,3 +100,81 @@ def test_the_region_server_answers_a_queues_age_of_oldest_message() -> None:
             region.queue_age_of_oldest_message(ACCOUNT_ID, "no-such-queue")
     finally:
         stop_region(region)
+
+
+# --- conditional writes, one at a time per item -----------------------------------------------------------
+
+
+class SlowItem(moto_table.Item):
+    """moto's Item, slow to build: widens the window between reading the stored item and replacing it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        time.sleep(0.0005)
+        super().__init__(*args, **kwargs)
+
+
+def replaced_versions_of_concurrent_guarded_puts(threads: int = 8, each: int = 15) -> tuple[list[int], int]:
+    """Every applied put's replaced version (ALL_OLD), and the version stored at the end."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client(
+            "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        replaced: list[int] = []
+        lock = threading.Lock()
+
+        def write(offset: int) -> None:
+            for i in range(each):
+                ts = i * threads + offset + 1
+                try:
+                    answer = client.put_item(
+                        TableName="t",
+                        Item={"pk": {"S": "k"}, "ts": {"N": str(ts)}},
+                        ConditionExpression="attribute_not_exists(ts) OR ts < :ts",
+                        ExpressionAttributeValues={":ts": {"N": str(ts)}},
+                        ReturnValues="ALL_OLD",
+                    )
+                except client.exceptions.ConditionalCheckFailedException:
+                    continue
+                with lock:
+                    replaced.append(int(answer.get("Attributes", {}).get("ts", {}).get("N", "0")))
+
+        workers = [threading.Thread(target=write, args=(t,)) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        stored = int(client.get_item(TableName="t", Key={"pk": {"S": "k"}})["Item"]["ts"]["N"])
+        return replaced, stored
+
+
+@pytest.fixture
+def slow_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb import responses
+
+    monkeypatch.setattr(moto_table, "Item", SlowItem)
+    for name in ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"):
+        monkeypatch.setattr(responses.DynamoHandler, name, getattr(responses.DynamoHandler, name))
+
+
+def test_moto_alone_lets_two_concurrent_conditional_puts_replace_the_same_version(slow_items: None) -> None:
+    # the engine deviation the server fixes: both pass their condition against one stored version
+    replaced, _stored = replaced_versions_of_concurrent_guarded_puts()
+    assert any(count > 1 for count in Counter(replaced).values())
+
+
+def test_the_region_server_applies_conditional_puts_one_at_a_time(slow_items: None) -> None:
+    serialize_item_writes()
+    replaced, stored = replaced_versions_of_concurrent_guarded_puts()
+    # each stored version is replaced once at most (a chain of versions, as DynamoDB makes it), and the
+    # greatest version written is the one stored
+    assert all(count == 1 for count in Counter(replaced).values())
+    assert stored == 8 * 15
