@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -58,6 +59,16 @@ def _seed(conn: Connection, table: str, items: int) -> None:
             batch = []
 
 
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_bench(
     items: int = 2000,
     segment_counts: Sequence[int] = (1, 8),
@@ -85,6 +96,8 @@ def run_bench(
             "latency_ms": latency_ms,
             "backfill": {},
             "verify": {},
+            # CPU seconds each region's engine spent serving the verify (what caps it locally)
+            "verify_engine_cpu_seconds": {},
         }
         with TemporaryDirectory() as tmp:
             for segments in segment_counts:
@@ -105,9 +118,17 @@ def run_bench(
                 verify = Verify(
                     conn, Side(SOURCE, source), Side(TARGET, target), segments=segments, page_size=page_size
                 )
+                cpu_before = {name: process_cpu_seconds(r.pid) for name, r in regions.items()}
                 started = time.monotonic()
                 verified = verify.run()
                 elapsed = time.monotonic() - started
+                results["verify_engine_cpu_seconds"][segments] = {
+                    name: round(after - before, 2)
+                    for name, r in regions.items()
+                    if (before := cpu_before[name]) is not None
+                    and (after := process_cpu_seconds(r.pid)) is not None
+                }
+                results.setdefault("verify_seconds", {})[segments] = round(elapsed, 2)
                 assert verified.ok, verified.to_json()["counts"]
                 results["verify"][segments] = round(items / elapsed, 1)
         low, high = min(segment_counts), max(segment_counts)
@@ -197,6 +218,12 @@ def run(args: argparse.Namespace) -> int:
     for kind in ("backfill", "verify"):
         cells = ", ".join(f"{s} segment(s): {v} items/s" for s, v in results[kind].items())
         print(f"{kind:9} {cells}; ratio {results['ratio'][kind]}x")
+    for segments, cpu in results["verify_engine_cpu_seconds"].items():
+        engines = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cpu.items())
+        print(
+            f"verify, {segments} segment(s): {results['verify_seconds'][segments]:.2f} s, of which the "
+            f"engines' CPU (serializing each item they return, one process each): {engines}"
+        )
     print(
         f"1 TB of 1 KB items to one target at {estimate['concurrency']} segments: "
         f"{estimate['hours']:.0f} h, ${estimate['usd_total']:,.0f} (writes ${estimate['usd_writes']:,.0f}, "

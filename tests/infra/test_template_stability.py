@@ -12,6 +12,10 @@ Changed on purpose since that release (each an in-place update, no replacement):
   stops Lambda's billed START / END / REPORT lines; the EMF documents are printed as before.
 - the dashboard (in its region's stack): the writes applied per pair are the SampleCount of
   ReplicationLatency, since RecordsReplicated is no longer emitted (replicator/core/metrics_names.py).
+- one new alarm per pair in each source region's stack, the handoffs waiting for a replay
+  (stacks/monitoring.py ``_waiting_alarm``): the queue's age alarm cannot tell an outage, since SQS
+  leaves a message received three times out of ApproximateAgeOfOldestMessage. Adding an alarm
+  replaces nothing.
 """
 
 from __future__ import annotations
@@ -28,16 +32,16 @@ pytestmark = pytest.mark.infra
 
 DIGESTS = {
     "mesh3": {
-        "us-east-1": "7927932ba1a058cad8796bcc814cd7568665c07b2681cacf7a24e1c2557d2a92",
-        "eu-west-1": "0069676d973549b493529edfdad6477cb46d6f11956960ca1f421dd0f0e3aeb8",
-        "ap-southeast-2": "311ad9330d19e4618a1d2e9d11d1af40e18eae63cb49fd7691f69f53bcb17aa8",
+        "us-east-1": "b56deb4ca2ab01ad4e364c10f75dc9410882b7ed27df2fcae66601c9cc1002ce",
+        "eu-west-1": "d0eec67a4988d1bcdb80b071ec9c0bd580f79cc56d49deab8cdbc00fcad95475",
+        "ap-southeast-2": "684f03507232c00e939604afe7dcb953ae88d136d1e23b24120295dedfcc8a74",
     },
     "mesh2": {
-        "us-west-2": "41458b0dc5827b028e2ee4ec8a932612a0389320902142512848aca31405e49d",
-        "eu-west-1": "8fd57fbcee95f81f990ed5b60918765203660dfac51831ba8dc88da6c09bfe04",
+        "us-west-2": "f4bd3bc44e21f5623ad4ccd515ebdc5e922d51ab7068b3ff264d8ea98b4082d3",
+        "eu-west-1": "e375f2a94fb0cba497ecc6f7563e0ecfc1750f0637bfb306b94b4d822fd63483",
     },
     "one_way": {
-        "us-east-1": "6dfd982faf9600ad3d48e787408590d7413ed67693a5d18daeb47869ad4e2fb6",
+        "us-east-1": "cab71ecd6e7e8fa726ea4dcbc549f7e1bc760e592e8f2b221fa4162599b5e814",
         "eu-central-1": "2279f85c792c951c1c9bd982d7bf3c60fd68c286757170d2a8e99c63438fa486",
         "ap-northeast-1": "2676acee2a3f88531b0e5ba2b57a8269bb533e5f5b085c1eb69ce55e17c939c3",
     },
