@@ -20,6 +20,7 @@ from replicator.core.wire import (
     to_sdk,
     validate_item,
     validate_value,
+    value_to_sdk,
 )
 
 
@@ -203,3 +204,11 @@ def test_the_size_shortcut_decides_like_the_exact_size(item: dict[str, Any], off
     assert len(json.dumps(item)) >= exact  # what the shortcut relies on: JSON never undercounts
     limit = max(0, exact + offset)
     assert size_over_limit(item, limit) == (exact if exact > limit else None)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), sized_values, max_size=5))
+def test_to_sdk_skips_only_values_the_conversion_would_return_as_they_are(item: dict[str, Any]) -> None:
+    # The shortcut (values tagged other than B, BS, M, L are not converted) against converting each value
+    converted = to_sdk(item)
+    assert converted == {name: value_to_sdk(value) for name, value in item.items()}
+    assert to_sdk(from_sdk(converted)) == converted  # and bytes-exact across the boundary

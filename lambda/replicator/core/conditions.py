@@ -9,6 +9,7 @@ for the low-level client's PutItem: it is where an item leaves the protocol's ev
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from replicator.core.metadata import AttributeNames, Version, WireItem
@@ -24,18 +25,30 @@ def version_guard(
     that ``rep_seq`` orders two writes of one region that carry the same timestamp. ``tag`` names the
     placeholders (``#<tag>ts``...) so the guard can join an application's own expression.
     """
+    condition, attribute_names = _guard_expression(names, tag, bool(version.seq))
+    ts, region, seq = f":{tag}ts", f":{tag}reg", f":{tag}seq"
+    values: dict[str, Any] = {ts: {"N": str(version.ts)}, region: {"S": version.region}}
+    if version.seq:
+        values[seq] = {"S": version.seq}
+    return condition, dict(attribute_names), values
+
+
+@functools.lru_cache(maxsize=32)
+def _guard_expression(
+    names: AttributeNames, tag: str, with_seq: bool
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The guard's condition text and attribute names: the same for every version (with or without a
+    ``seq``), so built once, not once per write."""
     ts, region, seq = f"{tag}ts", f"{tag}reg", f"{tag}seq"
     condition = f"attribute_not_exists(#{ts}) OR #{ts} < :{ts} OR (#{ts} = :{ts} AND #{region} < :{region})"
-    attribute_names = {f"#{ts}": names.ts, f"#{region}": names.region}
-    values: dict[str, Any] = {f":{ts}": {"N": str(version.ts)}, f":{region}": {"S": version.region}}
-    if version.seq:
+    attribute_names = [(f"#{ts}", names.ts), (f"#{region}", names.region)]
+    if with_seq:
         condition += (
             f" OR (#{ts} = :{ts} AND #{region} = :{region}"
             f" AND (attribute_not_exists(#{seq}) OR #{seq} < :{seq}))"
         )
-        attribute_names[f"#{seq}"] = names.seq
-        values[f":{seq}"] = {"S": version.seq}
-    return condition, attribute_names, values
+        attribute_names.append((f"#{seq}", names.seq))
+    return condition, tuple(attribute_names)
 
 
 def guarded_put(

@@ -43,7 +43,15 @@ class WireFormatError(ValueError):
 
 def to_sdk(item: WireItem) -> dict[str, Any]:
     """Event form -> SDK form: base64 text of B and BS members decoded to bytes, at any depth."""
-    return {name: value_to_sdk(value) for name, value in item.items()}
+    # A value tagged other than B, BS, M or L has no binary inside: value_to_sdk would return it as it
+    # is, so it is not called for it (most values are S or N: the conversion is mostly a dict copy).
+    return {
+        name: value if _MAY_HOLD_BINARY.isdisjoint(value) else value_to_sdk(value)
+        for name, value in item.items()
+    }
+
+
+_MAY_HOLD_BINARY = frozenset(("B", "BS", "M", "L"))  # type tags (a value's keys)
 
 
 def from_sdk(item: WireItem) -> dict[str, Any]:
