@@ -25,11 +25,11 @@ from enum import StrEnum
 
 from replicator.core import defaults
 from replicator.core.metadata import (
-    LOWEST,
     AttributeNames,
     Version,
     WireItem,
     check_metadata,
+    checked_version_of,
     is_tombstone,
     pad_sequence,
     region_of,
@@ -129,9 +129,12 @@ def _next_version(record: StreamRecord, previous: Version, region: str) -> Versi
 
 
 def classify(record: StreamRecord, ctx: Context) -> Decision:
-    for image in (record.new_image, record.old_image):
-        if image is not None:
-            check_metadata(image, ctx.names)  # MetadataError: dead-lettered with the reason
+    # MetadataError: dead-lettered with the reason. Checked here once: the versions of the record's
+    # images are then read without checking again (checked_version_of).
+    if record.new_image is not None:
+        check_metadata(record.new_image, ctx.names)
+    if record.old_image is not None:
+        check_metadata(record.old_image, ctx.names)
     if record.event_name == "REMOVE":
         decision = _classify_remove(record, ctx)
     elif ctx.topology == ONE_WAY:
@@ -171,7 +174,7 @@ def _classify_remove(record: StreamRecord, ctx: Context) -> Decision:
         version = _one_way_version(record, ctx)
         item = tombstone_for(record.keys, version, ctx.tombstone_retention_seconds, names)
         return Replicate(record.keys, item, version, record.old_image)
-    previous = version_of(record.old_image, names) if record.old_image else LOWEST
+    previous = checked_version_of(record.old_image, names)
     version = _next_version(record, previous, ctx.local_region)
     item = tombstone_for(record.keys, version, ctx.tombstone_retention_seconds, names)
     return WriteLocalTombstone(record.keys, item, version)
@@ -205,13 +208,13 @@ def _classify_mesh_write(record: StreamRecord, ctx: Context) -> Decision:
         return Skip(SkipReason.ECHO)
     if _unchanged(record):
         return Skip(SkipReason.NO_CHANGE)
-    new_version = version_of(new_image, names)
+    new_version = checked_version_of(new_image, names)
     if writer is None or names.ts not in new_image:
         # An unstamped insert or full put: adopt it; the stamped version then replicates.
-        version = _next_version(record, version_of(record.old_image, names), ctx.local_region)
+        version = _next_version(record, checked_version_of(record.old_image, names), ctx.local_region)
         return Adopt(record.keys, stamp(new_image, version, names), version)
     if record.event_name == "MODIFY" and record.old_image is not None:
-        old_version = version_of(record.old_image, names)
+        old_version = checked_version_of(record.old_image, names)
         if old_version == new_version and user_attributes(record.old_image, names) != user_attributes(
             new_image, names
         ):

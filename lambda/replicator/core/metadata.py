@@ -78,7 +78,12 @@ def version_of(item: WireItem | None, names: AttributeNames) -> Version:
     if not item:
         return LOWEST
     check_metadata(item, names)
-    if names.ts not in item:
+    return checked_version_of(item, names)
+
+
+def checked_version_of(item: WireItem | None, names: AttributeNames) -> Version:
+    """:func:`version_of` of an item whose metadata :func:`check_metadata` already accepted."""
+    if not item or names.ts not in item:
         return LOWEST
     region = item.get(names.region, {}).get("S", "")
     seq = item.get(names.seq, {}).get("S", "")
