@@ -212,3 +212,21 @@ def test_to_sdk_skips_only_values_the_conversion_would_return_as_they_are(item: 
     converted = to_sdk(item)
     assert converted == {name: value_to_sdk(value) for name, value in item.items()}
     assert to_sdk(from_sdk(converted)) == converted  # and bytes-exact across the boundary
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), sized_values, max_size=5), st.integers(-2, 2))
+def test_the_size_shortcut_never_undercounts_in_either_form(item: dict[str, Any], offset: int) -> None:
+    # ascii() of the item, in event form (base64 text) and in SDK form (bytes), bounds its exact size
+    sdk = to_sdk(item)
+    exact = item_size_bytes(item)
+    assert item_size_bytes(sdk) == exact
+    assert len(ascii(item)) >= exact and len(ascii(sdk)) >= exact
+    limit = max(0, exact + offset)
+    assert size_over_limit(sdk, limit) == (exact if exact > limit else None)
+
+
+def test_the_size_shortcut_bounds_every_kind_of_character() -> None:
+    # one, two, three and four UTF-8 bytes, control characters and quotes
+    for text in ("a", "\x00", "'\"", "\xe9", "\u20ac", "\U0001f600"):
+        item = {text: {"S": text * 50}, "n": {"N": "1" * 38}, "l": {"L": [{"S": text}] * 5}}
+        assert len(ascii(item)) >= item_size_bytes(item)
