@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.core.wire import (
+    _PLAIN_NUMBER,
     MAX_DEPTH,
+    MAX_NUMBER_DIGITS,
     WireFormatError,
     _plainly_valid,
     from_sdk,
@@ -230,3 +232,12 @@ def test_the_size_shortcut_bounds_every_kind_of_character() -> None:
     for text in ("a", "\x00", "'\"", "\xe9", "\u20ac", "\U0001f600"):
         item = {text: {"S": text * 50}, "n": {"N": "1" * 38}, "l": {"L": [{"S": text}] * 5}}
         assert len(ascii(item)) >= item_size_bytes(item)
+
+
+@given(st.text(max_size=40) | st.from_regex(r"-?[0-9]{0,40}(\.[0-9]*)?", fullmatch=True))
+def test_the_whole_number_shortcut_takes_exactly_what_the_plain_number_pattern_takes(text: str) -> None:
+    # ASCII digits skip the pattern; anything else (other scripts' digits included) still asks it
+    took = _plainly_valid({"N": text}, 1)
+    assert took == (len(text) <= MAX_NUMBER_DIGITS and bool(_PLAIN_NUMBER.fullmatch(text)))
+    if took:
+        validate_value({"N": text}, "v")

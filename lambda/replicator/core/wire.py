@@ -212,10 +212,11 @@ def _plainly_valid(value: Any, depth: int) -> bool:
         if tag == "S":
             return type(inner) is str
         if tag == "N":
+            # ASCII digits alone (a whole number, the commonest) match _PLAIN_NUMBER: no regex for them.
             return (
                 type(inner) is str
                 and len(inner) <= MAX_NUMBER_DIGITS
-                and bool(_PLAIN_NUMBER.fullmatch(inner))
+                and ((inner.isascii() and inner.isdigit()) or bool(_PLAIN_NUMBER.fullmatch(inner)))
             )
         if tag == "M":
             return type(inner) is dict and all(
