@@ -34,7 +34,7 @@ from replicator.core.coalesce import KeyChange, coalesce
 from replicator.core.conflicts import LostConflict, lost_conflict
 from replicator.core.errors import ErrorKind, ReadFailed, WriteResult
 from replicator.core.metadata import MetadataError, version_of
-from replicator.core.plan import TargetWrite, plan_write
+from replicator.core.plan import TargetWrite, plan_writes
 from replicator.core.records import MalformedRecord, StreamRecord, parse_record
 from replicator.core.wire import MAX_ITEM_BYTES, WireItem, size_over_limit
 from replicator.ports import TableWrites
@@ -264,23 +264,19 @@ class Replicator:
         lock = threading.Lock()
         down: dict[str, str] = {}  # target region -> why: later writes of this batch go straight to handoff
         jobs: list[_Job] = []
+        refusals: dict[int, WriteResult | None] = {}  # id(item) -> refused before sending for its size
+        targets = self.settings.targets
+        destinations = [(target.region, target.table, target.item_filter) for target in targets]
         for key_change in changes.values():
-            refusal: WriteResult | None = None
-            measured: WireItem | None = None  # targets mostly share the item: measured once
-            for target in self.settings.targets:
-                write, excluded = plan_write(
-                    key_change,
-                    target.region,
-                    target.table,
-                    target.item_filter,
-                    self.settings.tombstone_retention_seconds,
-                    self.settings.names,
-                )
+            planned = plan_writes(
+                key_change, destinations, self.settings.tombstone_retention_seconds, self.settings.names
+            )
+            for target, (write, excluded) in zip(targets, planned, strict=True):
                 if excluded:  # sent as a tombstone: counted here, and below as the write it is
                     outcome.count(m.FILTERED_OUT, target.region)
-                if write.item is not measured:
-                    measured, refusal = write.item, too_large(write.item)
-                jobs.append(_Job(key_change, target, write, refusal))
+                if id(write.item) not in refusals:  # targets share the item objects: measured once
+                    refusals[id(write.item)] = too_large(write.item)
+                jobs.append(_Job(key_change, target, write, refusals[id(write.item)]))
 
         def run(job: _Job, answered: list[_Answered]) -> None:
             """One write; an answered one (applied or stale) is settled after the fan-out, on the calling
