@@ -20,10 +20,12 @@ from replicator.core.metadata import (
     LOWEST,
     AttributeNames,
     MetadataError,
+    Version,
     check_metadata,
     checked_version_of,
     is_tombstone,
     mark_origin,
+    stamp,
     version_of,
 )
 from replicator.core.records import parse_record
@@ -201,3 +203,23 @@ def test_a_checked_items_version_is_read_as_version_of_reads_it(image: dict) -> 
     except MetadataError:
         return
     assert checked_version_of(image, NAMES) == version_of(image, NAMES)
+
+
+def _stamp_as_before(item: dict, version: Version) -> dict:
+    """stamp as it was written before it copied the item with dict() (the reference)."""
+    stamped = {k: v for k, v in item.items() if k != NAMES.seq}
+    stamped[NAMES.ts] = {"N": str(version.ts)}
+    stamped[NAMES.region] = {"S": version.region}
+    if version.seq:
+        stamped[NAMES.seq] = {"S": version.seq}
+    return stamped
+
+
+@given(
+    metadata_items,
+    st.builds(Version, st.integers(0, 10), st.sampled_from(["us-east-1"]), st.sampled_from(["", "0" * 40])),
+)
+def test_stamp_gives_the_same_item_in_the_same_order(image: dict, version: Version) -> None:
+    stamped = stamp(image, version, NAMES)
+    assert list(stamped.items()) == list(_stamp_as_before(image, version).items())
+    assert stamped is not image

@@ -146,7 +146,7 @@ def classify(record: StreamRecord, ctx: Context) -> Decision:
 
 def _within_clock_skew(decision: Decision, ctx: Context) -> Decision:
     """A version from the future would beat every later write of its key until the clocks caught up."""
-    if ctx.now_us is None or isinstance(decision, Skip | Reject):
+    if ctx.now_us is None or isinstance(decision, (Skip, Reject)):
         return decision
     limit = ctx.now_us + ctx.max_clock_skew_seconds * 1_000_000
     if decision.version.ts <= limit:

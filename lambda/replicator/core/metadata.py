@@ -134,7 +134,8 @@ def is_tombstone(item: WireItem | None, names: AttributeNames) -> bool:
 
 def stamp(item: WireItem, version: Version, names: AttributeNames) -> dict[str, Any]:
     """A copy of ``item`` carrying ``version`` (``rep_seq`` only when the version has one)."""
-    stamped = {k: v for k, v in item.items() if k != names.seq}
+    stamped = dict(item)
+    stamped.pop(names.seq, None)  # re-added last when the version has one (the comprehension's order)
     stamped[names.ts] = {"N": str(version.ts)}
     stamped[names.region] = {"S": version.region}
     if version.seq:

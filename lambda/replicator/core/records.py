@@ -122,7 +122,7 @@ def parse_record(raw: Mapping[str, Any]) -> StreamRecord:
     if not isinstance(sequence_number, str) or not sequence_number.isdigit():
         raise MalformedRecord(f"dynamodb.SequenceNumber {sequence_number!r} is not a string of digits")
     created = dynamodb.get("ApproximateCreationDateTime")
-    if isinstance(created, bool) or not isinstance(created, int | float) or not 0 <= created < 1e11:
+    if isinstance(created, bool) or not isinstance(created, (int, float)) or not 0 <= created < 1e11:
         raise MalformedRecord(
             f"dynamodb.ApproximateCreationDateTime {created!r} is not a time in epoch seconds"
         )
