@@ -349,10 +349,11 @@ class Replicator:
     ) -> None:
         """A write the target refused for good (dead-lettered) or that still fails (handed off)."""
         key_change, target, write = job.key_change, job.target, job.write
-        region = target.region
+        region, kind = target.region, result.kind
+        assert kind is not None and kind is not ErrorKind.STALE  # answered: _settle_answered
         with lock:
             outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
-        if result.kind is ErrorKind.PERMANENT:
+        if kind is ErrorKind.PERMANENT:
             raw = raw_by_sequence.get(key_change.winning_sequence_number)
             with lock:
                 self._dead_letter(
@@ -371,7 +372,7 @@ class Replicator:
         with lock:
             down.setdefault(region, result.error)
         try:
-            self.ports.handoff(target, write, f"{result.kind.value}: {result.error}")
+            self.ports.handoff(target, write, f"{kind.value}: {result.error}")
             with lock:
                 outcome.count(m.HANDED_OFF, region)
         except Exception:

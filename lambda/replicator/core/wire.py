@@ -22,7 +22,7 @@ import binascii
 import decimal
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 WireItem = Mapping[str, Mapping[str, Any]]
 
@@ -179,7 +179,7 @@ def _binary_size(value: Any) -> int:
 # --- validation of event-form values ---------------------------------------------------------------
 
 
-def _is_object(value: Any) -> bool:
+def _is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
     # JSON gives dicts: the exact type check first, the (slow) ABC check only for other mappings.
     return type(value) is dict or isinstance(value, Mapping)
 
