@@ -318,25 +318,32 @@ class Replicator:
         self._settle_answered(answered, outcome)
 
     def _settle_answered(self, answered: Sequence[_Answered], outcome: BatchOutcome) -> None:
-        """Count the writes the targets answered (applied or stale) and apply the conflict rule."""
+        """Count the writes the targets answered (applied or stale) and apply the conflict rule.
+
+        The counts are tallied here and recorded once per metric and region (the same totals as one
+        ``outcome.count`` per write, in the same order of first occurrence).
+        """
         names = self.settings.names
+        tally: Counter[tuple[str, str]] = Counter()
         for job, result, done_at in answered:
             region, write = job.target.region, job.write
-            outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
+            tally[m.TARGET_WRITE_RETRIES, region] += result.retries
             if result.kind is ErrorKind.STALE:
-                outcome.count(m.STALE_SKIPPED, region)
+                tally[m.STALE_SKIPPED, region] += 1
                 continue
-            outcome.count(m.RECORDS_REPLICATED, region)
+            tally[m.RECORDS_REPLICATED, region] += 1
             conflict = conflict_of(write, result, names, done_at, self.settings.conflict_log_images)
             if conflict is not None:
-                outcome.count(m.CONFLICTS_LOST, region)
+                tally[m.CONFLICTS_LOST, region] += 1
                 if len(outcome.conflicts) < self.settings.conflict_log_max_records:
                     outcome.conflicts.append(conflict_entry(conflict, self.settings.local_region, region))
                 else:
-                    outcome.count(m.CONFLICTS_NOT_LOGGED, region)
+                    tally[m.CONFLICTS_NOT_LOGGED, region] += 1
             if write.is_tombstone(names):
-                outcome.count(m.TOMBSTONES_WRITTEN, region)
+                tally[m.TOMBSTONES_WRITTEN, region] += 1
             outcome.latencies_ms[region].append(max(0.0, done_at * 1000 - write.version.ts / 1000))
+        for (metric, region), n in tally.items():
+            outcome.count(metric, region, n)
 
     def _settle_failure(
         self,
