@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from replicator.core.coalesce import KeyChange
 from replicator.core.conflicts import base_version
 from replicator.core.metadata import AttributeNames, Version, WireItem, is_tombstone, tombstone_for
 
 
-@dataclass(frozen=True)
-class TargetWrite:
-    """One conditional put to one target: the unit of fan-out, handoff and replay."""
+class TargetWrite(NamedTuple):
+    """One conditional put to one target: the unit of fan-out, handoff and replay.
+
+    Immutable; a NamedTuple rather than a frozen dataclass because one is built per key and target
+    of every batch, and a frozen dataclass's __init__ costs about three times as much.
+    """
 
     region: str
     table: str
