@@ -14,7 +14,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from replicator.core import metrics_names as m
 from replicator.core.classify import (
@@ -34,7 +34,7 @@ from replicator.core.coalesce import KeyChange, coalesce
 from replicator.core.conflicts import LostConflict, lost_conflict
 from replicator.core.errors import ErrorKind, ReadFailed, WriteResult
 from replicator.core.metadata import MetadataError, version_of
-from replicator.core.plan import TargetWrite, plan_write
+from replicator.core.plan import TargetWrite, plan_writes
 from replicator.core.records import MalformedRecord, StreamRecord, parse_record
 from replicator.core.wire import MAX_ITEM_BYTES, WireItem, size_over_limit
 from replicator.ports import TableWrites
@@ -89,6 +89,23 @@ class BatchOutcome:
             self.source_counts[metric] += n
         else:
             self.pair_counts[target][metric] += n
+
+
+class _Job(NamedTuple):
+    """One planned target write; ``refusal``: the answer DynamoDB would give it for its size."""
+
+    key_change: KeyChange
+    target: Target
+    write: TargetWrite
+    refusal: WriteResult | None
+
+
+class _Answered(NamedTuple):
+    """A write the target answered (applied or stale), and when its answer came."""
+
+    job: _Job
+    result: WriteResult
+    done_at: float
 
 
 class Replicator:
@@ -246,88 +263,104 @@ class Replicator:
     ) -> None:
         lock = threading.Lock()
         down: dict[str, str] = {}  # target region -> why: later writes of this batch go straight to handoff
-        jobs = []
+        jobs: list[_Job] = []
         refusals: dict[int, WriteResult | None] = {}  # id(item) -> refused before sending for its size
+        targets = self.settings.targets
+        destinations = [(target.region, target.table, target.item_filter) for target in targets]
         for key_change in changes.values():
-            for target in self.settings.targets:
-                write, excluded = plan_write(
-                    key_change,
-                    target.region,
-                    target.table,
-                    target.item_filter,
-                    self.settings.tombstone_retention_seconds,
-                    self.settings.names,
-                )
+            planned = plan_writes(
+                key_change, destinations, self.settings.tombstone_retention_seconds, self.settings.names
+            )
+            for target, (write, excluded) in zip(targets, planned, strict=True):
                 if excluded:  # sent as a tombstone: counted here, and below as the write it is
                     outcome.count(m.FILTERED_OUT, target.region)
-                if id(write.item) not in refusals:  # targets share the item: measured once
+                if id(write.item) not in refusals:  # targets share the item objects: measured once
                     refusals[id(write.item)] = too_large(write.item)
-                jobs.append((key_change, target, write))
+                jobs.append(_Job(key_change, target, write, refusals[id(write.item)]))
 
-        def run(key_change: KeyChange, target: Target, write: TargetWrite) -> None:
-            if target.region in down:
-                result = WriteResult(ErrorKind.RETRYABLE, 0, f"skipped: {down[target.region]}")
+        def run(job: _Job, answered: list[_Answered]) -> None:
+            """One write; an answered one (applied or stale) is settled after the fan-out, on the calling
+            thread and without the lock; a failed one here at once (its handoff is I/O, and its target
+            must be marked down before the next write to it)."""
+            region = job.target.region
+            if region in down:
+                result = WriteResult(ErrorKind.RETRYABLE, 0, f"skipped: {down[region]}")
             else:
-                result = refusals[id(write.item)] or self.ports.put_guarded(
-                    target, write.table, write.item, write.version, return_replaced=True
+                result = job.refusal or self.ports.put_guarded(
+                    job.target, job.write.table, job.write.item, job.write.version, return_replaced=True
                 )
-            self._settle(key_change, target, write, result, raw_by_sequence, outcome, lock, down)
+            if result.kind is None or result.kind is ErrorKind.STALE:
+                answered.append(_Answered(job, result, self.clock()))
+            else:
+                self._settle_failure(job, result, raw_by_sequence, outcome, lock, down)
 
-        if self.settings.max_workers == 1:
+        answered: list[_Answered] = []
+        if self.settings.max_workers == 1 or len(jobs) == 1:
             for job in jobs:  # no pool to hand work to: run in order, on this thread
-                run(*job)
-            return
-        # A fixed set of workers drains one queue: one task per worker, not one per write.
-        pending = deque(jobs)
+                run(job, answered)
+        else:
+            # A fixed set of workers drains one queue: one task per worker, not one per write; each
+            # keeps its own list of answered writes, so the common path shares nothing but the queue.
+            pending = deque(jobs)
 
-        def drain() -> None:
-            while True:
-                try:
-                    job = pending.popleft()
-                except IndexError:
-                    return
-                run(*job)
+            def drain() -> list[_Answered]:
+                mine: list[_Answered] = []
+                while True:
+                    try:
+                        job = pending.popleft()
+                    except IndexError:
+                        return mine
+                    run(job, mine)
 
-        workers = [self._pool.submit(drain) for _ in range(min(self.settings.max_workers, len(jobs)))]
-        for worker in workers:
-            worker.result()
+            workers = [self._pool.submit(drain) for _ in range(min(self.settings.max_workers, len(jobs)))]
+            for worker in workers:
+                answered.extend(worker.result())
+        self._settle_answered(answered, outcome)
 
-    def _settle(
+    def _settle_answered(self, answered: Sequence[_Answered], outcome: BatchOutcome) -> None:
+        """Count the writes the targets answered (applied or stale) and apply the conflict rule.
+
+        The counts are tallied here and recorded once per metric and region (the same totals as one
+        ``outcome.count`` per write, in the same order of first occurrence).
+        """
+        names = self.settings.names
+        tally: Counter[tuple[str, str]] = Counter()
+        for job, result, done_at in answered:
+            region, write = job.target.region, job.write
+            tally[m.TARGET_WRITE_RETRIES, region] += result.retries
+            if result.kind is ErrorKind.STALE:
+                tally[m.STALE_SKIPPED, region] += 1
+                continue
+            tally[m.RECORDS_REPLICATED, region] += 1
+            conflict = conflict_of(write, result, names, done_at, self.settings.conflict_log_images)
+            if conflict is not None:
+                tally[m.CONFLICTS_LOST, region] += 1
+                if len(outcome.conflicts) < self.settings.conflict_log_max_records:
+                    outcome.conflicts.append(conflict_entry(conflict, self.settings.local_region, region))
+                else:
+                    tally[m.CONFLICTS_NOT_LOGGED, region] += 1
+            if write.is_tombstone(names):
+                tally[m.TOMBSTONES_WRITTEN, region] += 1
+            outcome.latencies_ms[region].append(max(0.0, done_at * 1000 - write.version.ts / 1000))
+        for (metric, region), n in tally.items():
+            outcome.count(metric, region, n)
+
+    def _settle_failure(
         self,
-        key_change: KeyChange,
-        target: Target,
-        write: TargetWrite,
+        job: _Job,
         result: WriteResult,
         raw_by_sequence: Mapping[str, Mapping[str, Any]],
         outcome: BatchOutcome,
         lock: threading.Lock,
         down: dict[str, str],
     ) -> None:
-        names = self.settings.names
-        region = target.region
-        if result.kind is None:
-            conflict = conflict_of(write, result, names, self.clock(), self.settings.conflict_log_images)
-            with lock:
-                outcome.count(m.RECORDS_REPLICATED, region)
-                if conflict is not None:
-                    outcome.count(m.CONFLICTS_LOST, region)
-                    if len(outcome.conflicts) < self.settings.conflict_log_max_records:
-                        outcome.conflicts.append(conflict_entry(conflict, self.settings.local_region, region))
-                    else:
-                        outcome.count(m.CONFLICTS_NOT_LOGGED, region)
-                if write.is_tombstone(names):
-                    outcome.count(m.TOMBSTONES_WRITTEN, region)
-                outcome.latencies_ms[region].append(max(0.0, self.clock() * 1000 - write.version.ts / 1000))
-                outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
-            return
-        if result.kind is ErrorKind.STALE:
-            with lock:
-                outcome.count(m.STALE_SKIPPED, region)
-                outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
-            return
+        """A write the target refused for good (dead-lettered) or that still fails (handed off)."""
+        key_change, target, write = job.key_change, job.target, job.write
+        region, kind = target.region, result.kind
+        assert kind is not None and kind is not ErrorKind.STALE  # answered: _settle_answered
         with lock:
             outcome.count(m.TARGET_WRITE_RETRIES, region, result.retries)
-        if result.kind is ErrorKind.PERMANENT:
+        if kind is ErrorKind.PERMANENT:
             raw = raw_by_sequence.get(key_change.winning_sequence_number)
             with lock:
                 self._dead_letter(
@@ -346,7 +379,7 @@ class Replicator:
         with lock:
             down.setdefault(region, result.error)
         try:
-            self.ports.handoff(target, write, f"{result.kind.value}: {result.error}")
+            self.ports.handoff(target, write, f"{kind.value}: {result.error}")
             with lock:
                 outcome.count(m.HANDED_OFF, region)
         except Exception:

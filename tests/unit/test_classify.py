@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from replicator.core.classify import (
     Adopt,
@@ -18,8 +20,12 @@ from replicator.core.metadata import (
     LOWEST,
     AttributeNames,
     MetadataError,
+    Version,
+    check_metadata,
+    checked_version_of,
     is_tombstone,
     mark_origin,
+    stamp,
     version_of,
 )
 from replicator.core.records import parse_record
@@ -176,3 +182,44 @@ def test_a_copy_without_metadata_is_marked_with_its_origin_and_stays_the_lowest_
     )
     stamped = item("b", "eu-west-1", 5, v=1)
     assert mark_origin(stamped, "us-east-1", NAMES) == stamped
+
+
+_metadata_values = st.one_of(
+    st.sampled_from([{"N": "5"}, {"N": "-1"}, {"N": "1.5"}, {"S": "us-east-1"}, {"S": ""}, {"S": "0" * 40}]),
+    st.sampled_from([{"BOOL": True}, {"BOOL": False}, {"NULL": True}, {"S": "12"}, {}]),
+)
+metadata_items = st.dictionaries(
+    st.sampled_from(["pk", "rep_ts", "rep_region", "rep_seq", "rep_deleted", "rep_expires"]),
+    _metadata_values,
+    max_size=6,
+)
+
+
+@given(metadata_items)
+def test_a_checked_items_version_is_read_as_version_of_reads_it(image: dict) -> None:
+    # classify checks each image's metadata once, then reads its versions without checking again
+    try:
+        check_metadata(image, NAMES)
+    except MetadataError:
+        return
+    assert checked_version_of(image, NAMES) == version_of(image, NAMES)
+
+
+def _stamp_as_before(item: dict, version: Version) -> dict:
+    """stamp as it was written before it copied the item with dict() (the reference)."""
+    stamped = {k: v for k, v in item.items() if k != NAMES.seq}
+    stamped[NAMES.ts] = {"N": str(version.ts)}
+    stamped[NAMES.region] = {"S": version.region}
+    if version.seq:
+        stamped[NAMES.seq] = {"S": version.seq}
+    return stamped
+
+
+@given(
+    metadata_items,
+    st.builds(Version, st.integers(0, 10), st.sampled_from(["us-east-1"]), st.sampled_from(["", "0" * 40])),
+)
+def test_stamp_gives_the_same_item_in_the_same_order(image: dict, version: Version) -> None:
+    stamped = stamp(image, version, NAMES)
+    assert list(stamped.items()) == list(_stamp_as_before(image, version).items())
+    assert stamped is not image

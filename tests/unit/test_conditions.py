@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from replicator.core.conditions import guarded_put
+from replicator.core.conditions import guarded_put, version_guard
 from replicator.core.metadata import AttributeNames, Version, stamp
 from tests.unit.memtable import applies, guard_version
 
@@ -82,3 +82,31 @@ def test_guarded_put_applies_only_over_an_older_version(
     assert applied == expected_to_apply(stored, incoming)
     assert guard_version(request) == incoming
     assert applies(current, incoming) == applied
+
+
+def _guard_built_per_write(version: Version, names: AttributeNames, tag: str) -> tuple[str, Any, Any]:
+    """The guard as it was built before its text was cached: the reference for the cached one."""
+    ts, region, seq = f"{tag}ts", f"{tag}reg", f"{tag}seq"
+    condition = f"attribute_not_exists(#{ts}) OR #{ts} < :{ts} OR (#{ts} = :{ts} AND #{region} < :{region})"
+    attribute_names = {f"#{ts}": names.ts, f"#{region}": names.region}
+    values: dict[str, Any] = {f":{ts}": {"N": str(version.ts)}, f":{region}": {"S": version.region}}
+    if version.seq:
+        condition += (
+            f" OR (#{ts} = :{ts} AND #{region} = :{region}"
+            f" AND (attribute_not_exists(#{seq}) OR #{seq} < :{seq}))"
+        )
+        attribute_names[f"#{seq}"] = names.seq
+        values[f":{seq}"] = {"S": version.seq}
+    return condition, attribute_names, values
+
+
+@given(versions, st.sampled_from(["r", "__r"]), st.sampled_from(["rep_", "x_"]))
+def test_the_cached_guard_text_equals_the_guard_built_per_write(
+    version: Version, tag: str, prefix: str
+) -> None:
+    names = AttributeNames.with_prefix(prefix)
+    guard = version_guard(version, names, tag)
+    assert guard == _guard_built_per_write(version, names, tag)
+    # and each call's attribute names are its own: changing one request does not change the next
+    guard[1]["#other"] = "x"
+    assert version_guard(version, names, tag) == _guard_built_per_write(version, names, tag)

@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.core.wire import (
+    _PLAIN_NUMBER,
     MAX_DEPTH,
+    MAX_NUMBER_DIGITS,
     WireFormatError,
     _plainly_valid,
     from_sdk,
@@ -20,6 +22,7 @@ from replicator.core.wire import (
     to_sdk,
     validate_item,
     validate_value,
+    value_to_sdk,
 )
 
 
@@ -203,3 +206,38 @@ def test_the_size_shortcut_decides_like_the_exact_size(item: dict[str, Any], off
     assert len(json.dumps(item)) >= exact  # what the shortcut relies on: JSON never undercounts
     limit = max(0, exact + offset)
     assert size_over_limit(item, limit) == (exact if exact > limit else None)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), sized_values, max_size=5))
+def test_to_sdk_skips_only_values_the_conversion_would_return_as_they_are(item: dict[str, Any]) -> None:
+    # The shortcut (values tagged other than B, BS, M, L are not converted) against converting each value
+    converted = to_sdk(item)
+    assert converted == {name: value_to_sdk(value) for name, value in item.items()}
+    assert to_sdk(from_sdk(converted)) == converted  # and bytes-exact across the boundary
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), sized_values, max_size=5), st.integers(-2, 2))
+def test_the_size_shortcut_never_undercounts_in_either_form(item: dict[str, Any], offset: int) -> None:
+    # ascii() of the item, in event form (base64 text) and in SDK form (bytes), bounds its exact size
+    sdk = to_sdk(item)
+    exact = item_size_bytes(item)
+    assert item_size_bytes(sdk) == exact
+    assert len(ascii(item)) >= exact and len(ascii(sdk)) >= exact
+    limit = max(0, exact + offset)
+    assert size_over_limit(sdk, limit) == (exact if exact > limit else None)
+
+
+def test_the_size_shortcut_bounds_every_kind_of_character() -> None:
+    # one, two, three and four UTF-8 bytes, control characters and quotes
+    for text in ("a", "\x00", "'\"", "\xe9", "\u20ac", "\U0001f600"):
+        item = {text: {"S": text * 50}, "n": {"N": "1" * 38}, "l": {"L": [{"S": text}] * 5}}
+        assert len(ascii(item)) >= item_size_bytes(item)
+
+
+@given(st.text(max_size=40) | st.from_regex(r"-?[0-9]{0,40}(\.[0-9]*)?", fullmatch=True))
+def test_the_whole_number_shortcut_takes_exactly_what_the_plain_number_pattern_takes(text: str) -> None:
+    # ASCII digits skip the pattern; anything else (other scripts' digits included) still asks it
+    took = _plainly_valid({"N": text}, 1)
+    assert took == (len(text) <= MAX_NUMBER_DIGITS and bool(_PLAIN_NUMBER.fullmatch(text)))
+    if took:
+        validate_value({"N": text}, "v")

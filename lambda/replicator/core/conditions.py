@@ -9,6 +9,7 @@ for the low-level client's PutItem: it is where an item leaves the protocol's ev
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from replicator.core.metadata import AttributeNames, Version, WireItem
@@ -28,15 +29,27 @@ def version_guard(
     never replaces the original (and never replicates again). ``tag`` names the placeholders
     (``#<tag>ts``...) so the guard can join an application's own expression.
     """
+    condition, attribute_names = _guard_expression(names.ts, names.region, names.seq, tag, bool(version.seq))
+    ts, region, seq = f":{tag}ts", f":{tag}reg", f":{tag}seq"
+    values: dict[str, Any] = {ts: {"N": str(version.ts)}, region: {"S": version.region}}
+    if version.seq:
+        values[seq] = {"S": version.seq}
+    return condition, dict(attribute_names), values
+
+
+@functools.lru_cache(maxsize=32)
+def _guard_expression(
+    ts_name: str, region_name: str, seq_name: str, tag: str, with_seq: bool
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The guard's condition text and attribute names: the same for every version (with or without a
+    ``seq``), so built once, not once per write (keyed by the names' strings, whose hashes are cached)."""
     ts, region, seq = f"{tag}ts", f"{tag}reg", f"{tag}seq"
     condition = f"attribute_not_exists(#{ts}) OR #{ts} < :{ts} OR (#{ts} = :{ts} AND #{region} < :{region})"
-    attribute_names = {f"#{ts}": names.ts, f"#{region}": names.region}
-    values: dict[str, Any] = {f":{ts}": {"N": str(version.ts)}, f":{region}": {"S": version.region}}
-    if version.seq:
+    attribute_names = [(f"#{ts}", ts_name), (f"#{region}", region_name)]
+    if with_seq:
         condition += f" OR (#{ts} = :{ts} AND #{region} = :{region} AND #{seq} < :{seq})"
-        attribute_names[f"#{seq}"] = names.seq
-        values[f":{seq}"] = {"S": version.seq}
-    return condition, attribute_names, values
+        attribute_names.append((f"#{seq}", seq_name))
+    return condition, tuple(attribute_names)
 
 
 def guarded_put(
@@ -49,12 +62,13 @@ def guarded_put(
     capacity, the answer carries the old item), which the conflict rule needs.
     """
     condition, attribute_names, values = version_guard(version, names)
-    extra: dict[str, Any] = {"ReturnValues": "ALL_OLD"} if return_replaced else {}
-    return {
-        **extra,
+    request: dict[str, Any] = {
         "TableName": table,
         "Item": to_sdk(item),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": attribute_names,
         "ExpressionAttributeValues": values,
     }
+    if return_replaced:
+        request["ReturnValues"] = "ALL_OLD"
+    return request

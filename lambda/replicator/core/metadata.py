@@ -90,7 +90,12 @@ def version_of(item: WireItem | None, names: AttributeNames) -> Version:
     if not item:
         return LOWEST
     check_metadata(item, names)
-    if names.ts not in item:
+    return checked_version_of(item, names)
+
+
+def checked_version_of(item: WireItem | None, names: AttributeNames) -> Version:
+    """:func:`version_of` of an item whose metadata :func:`check_metadata` already accepted."""
+    if not item or names.ts not in item:
         return LOWEST
     region = item.get(names.region, {}).get("S", "")
     seq = item.get(names.seq, {}).get("S", "")
@@ -141,7 +146,8 @@ def is_tombstone(item: WireItem | None, names: AttributeNames) -> bool:
 
 def stamp(item: WireItem, version: Version, names: AttributeNames) -> dict[str, Any]:
     """A copy of ``item`` carrying ``version`` (``rep_seq`` only when the version has one)."""
-    stamped = {k: v for k, v in item.items() if k != names.seq}
+    stamped = dict(item)
+    stamped.pop(names.seq, None)  # re-added last when the version has one (the comprehension's order)
     stamped[names.ts] = {"N": str(version.ts)}
     stamped[names.region] = {"S": version.region}
     if version.seq:
