@@ -1,6 +1,6 @@
 """Benchmarks of the replicator function itself (numbers for BENCHMARKS.md, never assertions).
 
-1. Handler CPU per record with a null target: the whole Lambda handler (Powertools batch processor,
+1. Handler CPU per record with a null target: the whole Lambda handler (partial batch response,
    parse, classify, coalesce, plan, the ports' conditional writes, EMF metrics) against targets whose
    writes return at once; next to the CPU cost of only ``json.loads`` of the same event.
 2. Batch apply time for 100 records x 2 targets (and x 9: a 10-region mesh) with an injected

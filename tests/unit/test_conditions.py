@@ -91,10 +91,7 @@ def _guard_built_per_write(version: Version, names: AttributeNames, tag: str) ->
     attribute_names = {f"#{ts}": names.ts, f"#{region}": names.region}
     values: dict[str, Any] = {f":{ts}": {"N": str(version.ts)}, f":{region}": {"S": version.region}}
     if version.seq:
-        condition += (
-            f" OR (#{ts} = :{ts} AND #{region} = :{region}"
-            f" AND (attribute_not_exists(#{seq}) OR #{seq} < :{seq}))"
-        )
+        condition += f" OR (#{ts} = :{ts} AND #{region} = :{region} AND #{seq} < :{seq})"
         attribute_names[f"#{seq}"] = names.seq
         values[f":{seq}"] = {"S": version.seq}
     return condition, attribute_names, values
