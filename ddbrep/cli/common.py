@@ -90,3 +90,16 @@ def use_app_config(cdk_json: Path, command: str) -> None:
             "<checkout>/cdk.json"
         )
     sys.path.insert(0, str(app))
+
+
+def send_to_local_up(log_dir: Path, command: dict[str, Any]) -> int:
+    """Send ``command`` to the running `local up` with that --log-dir (ddbrep/local/control.py) and print
+    its answer; an error it answers is printed to stderr (EXIT_ERROR)."""
+    from ddbrep.local.control import ControlError, request
+
+    try:
+        print(request(log_dir, command))
+    except ControlError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK

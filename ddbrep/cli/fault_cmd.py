@@ -7,14 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ddbrep.cli.common import EXIT_ERROR, EXIT_OK
+from ddbrep.cli.common import EXIT_ERROR, send_to_local_up
 
 _KEY_HELP = "the item's key attribute as NAME=VALUE (string keys; repeat for a sort key)"
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddbrep.local.control import ControlError, request
-
     command: dict[str, Any] = {"fault": args.fault}
     for name in ("region", "seconds", "rate", "table", "role_arn"):
         if getattr(args, name, None) is not None:
@@ -25,12 +23,7 @@ def run(args: argparse.Namespace) -> int:
             print("error: --key expects NAME=VALUE, e.g. --key pk=big-1 --key sk=a", file=sys.stderr)
             return EXIT_ERROR
         command["keys"] = {name: value for name, _sep, value in pairs}
-    try:
-        print(request(args.log_dir, command))
-    except ControlError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
+    return send_to_local_up(args.log_dir, command)
 
 
 def register(local_sub: Any) -> None:

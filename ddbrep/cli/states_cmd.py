@@ -10,26 +10,18 @@ control directory (ddbrep/local/control.py).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from ddbrep.cli.common import EXIT_ERROR, EXIT_OK
+from ddbrep.cli.common import send_to_local_up
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddbrep.local.control import ControlError, request
-
     command: dict[str, Any] = {"fault": args.states_command}
     for name in ("state_machine_arn", "execution_arn", "input", "name"):
         if getattr(args, name, None) is not None:
             command[name] = getattr(args, name)
-    try:
-        print(request(args.log_dir, command))
-    except ControlError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
+    return send_to_local_up(args.log_dir, command)
 
 
 def register(local_sub: Any) -> None:
