@@ -262,6 +262,18 @@ def backfill_until_done(
     raise AssertionError(f"the backfill to {targets} did not complete ({resumes} resumes): {last_error}")
 
 
+def restored_versions(history: dict[str, list[dict[str, Any]]]) -> set[tuple[str, int, str]]:
+    """(key, rep_ts, rep_region) of every version its own region's stream shows created more than once:
+    a copy written back there after the item was deleted."""
+    created: Counter[tuple[str, int, str]] = Counter()
+    for region, records in history.items():
+        for record in records:
+            new = record["dynamodb"].get("NewImage")
+            if new is not None and new.get(NAMES.region, {}).get("S") == region and NAMES.ts in new:
+                created[(record["dynamodb"]["Keys"]["pk"]["S"], int(new[NAMES.ts]["N"]), region)] += 1
+    return {version for version, count in created.items() if count > 1}
+
+
 @dataclass
 class Probe:
     """A write made in one region during the long outage, and whether it reached the other live region."""
@@ -494,11 +506,23 @@ def test_soak(soak_cloud: LocalCloud, soak_settings: SoakSettings, tmp_path: Pat
     # A conflict a backfill copy settled is not logged: the copy replaced the loser before the winner's
     # replicator delivered it (then stale), and the scan does not know the winner's base, so it cannot
     # tell a conflict from an update (docs/DESIGN.md). The backfill counts them as "overwrote".
-    logged_set = set(logged)
+    logged_set, expected_set = set(logged), set(expected)
+    unlogged = [c for c in expected if c not in logged_set]
+    # a us-east-1 winner over a write of a backfill target, as us-east-1 stores it (no seq: a
+    # replicator's copy of a us-east-1 write carries its record's)
     settled_by_backfill = [
-        c
-        for c in expected
-        if c not in logged_set and c[2].region == US and not c[2].seq and c[1].region in (EU, AP)
+        c for c in unlogged if c[2].region == US and not c[2].seq and c[1].region in (EU, AP)
+    ]
+    # a us-east-1 winner with a seq (an adoption or a local tombstone): a backfill copy of it, or an entry
+    # lost with a us-east-1 invocation the soak killed after its winning write (the log is written at
+    # the end of an invocation: at most once, docs/DESIGN.md); the streams cannot tell the two apart
+    settled_or_killed = [c for c in unlogged if c[2].region == KILLED and c not in settled_by_backfill]
+    # Logged, not in the history: a winner copied back into its own region where the item was missing
+    # (a backfill racing a hard delete there) replicates again as a new write without a base, so it
+    # counts as concurrent (docs/DESIGN.md); the history judges it by its first creation.
+    restored = restored_versions(history)
+    logged_over_a_restore = [
+        c for c in logged if c not in expected_set and (c[0], c[2].ts, c[2].region) in restored
     ]
     dead_letters_left = count_dead_letters(cloud)
     credentials = cloud.credentials[ROLE_PAIR[1]]
@@ -531,6 +555,8 @@ def test_soak(soak_cloud: LocalCloud, soak_settings: SoakSettings, tmp_path: Pat
         f"echo_invocations={echo_invocations:.0f} conflicts_lost_metric={conflicts_metric:.0f} "
         f"conflicts_logged={len(logged)} conflicts_in_history={len(expected)} "
         f"conflicts_settled_by_backfill={len(settled_by_backfill)} "
+        f"conflicts_settled_by_backfill_or_lost_with_a_killed_invocation={len(settled_or_killed)} "
+        f"conflicts_logged_over_a_restored_copy={len(logged_over_a_restore)} "
         f"backfill_overwrote={faults.backfill_overwrote} "
         f"ttl_expired={len(ttl_keys) - len(ttl_live) - len(ttl_tombstoned)}/{len(ttl_keys)} "
         f"ttl_live={len(ttl_live)} ttl_tombstoned={len(ttl_tombstoned)} dead_letters_left={dead_letters_left}"
@@ -545,12 +571,13 @@ def test_soak(soak_cloud: LocalCloud, soak_settings: SoakSettings, tmp_path: Pat
     # expiry reached a replicator without the TTL identity (see ttl_survivors)
     assert (ttl_live, ttl_tombstoned) == ([], [])
     assert (echo_invocations, echo_skipped) == (0, 0)
-    # every conflict logged is in the history, and every one of the history is logged, except those a
-    # backfill copy settled: a us-east-1 winner over a write of a backfill target, as us-east-1 stores
-    # it (no seq: a replicator's copy of a us-east-1 write carries its record's); the backfill's
-    # "overwrote" count is printed beside them (a lower bound: a page that failed part-way is copied
-    # again and its count lost)
-    assert logged == [c for c in expected if c not in settled_by_backfill]
+    # every conflict of the history is logged, except those a backfill copy settled or a killed
+    # invocation lost (the backfill's "overwrote" count is printed beside them; a lower bound: a page
+    # that failed part-way is copied again and its count lost); every conflict logged is in the
+    # history, except those whose winner was copied back into its own region after a delete there
+    assert [c for c in unlogged if c not in settled_by_backfill and c not in settled_or_killed] == []
+    assert [c for c in logged if c not in expected_set and c not in logged_over_a_restore] == []
+    assert len(logged) == len(logged_set)  # each once
     assert conflicts_metric == len(logged) and not_logged == 0
     assert dead_letters_left == 0
     # and every kind of fault was injected, the outage did not stop the other regions
