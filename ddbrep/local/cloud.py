@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +42,7 @@ from ddbrep.local.mapping import (
     StreamSource,
     mapping_uuid,
 )
-from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_region
+from ddbrep.local.regions import DUMMY_CREDENTIALS, Region, start_region, stop_regions
 from ddbrep.local.resilience import ErrorListener, LoopStats
 from ddbrep.local.sqs_source import QueuePoller, QueueSource
 from ddbrep.local.streams import Record
@@ -120,6 +120,19 @@ class RegionState:
     tables: dict[str, str] = field(default_factory=dict)  # table name -> stream ARN
     buckets: set[str] = field(default_factory=set)
     queue_urls: dict[str, str] = field(default_factory=dict)  # queue name -> URL
+
+
+def _all_at_once(stop: Callable[[Any], None], things: Iterable[Any]) -> None:
+    """``stop(thing)`` for each of ``things`` in threads of its own; returns when all have returned."""
+    things = list(things)
+    if things:
+        with ThreadPoolExecutor(max_workers=len(things)) as pool:
+            list(pool.map(stop, things))
+
+
+def _stop_quietly(proxy: Proxy) -> None:
+    with contextlib.suppress(Exception):
+        proxy.stop()
 
 
 class LocalCloud:
@@ -274,15 +287,12 @@ class LocalCloud:
             for sweeper in self.sweepers.values():
                 sweeper.stop()
             self.sweepers = {}
-            for function in self.functions.values():
-                function.worker.stop()
+            # A sandbox takes up to half a second to exit and a proxy up to its poll interval: all at once
+            _all_at_once(lambda function: function.worker.stop(), self.functions.values())
             self.functions = {}
-            for proxy in [*self.links.values(), *self.gateways.values()]:
-                with contextlib.suppress(Exception):
-                    proxy.stop()
+            _all_at_once(_stop_quietly, [*self.links.values(), *self.gateways.values()])
             self.links, self.gateways = {}, {}
-            for state in self.regions.values():
-                stop_region(state.region)
+            stop_regions([state.region for state in self.regions.values()])
             self.regions = {}
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)

@@ -1,4 +1,4 @@
-"""The engine of one simulated region: moto's server, with its two write races fixed.
+"""The engine of one simulated region: moto's server, with its two write races fixed and long polls as SQS's.
 
 moto's ``StreamShard.add`` numbers a stream record ``len(items) + starting_sequence_number`` and then
 appends it, with no lock, while the server handles requests on many threads. Two writes to one table
@@ -10,9 +10,11 @@ server therefore runs here, with the numbering and the append made one step unde
 every item write made one step too (``serialize_item_writes``: DynamoDB's conditional writes are
 atomic per item, moto's are not).
 
-It also answers one question SQS's API cannot but its CloudWatch metrics do: a queue's
-``ApproximateAgeOfOldestMessage`` (``GET /_ddbrep/sqs/age-of-oldest-message?account=A&region=R&queue=Q``),
-computed as SQS does for a standard queue, so the local alarms can evaluate the handoff queues' age
+Its long polls end as SQS's do, as soon as a message can be received
+(``wake_long_polls_when_messages_become_visible``). It also answers one question SQS's API cannot but
+its CloudWatch metrics do: a queue's ``ApproximateAgeOfOldestMessage``
+(``GET /_ddbrep/sqs/age-of-oldest-message?account=A&region=R&queue=Q``), computed as SQS does for a
+standard queue, so the local alarms can evaluate the handoff queues' age
 alarm (ddbrep/local/cloud.py).
 
     python -m ddbrep.local.engine_server -H 127.0.0.1 -p PORT     (moto.server's arguments)
@@ -95,6 +97,45 @@ def serialize_item_writes() -> None:
         setattr(DynamoHandler, name, write)
 
 
+def wake_long_polls_when_messages_become_visible() -> None:
+    """A long poll (ReceiveMessage with WaitTimeSeconds) returns as soon as a message is receivable.
+
+    SQS answers a long poll "as soon as a message is available"; moto's waits on a condition that a
+    send notifies, and otherwise looks again only once a second, so a message whose visibility timeout
+    (or delay) ends, or that ChangeMessageVisibility makes visible, waited up to a second more (the
+    local mappings long-poll as Lambda's do: ddbrep/local/sqs_source.py). Here the wait ends when the
+    next in-flight or delayed message becomes visible, and a change of visibility wakes the waiters.
+    """
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(Queue.wait_for_messages, "wakes_at_visibility", False):
+        return
+
+    def wait_for_messages(self: Any, timeout: float) -> None:
+        deadline = time.time() + timeout
+        with self._messages_lock:
+            while not self.messages:
+                now = time.time()
+                if now >= deadline:
+                    return
+                upcoming = (max(m.visible_at, m.delayed_until) / 1000 for m in self._messages)
+                wake = min([deadline, *(at for at in upcoming if at > now)])
+                self._messages_lock.wait(wake - now + 0.002)  # moto compares in whole milliseconds
+
+    original_change = SQSBackend.change_message_visibility
+
+    def change_message_visibility(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        result = original_change(self, queue_name, *args, **kwargs)
+        queue = self.get_queue(queue_name)
+        with queue._messages_lock:
+            queue._messages_lock.notify_all()
+        return result
+
+    wait_for_messages.wakes_at_visibility = True  # type: ignore[attr-defined]
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+    SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+
+
 def age_of_oldest_message(messages: Sequence[Any], now_ms: float) -> float | None:
     """ApproximateAgeOfOldestMessage in seconds, as SQS reports it for a standard queue (see
     AGE_RECEIVE_THRESHOLD), from moto's messages; None when SQS would report nothing."""
@@ -134,6 +175,7 @@ class WithQueueAges:
 def main(argv: list[str]) -> None:
     serialize_stream_appends()
     serialize_item_writes()
+    wake_long_polls_when_messages_become_visible()
     import moto.server
 
     dispatcher = moto.server.DomainDispatcherApplication

@@ -28,6 +28,11 @@ from ddbrep.local.worker import FunctionWorker, Invocation
 
 POLL_INTERVAL_SECONDS = 0.25
 RECEIVE_MAX = 10
+# Lambda's SQS pollers long-poll (WaitTimeSeconds 20): a message sent is received at once, an idle queue
+# costs a receive per 20 s, not four a second. Locally the wait is 1 s, so that stopping a mapping takes
+# at most that long; moto's long poll wakes on a send at once and rechecks for messages whose visibility
+# timeout ended every second (AWS: at once), so a redelivery can take up to a second longer here.
+LONG_POLL_SECONDS = 1
 
 
 @dataclass
@@ -177,23 +182,23 @@ class QueuePoller:
             expected=(ClientError, BotoCoreError, OSError),
         )
 
-    def _receive(self, count: int) -> list[dict[str, Any]]:
+    def _receive(self, count: int, wait_seconds: int = 0) -> list[dict[str, Any]]:
         response = self.source.client.receive_message(
             QueueUrl=self.source.queue_url,
             MaxNumberOfMessages=min(RECEIVE_MAX, count),
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
+            WaitTimeSeconds=wait_seconds,
         )
         return list(response.get("Messages", []))
 
     def poll_once(self) -> bool:
-        messages = self._receive(self.spec.batch_size)
+        messages = self._receive(self.spec.batch_size, LONG_POLL_SECONDS)
         if not messages:
             return False
         deadline = time.monotonic() + self.spec.batching_window_seconds
         while len(messages) < self.spec.batch_size and not self._stop.is_set():
-            more = self._receive(self.spec.batch_size - len(messages))
+            more = self._receive(self.spec.batch_size - len(messages))  # the window waits, not the receive
             messages.extend(more)
             if not more and time.monotonic() >= deadline:
                 break

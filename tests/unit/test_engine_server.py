@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from moto.dynamodb.models import table as moto_table
 
-from ddbrep.local.engine_server import age_of_oldest_message, serialize_item_writes, serialize_stream_appends
+from ddbrep.local.engine_server import (
+    age_of_oldest_message,
+    serialize_item_writes,
+    serialize_stream_appends,
+    wake_long_polls_when_messages_become_visible,
+)
 from ddbrep.local.regions import ACCOUNT_ID, start_region, stop_region
 
 
@@ -100,6 +105,51 @@ def test_the_region_server_answers_a_queues_age_of_oldest_message() -> None:
             region.queue_age_of_oldest_message(ACCOUNT_ID, "no-such-queue")
     finally:
         stop_region(region)
+
+
+# --- long polls end when a message becomes receivable ----------------------------------------------------
+
+
+@pytest.fixture
+def restored_sqs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.sqs.models import Queue, SQSBackend
+
+    monkeypatch.setattr(Queue, "wait_for_messages", Queue.wait_for_messages)  # restored after
+    monkeypatch.setattr(SQSBackend, "change_message_visibility", SQSBackend.change_message_visibility)
+
+
+def long_poll_while_a_message_is_made_visible() -> list[str]:
+    """The bodies a 1-second long poll receives while, 0.2 s into it, the message it waits for (in
+    flight for 30 s) is made visible again with ChangeMessageVisibility (in-process moto)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="handoff")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="waiting")
+        held = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"][0]
+        received: list[str] = []
+        poll = threading.Thread(
+            target=lambda: received.extend(
+                m["Body"] for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+            )
+        )
+        poll.start()
+        time.sleep(0.2)
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=held["ReceiptHandle"], VisibilityTimeout=0)
+        poll.join()
+        return received
+
+
+def test_moto_alone_ends_a_long_poll_empty_though_its_message_became_visible(restored_sqs: None) -> None:
+    # the engine deviation the server fixes: moto looks again only after a second, and then gives up
+    assert long_poll_while_a_message_is_made_visible() == []
+
+
+def test_the_region_servers_long_poll_receives_a_message_as_soon_as_it_is_visible(restored_sqs: None) -> None:
+    wake_long_polls_when_messages_become_visible()
+    assert long_poll_while_a_message_is_made_visible() == ["waiting"]
 
 
 # --- conditional writes, one at a time per item -----------------------------------------------------------
