@@ -102,6 +102,10 @@ class RuntimeOptions:
     # 6 times) is at most this many seconds, so that a segment exhausts its retries in seconds. None: as
     # deployed.
     max_retry_interval: float | None = None
+    # Local time compression: a stream mapping waits at most this many seconds between retries of a
+    # failing batch (mapping.RETRY_BACKOFF_SECONDS: 0.25 s doubling to 4 s; 10 retries take 28 s). None:
+    # that series.
+    max_stream_retry_backoff: float | None = None
 
 
 @dataclass
@@ -669,6 +673,7 @@ class LocalCloud:
                     observer=self,
                     ttl=sweeper,
                     poll_interval=self.options.poll_interval,
+                    max_retry_backoff=self.options.max_stream_retry_backoff,
                     whole_second_timestamps=self.options.whole_second_timestamps,
                     on_error=self.on_error,
                     mapping_id=self._resolvers[stack.name].refs[mapping.logical_id],

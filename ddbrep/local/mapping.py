@@ -142,11 +142,14 @@ class StreamPoller:
         observer: BatchObserver | None = None,
         ttl: TtlRegistry | None = None,
         poll_interval: float = POLL_INTERVAL_SECONDS,
+        max_retry_backoff: float | None = None,
         whole_second_timestamps: bool = True,
         clock: Callable[[], float] = time.time,
         on_error: ErrorListener | None = None,
         mapping_id: str | None = None,
     ) -> None:
+        """``max_retry_backoff``: the longest wait between retries of a failing batch (None: as
+        RETRY_BACKOFF_SECONDS; a cap is local time compression)."""
         self.spec = spec
         self.source = source
         self.function = function
@@ -154,6 +157,7 @@ class StreamPoller:
         self.observer = observer
         self.ttl = ttl
         self.poll_interval = poll_interval
+        self.max_retry_backoff = max_retry_backoff
         self.whole_second_timestamps = whole_second_timestamps
         self.clock = clock
         self.on_error = on_error
@@ -481,6 +485,8 @@ class StreamPoller:
             self._discard(batch, "RetryAttemptsExhausted", invocation)
             return
         delay = RETRY_BACKOFF_SECONDS[min(self._batch.retries, len(RETRY_BACKOFF_SECONDS) - 1)]
+        if self.max_retry_backoff is not None:
+            delay = min(delay, self.max_retry_backoff)
         self._batch.retries += 1
         self._stop.wait(delay)
 

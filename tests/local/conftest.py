@@ -34,10 +34,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def cloud_options(tmp: Path) -> RuntimeOptions:
-    """The defaults, with the handoff queues' visibility timeout (the drain's backoff) capped at 2 s, and
+    """The defaults, with the handoff queues' visibility timeout (the drain's backoff) capped at 2 s, a
+    stream mapping's wait between retries of a failing batch at 1 s (10 retries in 9 s, not 28), and
     every alarm's period 2 s, evaluated every 0.5 s (an alarm's "2 of 3 periods" lasts seconds)."""
     return RuntimeOptions(
         max_visibility_timeout=2,
+        max_stream_retry_backoff=1.0,
         log_dir=tmp,
         seed=7,
         alarm_period_seconds=ALARM_PERIOD_SECONDS,

@@ -394,3 +394,29 @@ def test_function_errors_bisect_down_to_the_poison_record(
     delivered = {r["dynamodb"]["Keys"]["sk"]["S"] for r in records_of(recorder_dir, pk)}
     assert delivered == {"1", "2", "3", "4"}
     assert sum(p.stats.bisections for p in cloud.stream_pollers) >= 2
+
+
+@pytest.mark.parametrize(
+    ("cap", "waits"),
+    [(None, [0.25, 0.5, 1.0, 2.0, 4.0]), (1.0, [0.25, 0.5, 1.0, 1.0, 1.0])],
+)
+def test_retries_of_a_failing_batch_back_off_up_to_the_runtimes_cap(
+    cap: float | None, waits: list[float]
+) -> None:
+    # Given a mapping that retries a failing batch up to 5 times, with or without the local time compression
+    poller = StreamPoller(
+        StreamMappingSpec(logical_id="M", function="F", table="T", max_retry_attempts=5),
+        StreamSource(REGION, TABLE, "arn", None),
+        None,  # type: ignore[arg-type]
+        max_retry_backoff=cap,
+    )
+    slept: list[float] = []
+    poller._stop.wait = lambda delay: slept.append(delay) or False  # type: ignore[method-assign,func-returns-value]
+    discarded: list[str] = []
+    poller._discard = lambda _batch, condition, _invocation: discarded.append(condition)  # type: ignore[method-assign]
+    # When the batch fails every time
+    for _ in range(6):
+        poller._retry_or_discard([], None)  # type: ignore[arg-type]
+    # Then it waits longer each time, up to 4 s (or the cap), and gives up after the 5th retry
+    assert slept == waits
+    assert discarded == ["RetryAttemptsExhausted"]
