@@ -93,10 +93,7 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("venv") / "env"
     created = _run([sys.executable, "-m", "venv", path], cwd=path.parent)
     assert created.returncode == 0, created.stderr
-    # --no-compile: the test imports a few modules; compiling all of boto3 and botocore cost 1.3 of 8 s
-    installed = _run(
-        [path / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile", wheel], cwd=path.parent
-    )
+    installed = _run([path / "bin" / "python", "-m", "pip", "install", "-q", wheel], cwd=path.parent)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return path
 
