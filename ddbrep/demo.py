@@ -12,6 +12,7 @@ items in every region, and each region's index must list exactly the live items 
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -367,6 +368,11 @@ def report(result: DemoResult, console: Console) -> int:
         f"{counts.hard_deletes} hard deletes)"
     )
     console.print(pair_table(result.rows))
+    console.print(
+        f"Latency here is this machine's: its {os.cpu_count() or 1} cores run every region's engine and "
+        f"the replicators of {len(result.items)} table(s) while the workload writes as fast as it can. "
+        "`python -m ddbrep bench latency` measures it at a steady rate (BENCHMARKS.md)."
+    )
     for table, held in result.items.items():
         console.print(f"Live items of {table} per region: " + ", ".join(f"{r} {n}" for r, n in held.items()))
     console.print(f"Dashboard: {result.png} and {result.html}")
