@@ -409,6 +409,79 @@ def _one_line(s: Mapping[str, Any]) -> str:
     )
 
 
+# --- the cost table (BENCHMARKS.md): USD per million source writes, against global tables ------------
+
+COST_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2", "eu-central-1")
+TRAFFIC = {"low": (1.0, 0), "high": (1000.0, 1)}  # writes/s per source region, batching window (s)
+
+
+def table_deployment(regions: int, window: int, *, one_way: bool = False, partial: bool = False) -> Any:
+    """A deployment of the table's rows with the app's defaults (batch size, memory, architecture)."""
+    from ddbrep.tools.cost import Deployment, Source
+    from stacks import defaults
+
+    names = COST_REGIONS[:regions]
+    sources = names[:1] if one_way else names
+    return Deployment(
+        regions=names,
+        sources=tuple(
+            Source(
+                region=source,
+                targets=(targets := tuple(r for r in names if r != source)),
+                filtered_targets=targets if partial else (),
+                batch_size=defaults.BATCH_SIZE,
+                batching_window_seconds=window,
+            )
+            for source in sources
+        ),
+        memory_mb=defaults.FUNCTION_MEMORY_MB,
+        architecture=defaults.FUNCTION_ARCHITECTURE,
+    )
+
+
+def cost_table(figures: Any, prices: Any) -> list[dict[str, Any]]:
+    """One row per traffic level and deployment: global tables' and the product's USD per million
+    source writes, priced by ``ddbrep cost``'s model (ddbrep/tools/cost.py) from measured ``figures``."""
+    from ddbrep.tools.cost import Workload, estimate
+
+    rows = []
+    for traffic, (rate, window) in TRAFFIC.items():
+        cases: list[tuple[str, Any, Workload]] = [
+            (f"mesh {n}", table_deployment(n, window), Workload(rate)) for n in (2, 3, 5)
+        ]
+        cases += [
+            ("one-way 1 -> 2", table_deployment(3, window, one_way=True), Workload(rate)),
+            (
+                "mesh 3, partial 10 %",
+                table_deployment(3, window, partial=True),
+                Workload(rate, filter_pass_share=0.1),
+            ),
+            ("mesh 3, hot keys 50 %", table_deployment(3, window), Workload(rate, hot_share=0.5)),
+        ]
+        for name, deployment, workload in cases:
+            est = estimate(deployment, workload, figures, prices)
+            rows.append(
+                {
+                    "traffic": traffic,
+                    "deployment": name,
+                    "global_tables_usd_per_million": est.per_million(est.global_tables_usd),
+                    "product_usd_per_million": est.per_million(est.product_usd),
+                    "ratio": est.ratio,
+                }
+            )
+    return rows
+
+
+def format_cost_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = [f"{'traffic':<8} {'deployment':<24} {'global tables':>14} {'ddb-replicator':>15} {'ratio':>6}"]
+    lines += [
+        f"{r['traffic']:<8} {r['deployment']:<24} {r['global_tables_usd_per_million']:>14.3f} "
+        f"{r['product_usd_per_million']:>15.3f} {r['ratio']:>6.2f}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     scenarios = [
         s for s in default_scenarios(args.quick) if not args.only or any(o in s.name for o in args.only)
@@ -422,6 +495,16 @@ def run(args: argparse.Namespace) -> int:
             print(_one_line(summary), flush=True)
     if args.json:
         print(json.dumps([x.summary() for x in measurements], indent=2))
+    measured = {x.scenario.name for x in measurements}
+    if {f"mesh-{n} {level}" for n in (2, 3) for level in TRAFFIC} <= measured:
+        from ddbrep.tools.cost import Figures
+        from ddbrep.tools.prices import DEFAULT_PRICES
+
+        rows = cost_table(Figures.from_document(figures(measurements, args.latency_ms)), DEFAULT_PRICES)
+        print(
+            "USD per million source writes, from these figures and the list prices (ddbrep/tools/prices.py):"
+        )
+        print(format_cost_table(rows), flush=True)
     if args.write or args.out:
         document = figures(measurements, args.latency_ms)
         path = args.out or FIGURES_PATH

@@ -344,3 +344,28 @@ def test_per_invocation_figures_grow_past_the_largest_measured_batch() -> None:
     # Then the duration per invocation follows the measured slope: 60 + (150 - 60) x 99/49 ms
     per_invocation_ms = 60 + (150 - 60) * 99 / 49
     assert duration.quantity == pytest.approx(est.source_writes_per_month / 100 * per_invocation_ms / 1000)
+
+
+def test_the_bench_prices_its_table_rows_as_ddbrep_cost_prices_the_same_cdk_json() -> None:
+    from ddbrep.bench.cost import cost_table, table_deployment
+
+    # Given cdk.json's shipped deployment (a 3-region mesh, window 0) and a one-way one
+    shipped = json.loads((cost.REPO_ROOT / "cdk.json").read_text())["context"]["replication"]
+    one_way = {
+        "topology": "one-way",
+        "source": "us-east-1",
+        "replicas": ["eu-west-1", "ap-southeast-2"],
+        "table": shipped["table"],
+    }
+    # Then the bench's rows are those deployments, with the app's defaults
+    assert table_deployment(3, 0) == deployment_from_config(load_config(shipped), "arm64")
+    assert table_deployment(3, 0, one_way=True) == deployment_from_config(load_config(one_way), "arm64")
+    # And each row is the model's estimate for it, from the checked-in figures
+    figures = cost.load_figures(cost.FIGURES_PATH)
+    rows = {(r["traffic"], r["deployment"]): r for r in cost_table(figures, DEFAULT_PRICES)}
+    assert len(rows) == 12
+    low = estimate(table_deployment(3, 0), Workload(1.0), figures, DEFAULT_PRICES)
+    assert rows["low", "mesh 3"]["ratio"] == pytest.approx(low.ratio)
+    assert rows["low", "mesh 3"]["product_usd_per_million"] == pytest.approx(low.per_million(low.product_usd))
+    # coalescing makes hot keys cheaper than global tables at full batches, never at one record per call
+    assert rows["high", "mesh 3, hot keys 50 %"]["ratio"] < 1 < rows["low", "mesh 3, hot keys 50 %"]["ratio"]
