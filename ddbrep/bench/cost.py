@@ -439,9 +439,12 @@ def table_deployment(regions: int, window: int, *, one_way: bool = False, partia
     )
 
 
-def cost_table(figures: Any, prices: Any) -> list[dict[str, Any]]:
+def cost_table(
+    figures: Any, prices: Any, *, hot_keys: bool = True, partial: bool = True
+) -> list[dict[str, Any]]:
     """One row per traffic level and deployment: global tables' and the product's USD per million
-    source writes, priced by ``ddbrep cost``'s model (ddbrep/tools/cost.py) from measured ``figures``."""
+    source writes, priced by ``ddbrep cost``'s model (ddbrep/tools/cost.py) from measured ``figures``.
+    ``hot_keys`` / ``partial``: False leaves out the rows whose scenario was not measured."""
     from ddbrep.tools.cost import Workload, estimate
 
     rows = []
@@ -449,15 +452,19 @@ def cost_table(figures: Any, prices: Any) -> list[dict[str, Any]]:
         cases: list[tuple[str, Any, Workload]] = [
             (f"mesh {n}", table_deployment(n, window), Workload(rate)) for n in (2, 3, 5)
         ]
-        cases += [
-            ("one-way 1 -> 2", table_deployment(3, window, one_way=True), Workload(rate)),
-            (
-                "mesh 3, partial 10 %",
-                table_deployment(3, window, partial=True),
-                Workload(rate, filter_pass_share=0.1),
-            ),
-            ("mesh 3, hot keys 50 %", table_deployment(3, window), Workload(rate, hot_share=0.5)),
-        ]
+        cases.append(("one-way 1 -> 2", table_deployment(3, window, one_way=True), Workload(rate)))
+        if partial:
+            cases.append(
+                (
+                    "mesh 3, partial 10 %",
+                    table_deployment(3, window, partial=True),
+                    Workload(rate, filter_pass_share=0.1),
+                )
+            )
+        if hot_keys:
+            cases.append(
+                ("mesh 3, hot keys 50 %", table_deployment(3, window), Workload(rate, hot_share=0.5))
+            )
         for name, deployment, workload in cases:
             est = estimate(deployment, workload, figures, prices)
             rows.append(
@@ -500,7 +507,13 @@ def run(args: argparse.Namespace) -> int:
         from ddbrep.tools.cost import Figures
         from ddbrep.tools.prices import DEFAULT_PRICES
 
-        rows = cost_table(Figures.from_document(figures(measurements, args.latency_ms)), DEFAULT_PRICES)
+        document = figures(measurements, args.latency_ms)
+        rows = cost_table(
+            Figures.from_document(document),
+            DEFAULT_PRICES,
+            hot_keys="hot_keys" in document,
+            partial="partial" in document,
+        )
         print(
             "USD per million source writes, from these figures and the list prices (ddbrep/tools/prices.py):"
         )

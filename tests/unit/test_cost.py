@@ -369,3 +369,11 @@ def test_the_bench_prices_its_table_rows_as_ddbrep_cost_prices_the_same_cdk_json
     assert rows["low", "mesh 3"]["product_usd_per_million"] == pytest.approx(low.per_million(low.product_usd))
     # coalescing makes hot keys cheaper than global tables at full batches, never at one record per call
     assert rows["high", "mesh 3, hot keys 50 %"]["ratio"] < 1 < rows["low", "mesh 3, hot keys 50 %"]["ratio"]
+
+
+def test_the_bench_table_leaves_out_the_rows_whose_scenario_it_did_not_measure() -> None:
+    from ddbrep.bench.cost import cost_table
+
+    figures = cost.load_figures(cost.FIGURES_PATH)
+    rows = cost_table(figures, DEFAULT_PRICES, hot_keys=False, partial=False)  # bench cost --quick
+    assert {r["deployment"] for r in rows} == {"mesh 2", "mesh 3", "mesh 5", "one-way 1 -> 2"}
