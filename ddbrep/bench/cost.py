@@ -503,11 +503,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([x.summary() for x in measurements], indent=2))
     measured = {x.scenario.name for x in measurements}
-    if {f"mesh-{n} {level}" for n in (2, 3) for level in TRAFFIC} <= measured:
+    # the figures need the 2- and 3-region mesh scenarios at both levels (--only may leave some out)
+    document = (
+        figures(measurements, args.latency_ms)
+        if {f"mesh-{n} {level}" for n in (2, 3) for level in TRAFFIC} <= measured
+        else None
+    )
+    if document is not None:
         from ddbrep.tools.cost import Figures
         from ddbrep.tools.prices import DEFAULT_PRICES
 
-        document = figures(measurements, args.latency_ms)
         rows = cost_table(
             Figures.from_document(document),
             DEFAULT_PRICES,
@@ -519,7 +524,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(format_cost_table(rows), flush=True)
     if args.write or args.out:
-        document = figures(measurements, args.latency_ms)
+        document = document or figures(measurements, args.latency_ms)
         path = args.out or FIGURES_PATH
         path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         print(f"figures written to {path}")

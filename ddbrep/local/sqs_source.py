@@ -30,8 +30,8 @@ POLL_INTERVAL_SECONDS = 0.25
 RECEIVE_MAX = 10
 # Lambda's SQS pollers long-poll (WaitTimeSeconds 20): a message sent is received at once, an idle queue
 # costs a receive per 20 s, not four a second. Locally the wait is 1 s, so that stopping a mapping takes
-# at most that long; moto's long poll wakes on a send at once and rechecks for messages whose visibility
-# timeout ended every second (AWS: at once), so a redelivery can take up to a second longer here.
+# at most that long. Each region's engine ends a long poll as SQS does, as soon as a message is
+# receivable (a send, a visibility timeout or delay ending, ChangeMessageVisibility: engine_server.py).
 LONG_POLL_SECONDS = 1
 
 
