@@ -1,4 +1,6 @@
-"""The region engine's stream numbering (ddbrep/local/engine_server.py): unique under concurrent writes."""
+"""The region engine's fixes (ddbrep/local/engine_server.py): stream numbers unique under concurrent writes,
+conditional writes one at a time per item, long polls that end when a message becomes receivable; and the
+queue age it answers."""
 
 from __future__ import annotations
 
